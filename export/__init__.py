@@ -1,0 +1,1 @@
+"""Training and Keras -> ONNX export: writes models/. Never imported by the function."""

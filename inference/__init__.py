@@ -1,0 +1,1 @@
+"""Serving code: decode audio, cut segments, run the ONNX model. Never imports TensorFlow."""
