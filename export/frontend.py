@@ -1,0 +1,84 @@
+"""The MFCC front-end as an ONNX graph: raw audio [batch, SEGMENT_SAMPLES] -> [batch, N_FRAMES, N_MFCC].
+
+It reproduces librosa.feature.mfcc with the parameters of inference/spec.py (centred frames with
+zero padding, periodic Hann window, power spectrum, Slaney mel bands, power_to_db with ref 1 and a
+per-item top_db, orthonormal DCT-II). The same graph computes the training features (through
+onnxruntime) and is the first half of the shipped model, so training and serving cannot drift.
+"""
+import numpy as np
+import librosa
+import onnx
+import scipy.fft
+from onnx import TensorProto, helper, numpy_helper
+
+from inference import spec
+
+OPSET = 18
+INPUT = "audio"
+OUTPUT = "mfcc"
+
+
+def _constants():
+    window = librosa.filters.get_window("hann", spec.N_FFT, fftbins=True).astype(np.float32)
+    mel = librosa.filters.mel(sr=spec.SAMPLE_RATE, n_fft=spec.N_FFT, n_mels=spec.N_MELS)
+    dct = scipy.fft.dct(np.eye(spec.N_MELS), type=2, norm="ortho", axis=0)[: spec.N_MFCC]
+    pad = spec.N_FFT // 2
+    return {
+        "pads": np.array([0, pad, 0, pad], dtype=np.int64),
+        "frame_step": np.array(spec.HOP_LENGTH, dtype=np.int64),
+        "window": window,
+        "frame_length": np.array(spec.N_FFT, dtype=np.int64),
+        "unsqueeze_axes": np.array([2], dtype=np.int64),
+        "mel_t": mel.T.astype(np.float32),  # [bins, mels]
+        "amin": np.array(spec.AMIN, dtype=np.float32),
+        "ten_over_ln10": np.array(10.0 / np.log(10.0), dtype=np.float32),
+        "top_db": np.array(spec.TOP_DB, dtype=np.float32),
+        "dct_t": dct.T.astype(np.float32),  # [mels, mfcc]
+    }
+
+
+def build() -> onnx.ModelProto:
+    """The front-end graph, opset 17, dynamic batch."""
+    nodes = [
+        helper.make_node("Pad", [INPUT, "pads"], ["padded"], mode="constant"),
+        helper.make_node("Unsqueeze", ["padded", "unsqueeze_axes"], ["signal"]),
+        helper.make_node("STFT", ["signal", "frame_step", "window", "frame_length"], ["stft"],
+                         onesided=1),  # [batch, frames, bins, 2]
+        helper.make_node("Mul", ["stft", "stft"], ["squares"]),
+        helper.make_node("ReduceSum", ["squares", "last_axis"], ["power"], keepdims=0),
+        helper.make_node("MatMul", ["power", "mel_t"], ["mel"]),
+        helper.make_node("Max", ["mel", "amin"], ["mel_floored"]),
+        helper.make_node("Log", ["mel_floored"], ["ln_mel"]),
+        helper.make_node("Mul", ["ln_mel", "ten_over_ln10"], ["db"]),
+        helper.make_node("ReduceMax", ["db", "frame_mel_axes"], ["db_max"], keepdims=1),
+        helper.make_node("Sub", ["db_max", "top_db"], ["db_floor"]),
+        helper.make_node("Max", ["db", "db_floor"], ["db_clipped"]),
+        helper.make_node("MatMul", ["db_clipped", "dct_t"], [OUTPUT]),
+    ]
+    consts = dict(_constants(), last_axis=np.array([-1], dtype=np.int64),
+                  frame_mel_axes=np.array([1, 2], dtype=np.int64))
+    graph = helper.make_graph(
+        nodes, "mfcc_frontend",
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", spec.SEGMENT_SAMPLES])],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT,
+                                       ["batch", spec.N_FRAMES, spec.N_MFCC])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+class Frontend:
+    """Runs the front-end graph with onnxruntime: audio [n, SEGMENT_SAMPLES] -> MFCC [n, frames, mfcc]."""
+
+    def __init__(self):
+        import onnxruntime as ort
+        self._session = ort.InferenceSession(build().SerializeToString(),
+                                             providers=["CPUExecutionProvider"])
+
+    def __call__(self, audio: np.ndarray, batch: int = 64) -> np.ndarray:
+        audio = np.asarray(audio, dtype=np.float32)
+        parts = [self._session.run([OUTPUT], {INPUT: audio[i:i + batch]})[0]
+                 for i in range(0, len(audio), batch)]
+        return np.concatenate(parts) if parts else np.zeros((0, spec.N_FRAMES, spec.N_MFCC), np.float32)
