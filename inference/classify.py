@@ -1,0 +1,107 @@
+"""Classify a link or an uploaded clip: choose the window, fetch and decode only it, run the model,
+and build the answer. Everything here raises ClassifyError for a bad request or source."""
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+
+from inference import decode, model, remote, resolve
+from inference.config import Settings
+from inference.errors import ClassifyError
+
+_workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fetch")
+
+
+def check_window(start: float | None, duration: float | None, settings: Settings):
+    """Refuse a start or duration out of range before any work is done."""
+    if duration is not None and not 0 < duration <= settings.max_duration:
+        raise ClassifyError(400, "bad_parameter", f"duration must be above 0 and at most {settings.max_duration:g} s")
+    if start is not None and start < 0:
+        raise ClassifyError(400, "bad_parameter", "start must be 0 or more seconds")
+
+
+def window(start: float | None, duration: float | None, source_seconds: float | None,
+           settings: Settings) -> tuple[float, float]:
+    """(start, duration) to analyse: as asked, else DEFAULT_DURATION from DEFAULT_START, centred
+    in a source too short for that."""
+    length = settings.default_duration if duration is None else duration
+    if start is not None:
+        if source_seconds and start >= source_seconds:
+            raise ClassifyError(422, "bad_window", f"start is beyond the end of the source ({source_seconds:.0f} s)")
+        return start, length
+    if source_seconds is None:
+        return 0.0, length
+    if source_seconds >= settings.default_start + length:
+        return settings.default_start, length
+    return max(0.0, (source_seconds - length) / 2), length
+
+
+def _analyse(source, start, duration, known_seconds, settings, deadline, timings, began):
+    """Open, decode the window and score it: the answer's main part, and the source's length."""
+    genre_model = model.get(settings.model_path)
+    container = decode.open_audio(source)
+    try:
+        seconds = known_seconds or decode.probe_duration(container)
+        if seconds and seconds > settings.max_source_minutes * 60:
+            raise ClassifyError(422, "source_too_long",
+                                f"the source lasts {seconds / 60:.0f} min; at most {settings.max_source_minutes:g} min are accepted")
+        start, duration = window(start, duration, seconds, settings)
+        audio = decode.read_window(container, start, duration, genre_model.sample_rate, deadline)
+    finally:
+        container.close()
+    timings["fetch_decode"] = _ms(began)
+    began = time.perf_counter()
+    scores, count = genre_model.scores(audio)
+    timings["inference"] = _ms(began)
+    order = scores.argsort()[::-1]
+    return {"genre": genre_model.labels[order[0]], "confidence": float(scores[order[0]]),
+            "scores": {label: float(s) for label, s in zip(genre_model.labels, scores)},
+            "segments": count,
+            "window": {"start": round(start, 3), "duration": round(len(audio) / genre_model.sample_rate, 3)},
+            "model": genre_model.info()}, seconds
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)
+
+
+def _answer(result: dict, source: dict, timings: dict, started: float) -> dict:
+    timings["total"] = _ms(started)
+    return {**result, "source": source, "timings_ms": timings}
+
+
+def upload(data: bytes, settings: Settings, start=None, duration=None, filename: str | None = None) -> dict:
+    """Classify an uploaded clip held in memory."""
+    started = time.perf_counter()
+    check_window(start, duration, settings)
+    if not data:
+        raise ClassifyError(400, "empty_upload", "the upload is empty")
+    deadline = time.monotonic() + settings.time_budget
+    timings = {}
+    result, seconds = _analyse(io.BytesIO(data), start, duration, None, settings, deadline, timings, started)
+    source = {"kind": "upload", "title": filename, "duration": seconds, "bytes": len(data)}
+    return _answer(result, source, timings, started)
+
+
+def link(url: str, settings: Settings, start=None, duration=None) -> dict:
+    """Classify the audio behind a link; bounded by the time budget."""
+    started = time.perf_counter()
+    check_window(start, duration, settings)
+    deadline = time.monotonic() + settings.time_budget
+    future = _workers.submit(_link, url, settings, start, duration, deadline, started)
+    try:
+        return future.result(timeout=settings.time_budget + 1)
+    except FutureTimeout:
+        raise ClassifyError(504, "timeout", f"the source took longer than {settings.time_budget:g} s") from None
+
+
+def _link(url, settings, start, duration, deadline, started):
+    timings = {}
+    found = resolve.resolve(url, settings, deadline - time.monotonic())
+    timings["resolve"] = _ms(started)
+    began = time.perf_counter()
+    with remote.RemoteFile(found.media_url, settings, deadline, found.headers) as media:
+        result, seconds = _analyse(media, start, duration, found.duration, settings, deadline, timings, began)
+        fetched = media.fetched
+    source = {"kind": "link", "title": found.title, "duration": seconds, "site": found.site,
+              "bytes_fetched": fetched}
+    return _answer(result, source, timings, started)

@@ -1,0 +1,69 @@
+"""Decode a window of audio from a file-like object to mono float32 at the model's rate (PyAV).
+
+The demuxer sees only the file object we hand it (no URL of its own), only common audio/video
+container formats are allowed, and any nested open is limited to http(s)/tls/tcp."""
+import time
+
+import av
+import numpy as np
+
+from inference.errors import ClassifyError
+
+FORMATS = "mov,matroska,webm,ogg,mp3,flac,wav,aac,au,aiff,asf,caf,w64,amr,ac3,eac3"
+OPTIONS = {"format_whitelist": FORMATS, "protocol_whitelist": "http,https,tls,tcp"}
+
+
+def probe_duration(container) -> float | None:
+    """The container's duration in seconds, where it states one."""
+    return container.duration / av.time_base if container.duration else None
+
+
+def open_audio(source):
+    """An open PyAV container with at least one audio stream; ClassifyError if it is not audio."""
+    try:
+        container = av.open(source, container_options=OPTIONS)
+    except ClassifyError:
+        raise
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise ClassifyError(422, "not_audio", f"the data is not audio in a known format ({exc.__class__.__name__})") from None
+    if not container.streams.audio:
+        container.close()
+        raise ClassifyError(422, "not_audio", "the file holds no audio stream")
+    return container
+
+
+def read_window(container, start: float, duration: float, sample_rate: int, deadline: float) -> np.ndarray:
+    """Mono float32 samples of [start, start + duration) seconds of the first audio stream."""
+    stream = container.streams.audio[0]
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    wanted, skip = int(duration * sample_rate), 0
+    chunks, have = [], 0
+    try:
+        if start > 0:
+            container.seek(int(start * av.time_base), backward=True, any_frame=False)
+        for frame in container.decode(stream):
+            if time.monotonic() > deadline:
+                raise ClassifyError(504, "timeout", "decoding the audio took longer than the time budget")
+            if frame.time is not None and frame.time + frame.samples / frame.sample_rate <= start:
+                continue
+            if not chunks and frame.time is not None and frame.time < start:
+                skip = int((start - frame.time) * sample_rate)
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray()[0])
+                have += out.samples
+            if have >= wanted + skip:
+                break
+        else:
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray()[0])
+    except ClassifyError:
+        raise
+    except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
+        if not chunks:
+            raise ClassifyError(422, "not_audio", f"the audio could not be decoded ({exc.__class__.__name__})") from None
+    if not chunks:
+        raise ClassifyError(422, "no_audio", "no audio in the requested window")
+    audio = np.concatenate(chunks)[skip:skip + wanted]
+    if not len(audio):
+        raise ClassifyError(422, "no_audio", "no audio in the requested window")
+    return np.ascontiguousarray(audio, dtype=np.float32)

@@ -1,0 +1,52 @@
+"""The shipped ONNX model: one onnxruntime session per process, shared by all threads."""
+import functools
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from inference import segments
+from inference.errors import ClassifyError
+
+
+class Model:
+    """An ONNX genre model and its metadata (labels, sample rate, segment length, version)."""
+
+    def __init__(self, path: Path):
+        data = Path(path).read_bytes()
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        self.session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.name, self.version = meta["name"], meta["version"]
+        self.labels = json.loads(meta["labels"])
+        self.sample_rate = int(meta["sample_rate"])
+        self.segment_samples = int(meta["segment_samples"])
+        self.input = self.session.get_inputs()[0].name
+
+    def info(self) -> dict:
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+    def scores(self, audio: np.ndarray) -> tuple[np.ndarray, int]:
+        """The track's score per label (mean over its segments) and the number of segments."""
+        batch = segments.split(audio, self.segment_samples)
+        return segments.pool(self.session.run(None, {self.input: batch})[0]), len(batch)
+
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def _load(path: Path) -> Model:
+    return Model(path)
+
+
+def get(path: Path) -> Model:
+    """The process-wide Model for `path`, loaded on first use."""
+    with _lock:
+        try:
+            return _load(Path(path))
+        except (OSError, KeyError, ValueError, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
+            raise ClassifyError(503, "model_unavailable", f"the model could not be loaded ({exc.__class__.__name__})") from None

@@ -1,0 +1,146 @@
+"""A seekable, read-only file over HTTP(S) for the decoder: every connection (and every redirect)
+passes the URL policy and goes to the address it checked; bytes and time are capped. Seeks use
+Range requests where the server offers them; otherwise what was read is kept in memory (within
+the byte cap) so that seeking back costs no second download."""
+import io
+import time
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+
+from inference import urlpolicy
+from inference.config import Settings
+from inference.errors import ClassifyError
+
+MAX_REDIRECTS = 5
+CONNECT_TIMEOUT_S = 5.0
+CHUNK = 2**16
+USER_AGENT = "genre-classifier/1.0"
+
+
+def upstream_status(status: int) -> ClassifyError:
+    """The error for an upstream HTTP error status: the link's fault (4xx) or the site's (5xx)."""
+    if status < 500:
+        return ClassifyError(422, "source_unavailable", f"the link answered HTTP {status}")
+    return ClassifyError(502, "source_unreachable", f"the site answered HTTP {status}")
+
+
+class RemoteFile(io.RawIOBase):
+    """The bytes of `url`, fetched on demand."""
+
+    def __init__(self, url: str, settings: Settings, deadline: float, headers: dict | None = None):
+        super().__init__()
+        self.url, self.settings, self.deadline = url, settings, deadline
+        self.headers = dict(headers or {})
+        self.position, self.fetched, self.size, self.ranges = 0, 0, None, False
+        self._response, self._at = None, 0  # the open response and the offset it will read next
+        self._kept = bytearray()  # bytes [0, len) when the server offers no ranges
+        self._open(0)
+
+    def _remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise ClassifyError(504, "timeout", "fetching the audio took longer than the time budget")
+        return left
+
+    def _open(self, offset: int):
+        self._release()
+        url = self.url
+        for _ in range(MAX_REDIRECTS + 1):
+            host, port, address = urlpolicy.check(url, self.settings)
+            timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT_S, self._remaining()), read=self._remaining())
+            parts = urlsplit(url)
+            if parts.scheme == "https":
+                pool = urllib3.HTTPSConnectionPool(address, port, timeout=timeout, retries=False,
+                                                   server_hostname=host, assert_hostname=host)
+            else:
+                pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            headers = {"User-Agent": USER_AGENT, **self.headers,
+                       "Host": parts.netloc.rsplit("@", 1)[-1], "Accept-Encoding": "identity"}
+            if offset:
+                headers["Range"] = f"bytes={offset}-"
+            try:
+                response = pool.urlopen("GET", path, headers=headers, redirect=False,
+                                        preload_content=False, release_conn=False)
+            except urllib3.exceptions.TimeoutError:
+                raise ClassifyError(504, "timeout", f"{host} did not answer in time") from None
+            except urllib3.exceptions.HTTPError as exc:
+                raise ClassifyError(502, "source_unreachable", f"could not fetch from {host}: {type(exc).__name__}") from None
+            if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
+                url = urljoin(url, response.headers["Location"])
+                response.release_conn()
+                continue
+            if response.status not in (200, 206):
+                response.release_conn()
+                raise upstream_status(response.status)
+            self.url, self._response = url, response
+            self.ranges = response.status == 206 or response.headers.get("Accept-Ranges") == "bytes"
+            self._at = offset if response.status == 206 else 0
+            length = response.headers.get("Content-Length")
+            if self.size is None and length and length.isdigit():
+                self.size = int(length) + self._at
+            return
+        raise ClassifyError(502, "source_unavailable", "the audio link redirects too many times")
+
+    def _release(self):
+        if self._response is not None:
+            self._response.release_conn()
+            self._response = None
+
+    def _fetch(self, size: int) -> bytes:
+        """Up to `size` bytes from the open response, counted against the byte cap."""
+        self._remaining()
+        if self._response is None:
+            return b""
+        try:
+            data = self._response.read1(size)
+        except urllib3.exceptions.TimeoutError:
+            raise ClassifyError(504, "timeout", "the audio source stalled") from None
+        except (urllib3.exceptions.HTTPError, OSError):
+            raise ClassifyError(502, "source_unreachable", "the audio source broke off") from None
+        self.fetched += len(data)
+        if self.fetched > self.settings.max_fetch_bytes:
+            raise ClassifyError(422, "source_too_large",
+                                f"the audio needed more than {self.settings.max_fetch_bytes // 2**20} MB of download")
+        self._at += len(data)
+        if not self.ranges:
+            self._kept += data
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def read(self, size: int = -1) -> bytes:
+        size = size if size > 0 else CHUNK
+        if not self.ranges:
+            while self.position >= len(self._kept) and self._fetch(CHUNK):
+                pass
+            data = bytes(self._kept[self.position:self.position + size])
+        else:
+            if self._at != self.position:
+                self._open(self.position)
+            data = self._fetch(size)
+        self.position += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END:
+            if self.size is None:
+                raise OSError("size unknown")
+            offset += self.size
+        elif whence == io.SEEK_CUR:
+            offset += self.position
+        self.position = max(0, offset if self.size is None else min(offset, self.size))
+        return self.position
+
+    def close(self):
+        self._release()
+        self._kept = bytearray()
+        super().close()

@@ -1,0 +1,93 @@
+"""Resolve a link with yt-dlp, without downloading: the media URL of one audio format and what
+is known of the source (title, duration, site)."""
+import re
+from dataclasses import dataclass, field
+
+import yt_dlp
+from yt_dlp.networking.exceptions import TransportError
+from yt_dlp.utils import DownloadError, UnsupportedError
+
+from inference import remote, urlpolicy
+from inference.config import Settings
+from inference.errors import ClassifyError
+
+# direct http(s) formats only (no HLS/DASH manifests): audio alone if offered, else the smallest
+# muxed file; we stream and decode only the analysed window of it
+FORMAT = "bestaudio[protocol=https]/bestaudio[protocol=http]/worst[protocol=https]/worst[protocol=http]"
+BOT_CHECK = re.compile(r"confirm you.re not a bot|sign in to confirm|cookies", re.I)
+
+
+@dataclass
+class Source:
+    media_url: str
+    headers: dict = field(default_factory=dict)
+    title: str | None = None
+    duration: float | None = None
+    site: str | None = None
+
+
+class _Quiet:
+    def debug(self, msg): pass
+    def info(self, msg): pass
+    def warning(self, msg): pass
+    def error(self, msg): pass
+
+
+def _options(settings: Settings, timeout: float) -> dict:
+    options = {"format": FORMAT, "noplaylist": True, "playlist_items": "1", "skip_download": True,
+               "quiet": True, "no_warnings": True, "logger": _Quiet(), "cachedir": False,
+               "socket_timeout": max(1.0, min(timeout, 15.0)), "noprogress": True}
+    if settings.proxy:
+        options["proxy"] = settings.proxy
+    return options
+
+
+def _error(exc: DownloadError) -> ClassifyError:
+    cause = exc.exc_info[1] if exc.exc_info else None
+    message = re.sub(r"^ERROR:\s*(\[[^\]]+\]\s*)?", "", str(exc)).strip()
+    if BOT_CHECK.search(message):
+        return ClassifyError(503, "source_blocked",
+                             "the site refused this server as a bot; set YTDLP_COOKIES (a cookies.txt of a "
+                             "signed-in browser) or YTDLP_PROXY (a residential proxy) and redeploy")
+    if isinstance(cause, UnsupportedError) or "Unsupported URL" in message:
+        return ClassifyError(422, "unsupported_url", "no audio or video was found at this link")
+    status = getattr(cause, "status", None) or getattr(getattr(cause, "cause", None), "status", None)
+    if status:
+        return remote.upstream_status(status)
+    if isinstance(cause, TransportError):
+        if "timed out" in str(cause).lower():
+            return ClassifyError(504, "timeout", "the site did not answer in time")
+        return ClassifyError(502, "source_unreachable", "the site could not be reached")
+    if "timed out" in message.lower():
+        return ClassifyError(504, "timeout", "the site did not answer in time")
+    if "requested format is not available" in message.lower():
+        return ClassifyError(422, "unsupported_url", "the link offers no audio this function can stream")
+    return ClassifyError(422, "source_unavailable", message[:300] or "the link could not be read")
+
+
+def resolve(url: str, settings: Settings, timeout: float) -> Source:
+    """The media behind `url`; ClassifyError for refused, unreadable, live or too long sources."""
+    urlpolicy.check(url, settings)
+    with yt_dlp.YoutubeDL(_options(settings, timeout)) as ydl:
+        if settings.cookies_file:  # loaded, never written back (the secret mount is read-only)
+            ydl.cookiejar.load(settings.cookies_file, ignore_discard=True, ignore_expires=True)
+        try:
+            info = ydl.extract_info(url, download=False)
+        except DownloadError as exc:
+            raise _error(exc) from None
+    while info.get("_type") == "playlist":
+        entries = [e for e in info.get("entries") or [] if e]
+        if not entries:
+            raise ClassifyError(422, "unsupported_url", "no audio or video was found at this link")
+        info = entries[0]
+    if info.get("is_live") or info.get("live_status") in ("is_live", "is_upcoming", "post_live"):
+        raise ClassifyError(422, "live_stream", "live streams cannot be classified; give a recorded track")
+    duration = info.get("duration")
+    if duration and duration > settings.max_source_minutes * 60:
+        raise ClassifyError(422, "source_too_long",
+                            f"the source lasts {duration / 60:.0f} min; at most {settings.max_source_minutes:g} min are accepted")
+    if not info.get("url"):
+        raise ClassifyError(422, "unsupported_url", "the link offers no audio this function can stream")
+    return Source(media_url=info["url"], headers=dict(info.get("http_headers") or {}),
+                  title=info.get("title"), duration=float(duration) if duration else None,
+                  site=info.get("extractor_key") if info.get("extractor_key") != "Generic" else info.get("webpage_url_domain"))

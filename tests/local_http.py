@@ -1,0 +1,61 @@
+"""A throwaway HTTP server on 127.0.0.1 serving a folder, with byte-range support (like the CDNs
+yt-dlp hands us) unless told otherwise."""
+import http.server
+import re
+import threading
+from functools import partial
+
+AUDIO = (".flac", ".wav", ".mp3", ".ogg", ".m4a")
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    ranges = True
+
+    def log_message(self, *args):
+        pass
+
+    def send_head(self):
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        path = self.translate_path(self.path)
+        if not (self.ranges and match) or not path.endswith(AUDIO):
+            return super().send_head()
+        try:
+            f = open(path, "rb")
+        except OSError:
+            self.send_error(404)
+            return None
+        size = f.seek(0, 2)
+        start = min(int(match.group(1)), size)
+        f.seek(start)
+        self.send_response(206)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        self.send_header("Content-Length", str(size - start))
+        self.end_headers()
+        return f
+
+    def end_headers(self):
+        if self.ranges and self.path.endswith(AUDIO):
+            self.send_header("Accept-Ranges", "bytes")
+        super().end_headers()
+
+
+class NoRangeHandler(Handler):
+    ranges = False
+
+
+class Server:
+    """`with Server(folder) as url:` serves folder at url (http://127.0.0.1:PORT)."""
+
+    def __init__(self, folder, ranges: bool = True):
+        handler = Handler if ranges else NoRangeHandler
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
+        self.httpd.daemon_threads = True
+
+    def __enter__(self) -> str:
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()

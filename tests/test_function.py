@@ -1,0 +1,161 @@
+"""main.classify through functions-framework's test client: links, uploads, windows, errors."""
+import dataclasses
+import io
+import math
+
+import pytest
+
+from inference import spec
+
+
+def check_answer(body: dict, segments: int):
+    assert body["genre"] in spec.LABELS and list(body["scores"]) == list(spec.LABELS)
+    assert math.isclose(sum(body["scores"].values()), 1.0, abs_tol=1e-5)
+    assert body["confidence"] == max(body["scores"].values()) == body["scores"][body["genre"]]
+    assert body["segments"] == segments
+    assert set(body["model"]) == {"name", "version", "sha256"} and len(body["model"]["sha256"]) == 64
+    assert body["timings_ms"]["total"] >= body["timings_ms"]["inference"] > 0
+
+
+def test_direct_link_defaults_to_a_centred_30_s_window(client, served, media):
+    answer = client.get("/", query_string={"url": f"{served}/song.flac"})
+    assert answer.status_code == 200, answer.json
+    body = answer.json
+    check_answer(body, segments=10)
+    assert body["window"] == {"start": pytest.approx(0.007, abs=0.01), "duration": 30.0}
+    assert body["source"]["kind"] == "link" and body["source"]["duration"] == pytest.approx(30.0, abs=0.1)
+    assert body["source"]["bytes_fetched"] < 1.5 * (media / "song.flac").stat().st_size  # no re-download
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_link_in_an_html_page_with_an_audio_tag(client, served):
+    answer = client.post("/", json={"url": f"{served}/page.html", "start": 3, "duration": 9})
+    assert answer.status_code == 200, answer.json
+    check_answer(answer.json, segments=3)
+    assert answer.json["window"] == {"start": 3.0, "duration": 9.0}
+
+
+def test_only_the_window_is_fetched_from_a_server_with_ranges(client, served, media):
+    answer = client.post("/", json={"url": f"{served}/song.flac", "start": 24, "duration": 3})
+    assert answer.status_code == 200, answer.json
+    assert answer.json["source"]["bytes_fetched"] < 0.5 * (media / "song.flac").stat().st_size
+
+
+def test_same_audio_gives_the_same_scores_by_link_and_by_upload(client, served, media):
+    by_link = client.post("/", json={"url": f"{served}/song.flac", "start": 6, "duration": 12}).json
+    data = (media / "song.flac").read_bytes()
+    raw = client.post("/?start=6&duration=12", data=data, content_type="audio/flac").json
+    form = client.post("/", data={"file": (io.BytesIO(data), "song.flac"), "start": "6", "duration": "12"},
+                       content_type="multipart/form-data").json
+    assert raw["source"] == {"kind": "upload", "title": None, "duration": pytest.approx(30.0, abs=0.1), "bytes": len(data)}
+    assert form["source"]["title"] == "song.flac"
+    for other in (raw, form):
+        check_answer(other, segments=4)
+        assert other["scores"] == pytest.approx(by_link["scores"], abs=1e-6)
+
+
+def test_scores_match_the_model_on_the_decoded_clip(client, media, model_path):
+    """The upload path equals the model run directly on the clip decoded by an independent reader."""
+    import librosa
+    import numpy as np
+    import onnxruntime as ort
+    from inference import segments
+    audio, _ = librosa.load(media / "song.flac", sr=spec.SAMPLE_RATE, offset=3, duration=6)
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    expected = segments.pool(session.run(None, {"audio": segments.split(audio, spec.SEGMENT_SAMPLES)})[0])
+    body = client.post("/?start=3&duration=6", data=(media / "song.flac").read_bytes(), content_type="audio/flac").json
+    assert np.abs(np.array(list(body["scores"].values())) - expected).max() < 0.02
+
+
+def test_preflight_and_configured_origin(client, settings, monkeypatch):
+    import main
+    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, cors_origin="https://app.example"))
+    answer = client.options("/")
+    assert answer.status_code == 204
+    assert answer.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "POST" in answer.headers["Access-Control-Allow-Methods"]
+    assert "Content-Type" in answer.headers["Access-Control-Allow-Headers"]
+    assert client.post("/", json={}).headers["Access-Control-Allow-Origin"] == "https://app.example"
+
+
+BAD_REQUESTS = [
+    ("no body", dict(method="POST"), 400, "missing_url"),
+    ("GET without url", dict(method="GET"), 400, "missing_url"),
+    ("bad JSON", dict(method="POST", data="{url:", content_type="application/json"), 400, "bad_json"),
+    ("JSON not an object", dict(method="POST", json=["http://x"]), 400, "bad_json"),
+    ("url not a string", dict(method="POST", json={"url": 5}), 400, "missing_url"),
+    ("not a URL", dict(method="POST", json={"url": "just words"}), 400, "invalid_url"),
+    ("ftp:", dict(method="POST", json={"url": "ftp://127.0.0.1/song.flac"}), 400, "invalid_url"),
+    ("file:", dict(method="POST", json={"url": "file:///etc/passwd"}), 400, "invalid_url"),
+    ("private address", dict(method="POST", json={"url": "http://10.1.2.3/a.mp3"}), 400, "url_not_allowed"),
+    ("metadata address", dict(method="POST", json={"url": "http://169.254.169.254/latest/"}), 400, "url_not_allowed"),
+    ("credentials in URL", dict(method="POST", json={"url": "http://u:p@127.0.0.1/"}), 400, "url_not_allowed"),
+    ("bad start", dict(method="POST", json={"url": "http://127.0.0.1/", "start": "soon"}), 400, "bad_parameter"),
+    ("negative start", dict(method="GET", query_string={"url": "http://127.0.0.1/", "start": "-1"}), 400, "bad_parameter"),
+    ("duration too long", dict(method="POST", json={"url": "{served}/song.flac", "duration": 61}), 400, "bad_parameter"),
+    ("duration not finite", dict(method="POST", json={"url": "{served}/song.flac", "duration": "nan"}), 400, "bad_parameter"),
+    ("404", dict(method="GET", query_string={"url": "{served}/missing.flac"}), 422, "source_unavailable"),
+    ("HTML without audio", dict(method="POST", json={"url": "{served}/empty.html"}), 422, "unsupported_url"),
+    ("link to bytes that are not audio", dict(method="POST", json={"url": "{served}/noise.mp3"}), 422, "not_audio"),
+    ("start past the end", dict(method="POST", json={"url": "{served}/song.flac", "start": 45}), 422, "bad_window"),
+    ("nothing listens there", dict(method="POST", json={"url": "http://127.0.0.1:9/a.flac"}), 502, "source_unreachable"),
+    ("upload: not audio", dict(method="POST", data=b"\x00garbage" * 1000, content_type="audio/mpeg"), 422, "not_audio"),
+    ("upload: empty", dict(method="POST", data=b"", content_type="application/octet-stream"), 400, "empty_upload"),
+    ("upload: form without file", dict(method="POST", data={"x": "1"}, content_type="multipart/form-data"), 400, "missing_file"),
+    ("unsupported content type", dict(method="POST", data="hello", content_type="text/plain"), 415, "unsupported_media_type"),
+    ("PUT", dict(method="PUT", json={"url": "http://127.0.0.1/"}), 405, "method_not_allowed"),
+    ("DELETE", dict(method="DELETE"), 405, "method_not_allowed"),
+]
+
+
+@pytest.mark.parametrize("request_args, status, code", [b[1:] for b in BAD_REQUESTS], ids=[b[0] for b in BAD_REQUESTS])
+def test_bad_requests_get_a_clear_json_error(client, served, request_args, status, code):
+    args = dict(request_args)
+    if isinstance(args.get("json"), dict):
+        args["json"] = {k: v.format(served=served) if isinstance(v, str) else v for k, v in args["json"].items()}
+    if "query_string" in args:
+        args["query_string"] = {k: v.format(served=served) for k, v in args["query_string"].items()}
+    answer = client.open("/", **args)
+    assert (answer.status_code, answer.json["error"]["code"]) == (status, code), answer.json
+    assert answer.json["error"]["message"] and "Traceback" not in answer.get_data(as_text=True)
+    assert answer.headers["Content-Type"] == "application/json"
+
+
+def test_oversize_upload_is_refused_with_413(client, settings, monkeypatch, media):
+    import main
+    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, max_upload_bytes=100_000))
+    data = (media / "song.flac").read_bytes()
+    for answer in (client.post("/", data=data, content_type="audio/flac"),
+                   client.post("/", data={"file": (io.BytesIO(data), "song.flac")}, content_type="multipart/form-data")):
+        assert (answer.status_code, answer.json["error"]["code"]) == (413, "upload_too_large")
+
+
+def test_too_long_source_is_refused(client, settings, monkeypatch, served, media):
+    import main
+    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, max_source_minutes=0.25))
+    for answer in (client.post("/", json={"url": f"{served}/song.flac"}),
+                   client.post("/", data=(media / "song.flac").read_bytes(), content_type="audio/flac")):
+        assert (answer.status_code, answer.json["error"]["code"]) == (422, "source_too_long")
+        assert "15 min" not in answer.json["error"]["message"]
+
+
+def test_loopback_is_refused_without_the_test_switch(client, settings, monkeypatch, served):
+    import main
+    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, testing_allow_loopback=False))
+    answer = client.post("/", json={"url": f"{served}/song.flac"})
+    assert (answer.status_code, answer.json["error"]["code"]) == (400, "url_not_allowed")
+
+
+def test_site_allow_list(client, settings, monkeypatch, served):
+    import main
+    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, allowed_sites=("youtube.com", "youtu.be")))
+    answer = client.post("/", json={"url": f"{served}/song.flac"})
+    assert (answer.status_code, answer.json["error"]["code"]) == (400, "site_not_allowed")
+    assert "youtube.com" in answer.json["error"]["message"]
+
+
+def test_missing_model_is_a_503(client, settings, monkeypatch, media, tmp_path):
+    import main
+    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, model_path=tmp_path / "none.onnx"))
+    answer = client.post("/", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
+    assert (answer.status_code, answer.json["error"]["code"]) == (503, "model_unavailable")
