@@ -1,11 +1,12 @@
-"""Training-time augmentation of raw audio: random segment offsets, gain, noise, 8 kHz low-pass."""
+"""Training-time augmentation of raw audio: random segment offsets, gain, noise, a random low-pass
+(4 to 7.5 kHz: the model never sees above spec.BAND_LIMIT_HZ, and web audio is often duller)."""
 import numpy as np
 
 from inference import spec
 
 GAIN_DB = (-12.0, 6.0)
 NOISE_PROBABILITY, NOISE_SNR_DB = 0.5, (15.0, 45.0)
-LOWPASS_PROBABILITY, LOWPASS_HZ = 0.3, 8000.0
+LOWPASS_PROBABILITY, LOWPASS_HZ = 0.3, (4000.0, spec.BAND_LIMIT_HZ)
 
 
 def random_segments(audio: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -23,7 +24,8 @@ def augment(segments: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if lowpass.any():
         spectrum = np.fft.rfft(out[lowpass], axis=1)
         freqs = np.fft.rfftfreq(spec.SEGMENT_SAMPLES, 1.0 / spec.SAMPLE_RATE)
-        spectrum[:, freqs > LOWPASS_HZ] = 0
+        cutoff = rng.uniform(*LOWPASS_HZ, size=(len(spectrum), 1))
+        spectrum[freqs[None, :] > cutoff] = 0
         out[lowpass] = np.fft.irfft(spectrum, n=spec.SEGMENT_SAMPLES, axis=1)
     noisy = rng.random(len(out)) < NOISE_PROBABILITY
     power = np.mean(out ** 2, axis=1, keepdims=True) + 1e-12

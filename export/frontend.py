@@ -2,7 +2,8 @@
 
 It reproduces librosa.feature.mfcc with the parameters of inference/spec.py (centred frames with
 zero padding, periodic Hann window, power spectrum, Slaney mel bands, power_to_db with ref 1 and a
-per-item top_db, orthonormal DCT-II). The same graph computes the training features (through
+per-item top_db, orthonormal DCT-II). With `band_limit_hz`, the power spectrum above it is dropped
+before the mel bands (as if the audio were brick-wall low-passed per frame). The same graph computes the training features (through
 onnxruntime) and is the first half of the shipped model, so training and serving cannot drift.
 """
 import numpy as np
@@ -18,9 +19,11 @@ INPUT = "audio"
 OUTPUT = "mfcc"
 
 
-def _constants():
+def _constants(band_limit_hz: float | None):
     window = librosa.filters.get_window("hann", spec.N_FFT, fftbins=True).astype(np.float32)
     mel = librosa.filters.mel(sr=spec.SAMPLE_RATE, n_fft=spec.N_FFT, n_mels=spec.N_MELS)
+    if band_limit_hz is not None:
+        mel[:, librosa.fft_frequencies(sr=spec.SAMPLE_RATE, n_fft=spec.N_FFT) > band_limit_hz] = 0
     dct = scipy.fft.dct(np.eye(spec.N_MELS), type=2, norm="ortho", axis=0)[: spec.N_MFCC]
     pad = spec.N_FFT // 2
     return {
@@ -37,8 +40,8 @@ def _constants():
     }
 
 
-def build() -> onnx.ModelProto:
-    """The front-end graph, opset 17, dynamic batch."""
+def build(band_limit_hz: float | None = spec.BAND_LIMIT_HZ) -> onnx.ModelProto:
+    """The front-end graph, opset OPSET, dynamic batch."""
     nodes = [
         helper.make_node("Pad", [INPUT, "pads"], ["padded"], mode="constant"),
         helper.make_node("Unsqueeze", ["padded", "unsqueeze_axes"], ["signal"]),
@@ -55,7 +58,7 @@ def build() -> onnx.ModelProto:
         helper.make_node("Max", ["db", "db_floor"], ["db_clipped"]),
         helper.make_node("MatMul", ["db_clipped", "dct_t"], [OUTPUT]),
     ]
-    consts = dict(_constants(), last_axis=np.array([-1], dtype=np.int64),
+    consts = dict(_constants(band_limit_hz), last_axis=np.array([-1], dtype=np.int64),
                   frame_mel_axes=np.array([1, 2], dtype=np.int64))
     graph = helper.make_graph(
         nodes, "mfcc_frontend",
@@ -72,9 +75,9 @@ def build() -> onnx.ModelProto:
 class Frontend:
     """Runs the front-end graph with onnxruntime: audio [n, SEGMENT_SAMPLES] -> MFCC [n, frames, mfcc]."""
 
-    def __init__(self):
+    def __init__(self, band_limit_hz: float | None = spec.BAND_LIMIT_HZ):
         import onnxruntime as ort
-        self._session = ort.InferenceSession(build().SerializeToString(),
+        self._session = ort.InferenceSession(build(band_limit_hz).SerializeToString(),
                                              providers=["CPUExecutionProvider"])
 
     def __call__(self, audio: np.ndarray, batch: int = 64) -> np.ndarray:

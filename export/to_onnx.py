@@ -20,7 +20,8 @@ def metadata() -> dict[str, str]:
     features = {"kind": "mfcc", "n_mfcc": spec.N_MFCC, "n_fft": spec.N_FFT,
                 "hop_length": spec.HOP_LENGTH, "n_mels": spec.N_MELS, "window": "hann",
                 "center": True, "mel": "slaney", "amin": spec.AMIN, "top_db": spec.TOP_DB,
-                "dct": "ortho", "frames": spec.N_FRAMES}
+                "dct": "ortho", "frames": spec.N_FRAMES,
+                "band_limit_hz": spec.BAND_LIMIT_HZ}
     return {"name": spec.MODEL_NAME, "version": VERSION, "labels": json.dumps(list(spec.LABELS)),
             "sample_rate": str(spec.SAMPLE_RATE), "segment_samples": str(spec.SEGMENT_SAMPLES),
             "features": json.dumps(features)}

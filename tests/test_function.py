@@ -159,3 +159,12 @@ def test_missing_model_is_a_503(client, settings, monkeypatch, media, tmp_path):
     monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, model_path=tmp_path / "none.onnx"))
     answer = client.post("/", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
     assert (answer.status_code, answer.json["error"]["code"]) == (503, "model_unavailable")
+
+
+def test_server_without_ranges_is_read_once(client, media):
+    """Seeking back on a server that ignores Range re-reads kept bytes, not the network."""
+    import local_http
+    with local_http.Server(media, ranges=False) as url:
+        answer = client.post("/", json={"url": f"{url}/song.flac", "start": 24, "duration": 3})
+    assert answer.status_code == 200, answer.json
+    assert answer.json["source"]["bytes_fetched"] <= (media / "song.flac").stat().st_size
