@@ -1,6 +1,6 @@
 """The Keras CNNs, on MFCCs [batch, N_FRAMES, N_MFCC] -> [batch, len(LABELS)] probabilities."""
 import keras
-from keras import layers
+from keras import layers, ops
 
 from inference import spec
 
@@ -31,24 +31,43 @@ def seed() -> keras.Model:
     return model
 
 
+class SegmentMeanRemoval(layers.Layer):
+    """Cepstral mean normalisation: subtracts each coefficient's mean over the segment's frames.
+    The mean is mostly the recording's colour (microphone, mastering, the artist's studio), which on
+    119 clips identifies the artist rather than the genre; what stays is how the timbre moves."""
+
+    def call(self, x):
+        return x - ops.mean(x, axis=1, keepdims=True)
+
+
+def cnn_input_stats(mfcc):
+    """Per-coefficient mean and std of the training MFCCs after SegmentMeanRemoval."""
+    centred = mfcc - mfcc.mean(axis=1, keepdims=True)
+    return centred.mean(axis=(0, 1)), centred.std(axis=(0, 1)) + 1e-6
+
+
 def cnn(mean, std) -> keras.Model:
-    """The default: per-coefficient input standardisation (`mean`, `std` of the training MFCCs,
-    baked in as constants), three conv blocks, global average pooling (a segment's genre does
-    not depend on where in it a pattern occurs)."""
+    """The default: segment mean removal, standardisation with the training statistics (baked in
+    as constants), three small conv blocks with L2, input noise and dropout (119 clips), global
+    average pooling (a segment's genre does not depend on where in it a pattern occurs)."""
+    l2 = keras.regularizers.l2(1e-3)
+
     def block(filters):
-        return [layers.Conv2D(filters, (3, 3), padding="same", use_bias=False),
+        return [layers.Conv2D(filters, (3, 3), padding="same", use_bias=False, kernel_regularizer=l2),
                 layers.BatchNormalization(), layers.ReLU()]
 
     model = keras.Sequential([
         keras.Input(INPUT_SHAPE),
+        SegmentMeanRemoval(),
         layers.Rescaling(scale=1.0 / std, offset=-mean / std),
+        layers.GaussianNoise(0.3),
         layers.Reshape(INPUT_SHAPE + (1,)),
+        *block(16), layers.MaxPooling2D((2, 2)),
         *block(32), layers.MaxPooling2D((2, 2)),
-        *block(64), layers.MaxPooling2D((2, 2)),
-        *block(96),
+        *block(48),
         layers.GlobalAveragePooling2D(),
-        layers.Dropout(0.4),
-        layers.Dense(len(spec.LABELS), activation="softmax"),
+        layers.Dropout(0.5),
+        layers.Dense(len(spec.LABELS), activation="softmax", kernel_regularizer=l2),
     ], name="cnn")
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])

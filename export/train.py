@@ -15,7 +15,7 @@ from export.frontend import Frontend
 from inference import spec
 
 SEED = 1234
-EPOCHS = 40
+EPOCHS = 20
 SEGMENTS_PER_CLIP = 40  # random offsets drawn per clip, each augmented
 
 
@@ -36,7 +36,7 @@ def fit(loaded, arch: str = "cnn", epochs: int = EPOCHS, per_clip: int = SEGMENT
     if arch == "seed":
         model = architectures.seed()
     else:
-        model = architectures.cnn(x.mean(axis=(0, 1)), x.std(axis=(0, 1)) + 1e-6)
+        model = architectures.cnn(*architectures.cnn_input_stats(x))
     counts = np.bincount(y, minlength=len(spec.LABELS))
     weights = {i: len(y) / (np.count_nonzero(counts) * n) for i, n in enumerate(counts) if n}
     model.fit(x, y, epochs=epochs, batch_size=32, shuffle=True, class_weight=weights, verbose=2)
