@@ -3,6 +3,7 @@
     python -m export.train --data ../shared/data/gtzan --out models/ [--arch cnn|seed] [--split train]
 """
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -72,6 +73,13 @@ def main(argv=None):
             "training": {"data": str(args.data), "split": args.split, "clips": len(loaded),
                          "epochs": args.epochs, "segments_per_clip": args.per_clip,
                          "seed": args.seed, "seconds": round(seconds, 1)}}
+    crossval = Path(args.out) / "crossval.json"
+    if crossval.exists():  # written by export.crossval into the same folder
+        results = json.loads(crossval.read_text())
+        card["metrics"] = {"protocol": results["protocol"], "epochs": results["epochs"], **{
+            name: {k: results[name][k] for k in ("tracks", "track_accuracy", "segment_accuracy", "f1", "folds")
+                   if k in results[name]} if name != "seed_leaky" else results[name]
+            for name in ("cnn", "seed", "seed_leaky") if name in results}}
     path = to_onnx.save(model, args.out, card)
     print(f"trained {args.arch} on {len(loaded)} clips in {seconds:.0f} s -> {path}")
 
