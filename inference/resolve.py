@@ -37,6 +37,12 @@ def _options(settings: Settings, timeout: float) -> dict:
     options = {"format": FORMAT, "noplaylist": True, "playlist_items": "1", "skip_download": True,
                "quiet": True, "no_warnings": True, "logger": _Quiet(), "cachedir": False,
                "socket_timeout": max(1.0, min(timeout, 15.0)), "noprogress": True}
+    try:  # YouTube's JavaScript challenges: the deno binary shipped by the `deno` wheel, wherever
+        # the platform put it (the function's PATH may not hold the virtualenv's bin/)
+        import deno
+        options["js_runtimes"] = {"deno": {"path": deno.find_deno_bin()}}
+    except (ImportError, OSError):
+        pass  # yt-dlp falls back to a deno on PATH
     if settings.proxy:
         options["proxy"] = settings.proxy
     return options
