@@ -115,3 +115,17 @@ def test_import_main_loads_no_training_stack():
     code = "import sys, main; bad = {m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'librosa', 'numba', 'sklearn'}; print(sorted(bad))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_cli_prints_the_same_json(model_path, media, served):
+    env = dict(os.environ, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "inference", *args], cwd=ROOT, env=env,
+                                       capture_output=True, text=True, timeout=120)
+    by_file = run(str(media / "song.flac"), "--duration", "6")
+    by_link = run(f"{served}/song.flac", "--duration", "6")
+    for done in (by_file, by_link):
+        assert done.returncode == 0, done.stderr
+    file_answer, link_answer = json.loads(by_file.stdout), json.loads(by_link.stdout)
+    assert file_answer["segments"] == 2 and file_answer["scores"] == pytest.approx(link_answer["scores"], abs=1e-6)
+    missing = run(str(media / "nothing.flac"))
+    assert missing.returncode == 1 and json.loads(missing.stdout)["error"]["code"] == "unreadable_file"
