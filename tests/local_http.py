@@ -3,6 +3,7 @@ yt-dlp hands us) unless told otherwise."""
 import http.server
 import re
 import threading
+import urllib.parse
 from functools import partial
 
 AUDIO = (".flac", ".wav", ".mp3", ".ogg", ".m4a")
@@ -15,6 +16,12 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def send_head(self):
+        if self.path.startswith("/redirect?to="):  # /redirect?to=URL answers 302 to URL
+            self.send_response(302)
+            self.send_header("Location", urllib.parse.unquote(self.path.split("=", 1)[1]))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
         path = self.translate_path(self.path)
         if not (self.ranges and match) or not path.endswith(AUDIO):

@@ -2,10 +2,13 @@
 import dataclasses
 import io
 import math
+import time
+import urllib.parse
 
 import pytest
 
-from inference import spec
+from inference import remote, spec
+from inference.errors import ClassifyError
 
 
 def check_answer(body: dict, segments: int):
@@ -168,3 +171,19 @@ def test_server_without_ranges_is_read_once(client, media):
         answer = client.post("/", json={"url": f"{url}/song.flac", "start": 24, "duration": 3})
     assert answer.status_code == 200, answer.json
     assert answer.json["source"]["bytes_fetched"] <= (media / "song.flac").stat().st_size
+
+
+@pytest.mark.parametrize("target, status, code", [
+    ("{served}/song.flac", 200, None),
+    ("http://169.254.169.254/latest/meta-data/", 400, "url_not_allowed"),
+    ("http://10.0.0.7/song.flac", 400, "url_not_allowed"),
+    ("file:///etc/passwd", 400, "invalid_url"),
+])
+def test_redirects_of_the_media_url_are_checked(settings, served, target, status, code):
+    """The media URL is fetched by our reader, which re-checks the policy at every redirect."""
+    url = f"{served}/redirect?to=" + urllib.parse.quote(target.format(served=served), safe="")
+    try:
+        with remote.RemoteFile(url, settings, deadline=time.monotonic() + 10) as media:
+            assert media.read(4) == b"fLaC" and status == 200
+    except ClassifyError as refused:
+        assert (refused.status, refused.code) == (status, code)
