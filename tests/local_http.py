@@ -3,9 +3,11 @@ yt-dlp hands us) unless told otherwise."""
 import http.server
 import re
 import threading
+import time
 import urllib.parse
 from functools import partial
 
+STALL_S = 20
 AUDIO = (".flac", ".wav", ".mp3", ".ogg", ".m4a")
 
 
@@ -16,6 +18,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def send_head(self):
+        if self.path.startswith("/stall"):  # headers of an audio file, then silence
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/flac")
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            time.sleep(STALL_S)
+            return None
         if self.path.startswith("/redirect?to="):  # /redirect?to=URL answers 302 to URL
             self.send_response(302)
             self.send_header("Location", urllib.parse.unquote(self.path.split("=", 1)[1]))

@@ -187,3 +187,21 @@ def test_redirects_of_the_media_url_are_checked(settings, served, target, status
             assert media.read(4) == b"fLaC" and status == 200
     except ClassifyError as refused:
         assert (refused.status, refused.code) == (status, code)
+
+
+def test_download_cap(client, settings, monkeypatch, media):
+    import local_http
+    import main
+    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, max_fetch_bytes=200_000))
+    with local_http.Server(media, ranges=False) as url:
+        answer = client.post("/", json={"url": f"{url}/song.flac", "start": 20, "duration": 5})
+    assert (answer.status_code, answer.json["error"]["code"]) == (422, "source_too_large")
+
+
+def test_a_stalling_source_ends_in_a_timeout(client, settings, monkeypatch, served):
+    import main
+    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, time_budget=2.0))
+    began = time.monotonic()
+    answer = client.post("/", json={"url": f"{served}/stall.flac"})
+    assert (answer.status_code, answer.json["error"]["code"]) == (504, "timeout")
+    assert time.monotonic() - began < 8
