@@ -17,6 +17,7 @@ from inference import spec
 OPSET = 18
 INPUT = "audio"
 OUTPUT = "mfcc"
+POWER = "power"  # the power spectrum [batch, frames, bins]: where the serving twin starts
 
 
 def _constants(band_limit_hz: float | None):
@@ -48,8 +49,8 @@ def build(band_limit_hz: float | None = spec.BAND_LIMIT_HZ) -> onnx.ModelProto:
         helper.make_node("STFT", ["signal", "frame_step", "window", "frame_length"], ["stft"],
                          onesided=1),  # [batch, frames, bins, 2]
         helper.make_node("Mul", ["stft", "stft"], ["squares"]),
-        helper.make_node("ReduceSum", ["squares", "last_axis"], ["power"], keepdims=0),
-        helper.make_node("MatMul", ["power", "mel_t"], ["mel"]),
+        helper.make_node("ReduceSum", ["squares", "last_axis"], [POWER], keepdims=0),
+        helper.make_node("MatMul", [POWER, "mel_t"], ["mel"]),
         helper.make_node("Max", ["mel", "amin"], ["mel_floored"]),
         helper.make_node("Log", ["mel_floored"], ["ln_mel"]),
         helper.make_node("Mul", ["ln_mel", "ten_over_ln10"], ["db"]),

@@ -1,11 +1,17 @@
-"""Keras CNN -> one ONNX model: the MFCC front-end graph followed by the CNN, with metadata."""
+"""Keras CNN -> one ONNX model: the MFCC front-end graph followed by the CNN, with metadata; and
+its serving twin, which starts from the power spectrum (onnxruntime's STFT op is slow: the
+function computes the spectrum with numpy's FFT instead, see inference/features.py).
+
+    python -m export.to_onnx models/genre_cnn.onnx   # (re)write models/genre_cnn.power.onnx
+"""
 import hashlib
 import json
+import sys
 from pathlib import Path
 
+import numpy as np
 import onnx
-import tensorflow as tf
-import tf2onnx
+from onnx import TensorProto, helper, numpy_helper
 
 from export import frontend
 from export.architectures import INPUT_SHAPE
@@ -29,6 +35,8 @@ def metadata() -> dict[str, str]:
 
 def convert(model) -> onnx.ModelProto:
     """Front-end + CNN as one graph: audio [batch, SEGMENT_SAMPLES] -> probabilities [batch, 10]."""
+    import tensorflow as tf
+    import tf2onnx
     function = tf.function(lambda mfcc: {OUTPUT: model(mfcc, training=False)})
     signature = [tf.TensorSpec((None,) + INPUT_SHAPE, tf.float32, name=frontend.OUTPUT)]
     cnn, _ = tf2onnx.convert.from_function(function, input_signature=signature,
@@ -45,14 +53,47 @@ def convert(model) -> onnx.ModelProto:
     return merged
 
 
+def power_twin(full: onnx.ModelProto) -> onnx.ModelProto:
+    """The same model from the power spectrum on: input `power` [batch, N_FRAMES, bins], the STFT
+    bins up to the band limit (the mel weights above it are zero, so nothing changes)."""
+    start = next(i for i, node in enumerate(full.graph.node) if frontend.POWER in node.output) + 1
+    nodes = list(full.graph.node)[start:]
+    used = {name for node in nodes for name in node.input}
+    mel = numpy_helper.to_array(next(i for i in full.graph.initializer if i.name == "mel_t"))
+    bins = int(np.nonzero(np.abs(mel).sum(axis=1))[0].max()) + 1
+    initializers = [numpy_helper.from_array(mel[:bins], "mel_t") if i.name == "mel_t" else i
+                    for i in full.graph.initializer if i.name in used]
+    graph = helper.make_graph(nodes, "genre_from_power",
+                              [helper.make_tensor_value_info(frontend.POWER, TensorProto.FLOAT, ["batch", spec.N_FRAMES, bins])],
+                              list(full.graph.output), initializer=initializers)
+    twin = helper.make_model(graph, opset_imports=full.opset_import, ir_version=full.ir_version)
+    props = {p.key: p.value for p in full.metadata_props}
+    helper.set_model_props(twin, dict(props, input="power", spectrum_bins=str(bins)))
+    onnx.checker.check_model(twin, full_check=True)
+    return twin
+
+
+def write_twin(path: Path) -> Path:
+    """Write <name>.power.onnx beside the full model; return its path."""
+    twin_path = path.with_name(path.stem + ".power.onnx")
+    twin_path.write_bytes(power_twin(onnx.load(path)).SerializeToString())
+    return twin_path
+
+
 def save(model, out_dir, card: dict) -> Path:
-    """Write <out_dir>/<MODEL_NAME>.onnx and its .json (metadata, card, sha256); return the ONNX path."""
+    """Write <out_dir>/<MODEL_NAME>.onnx, its power twin and its .json (metadata, card, sha256);
+    return the ONNX path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{spec.MODEL_NAME}.onnx"
     data = convert(model).SerializeToString()
     path.write_bytes(data)
+    write_twin(path)
     info = dict(metadata(), labels=list(spec.LABELS), features=json.loads(metadata()["features"]),
                 **card, onnx_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
     return path
+
+
+if __name__ == "__main__":
+    print(write_twin(Path(sys.argv[1])))

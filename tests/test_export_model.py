@@ -7,8 +7,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from conftest import ROOT
+
 from export import architectures, dataset, evaluate, frontend, to_onnx, train
-from inference import segments, spec
+from inference import model as serving, segments, spec
 
 CLIPS = ("blues.00000", "blues.00040", "classical.00000", "metal.00000", "reggae.00000")  # blues.00040: 16 kHz
 
@@ -87,8 +89,26 @@ def test_train_export_evaluate_round_trip(loaded, arch, tmp_path):
     assert np.abs(onnx_p - keras_p).max() <= 1e-5
     assert (onnx_p.argmax(1) == keras_p.argmax(1)).all()
 
+    # the serving twin (power spectrum in, numpy FFT in front) gives the same probabilities
+    assert path.with_name(path.stem + ".power.onnx").exists()
+    served = serving.Model(path)
+    assert served.input == "power"
+    for _, clip in loaded:
+        expected = segments.pool(session.run(None, {"audio": segments.split(clip, spec.SEGMENT_SAMPLES)})[0])
+        assert np.abs(served.scores(clip)[0] - expected).max() <= 1e-5
+
     labels, predictions = evaluate.predict(path, loaded)
     metrics = evaluate.summarize(labels, predictions)
     assert metrics["tracks"] == len(loaded) and metrics["segments"] == 10 * len(loaded)
     assert np.array(metrics["confusion"]).sum() == len(loaded)
     assert "track-level accuracy" in evaluate.report(metrics)
+
+
+def test_shipped_power_twin_is_derived_from_the_shipped_model(tmp_path):
+    shipped = ROOT / "models" / "genre_cnn.onnx"
+    copy = tmp_path / shipped.name
+    copy.write_bytes(shipped.read_bytes())
+    twin = to_onnx.write_twin(copy)
+    assert twin.read_bytes() == shipped.with_name("genre_cnn.power.onnx").read_bytes()
+    card = json.loads(shipped.with_suffix(".json").read_text())
+    assert serving.Model(shipped).sha256 == card["sha256"]
