@@ -23,7 +23,10 @@ class Model:
         data = path.read_bytes()
         self.sha256 = hashlib.sha256(data).hexdigest()
         twin = path.with_name(path.stem + ".power.onnx")
-        self.session = ort.InferenceSession(twin.read_bytes() if twin.exists() else data,
+        options = ort.SessionOptions()
+        # onnxruntime's threads spin after each run by default, taking the cores from the FFT threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(twin.read_bytes() if twin.exists() else data, options,
                                             providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
         self.name, self.version = meta["name"], meta["version"]
