@@ -35,13 +35,14 @@ class Model:
         self.segment_samples = int(meta["segment_samples"])
         self.input = self.session.get_inputs()[0].name
         if meta.get("input") == "power":
-            spec = json.loads(meta["features"])
-            self._prepare = functools.partial(features.power_spectrum, n_fft=spec["n_fft"],
-                                              hop_length=spec["hop_length"], bins=int(meta["spectrum_bins"]))
+            params = json.loads(meta["features"])
+            self._prepare = functools.partial(features.power_spectrum, n_fft=params["n_fft"],
+                                              hop_length=params["hop_length"], bins=int(meta["spectrum_bins"]))
         else:
             self._prepare = lambda batch: batch
 
     def info(self) -> dict:
+        """Name, version and the sha256 of the raw-audio model file (as in models/<name>.json)."""
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
 
     def scores(self, audio: np.ndarray) -> tuple[np.ndarray, int]:
