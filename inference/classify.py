@@ -1,6 +1,8 @@
 """Classify a link or an uploaded clip: choose the window, fetch and decode only it, run the model,
 and build the answer. Everything here raises ClassifyError for a bad request or source."""
 import io
+import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
@@ -9,6 +11,7 @@ from inference.config import Settings
 from inference.errors import ClassifyError
 
 _workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fetch")
+_cpu_slots = threading.BoundedSemaphore(os.cpu_count() or 1)  # uploads: decoding is CPU-bound too
 
 
 def check_window(start: float | None, duration: float | None, settings: Settings):
@@ -77,7 +80,8 @@ def upload(data: bytes, settings: Settings, start=None, duration=None, filename:
         raise ClassifyError(400, "empty_upload", "the upload is empty")
     deadline = time.monotonic() + settings.time_budget
     timings = {}
-    result, seconds = _analyse(io.BytesIO(data), start, duration, None, settings, deadline, timings, started)
+    with _cpu_slots:
+        result, seconds = _analyse(io.BytesIO(data), start, duration, None, settings, deadline, timings, started)
     source = {"kind": "upload", "title": filename, "duration": seconds, "bytes": len(data)}
     return _answer(result, source, timings, started)
 
