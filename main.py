@@ -13,7 +13,7 @@ import functions_framework
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from inference import classify as classifier
-from inference import config
+from inference import config, errors
 from inference.errors import ClassifyError
 
 SETTINGS = config.load()
@@ -45,7 +45,7 @@ def _url(value) -> str:
 def _upload(request) -> tuple[bytes, str | None]:
     cap = SETTINGS.max_upload_bytes
     if request.content_length is not None and request.content_length > cap + 2**16:
-        raise ClassifyError(413, "upload_too_large", f"uploads are limited to {cap // 2**20} MB")
+        raise errors.upload_too_large(cap)
     request.max_content_length = cap + 2**16  # multipart overhead; werkzeug enforces it on read
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
@@ -55,7 +55,7 @@ def _upload(request) -> tuple[bytes, str | None]:
     else:
         data, name = request.stream.read(cap + 1), None
     if len(data) > cap:
-        raise ClassifyError(413, "upload_too_large", f"uploads are limited to {cap // 2**20} MB")
+        raise errors.upload_too_large(cap)
     return data, name
 
 
@@ -101,8 +101,7 @@ def classify(request):
     except ClassifyError as exc:
         status, body = exc.status, exc.body()
     except RequestEntityTooLarge:
-        status, body = 413, ClassifyError(413, "upload_too_large",
-                                          f"uploads are limited to {SETTINGS.max_upload_bytes // 2**20} MB").body()
+        status, body = 413, errors.upload_too_large(SETTINGS.max_upload_bytes).body()
     except Exception:  # a bug: log it, answer without internals
         logging.exception("unexpected error")
         status, body = 500, {"error": {"code": "internal", "message": "unexpected error; it has been logged"}}

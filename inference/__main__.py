@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from inference import classify, config
+from inference import classify, config, errors
 from inference.errors import ClassifyError
 
 
@@ -16,12 +16,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     settings = config.load()
     try:
-        if args.source.startswith(("http://", "https://")) or "://" in args.source:
+        if "://" in args.source:
             answer = classify.link(args.source, settings, args.start, args.duration)
         else:
             path = Path(args.source)
             if path.stat().st_size > settings.max_upload_bytes:
-                raise ClassifyError(413, "upload_too_large", f"files are limited to {settings.max_upload_bytes // 2**20} MB")
+                raise errors.upload_too_large(settings.max_upload_bytes)
             answer = classify.upload(path.read_bytes(), settings, args.start, args.duration, filename=path.name)
     except ClassifyError as exc:
         print(json.dumps(exc.body(), indent=2))

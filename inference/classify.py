@@ -6,7 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
-from inference import decode, model, remote, resolve
+from inference import decode, errors, model, remote, resolve
 from inference.config import Settings
 from inference.errors import ClassifyError
 
@@ -45,8 +45,7 @@ def _analyse(source, start, duration, known_seconds, settings, deadline, timings
     try:
         seconds = known_seconds or decode.probe_duration(container)
         if seconds and seconds > settings.max_source_minutes * 60:
-            raise ClassifyError(422, "source_too_long",
-                                f"the source lasts {seconds / 60:.0f} min; at most {settings.max_source_minutes:g} min are accepted")
+            raise errors.source_too_long(seconds, settings.max_source_minutes)
         start, duration = window(start, duration, seconds, settings)
         audio = decode.read_window(container, start, duration, genre_model.sample_rate, deadline)
     finally:

@@ -22,8 +22,6 @@ def open_audio(source):
     """An open PyAV container with at least one audio stream; ClassifyError if it is not audio."""
     try:
         container = av.open(source, container_options=OPTIONS)
-    except ClassifyError:
-        raise
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise ClassifyError(422, "not_audio", f"the data is not audio in a known format ({exc.__class__.__name__})") from None
     if not container.streams.audio:
@@ -56,8 +54,6 @@ def read_window(container, start: float, duration: float, sample_rate: int, dead
         else:
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray()[0])
-    except ClassifyError:
-        raise
     except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
         if not chunks:
             raise ClassifyError(422, "not_audio", f"the audio could not be decoded ({exc.__class__.__name__})") from None

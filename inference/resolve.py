@@ -1,10 +1,11 @@
 """Resolve a link with yt-dlp, without downloading: the media URL of one audio format and what
 is known of the source (title, duration, site). yt-dlp is imported on the first link, not at
 start-up: it is a third of the function's import time and uploads never need it."""
+import functools
 import re
 from dataclasses import dataclass, field
 
-from inference import remote, urlpolicy
+from inference import errors, remote, urlpolicy
 from inference.config import Settings
 from inference.errors import ClassifyError
 
@@ -30,16 +31,24 @@ class _Quiet:
     def error(self, msg): pass
 
 
+@functools.cache
+def _deno_path() -> str | None:
+    """For YouTube's JavaScript challenges: the deno binary shipped by the `deno` wheel, wherever
+    the platform put it (the function's PATH may not hold the virtualenv's bin/); None: yt-dlp
+    looks for a deno on PATH."""
+    try:
+        import deno
+        return deno.find_deno_bin()
+    except (ImportError, OSError):
+        return None
+
+
 def _options(settings: Settings, timeout: float) -> dict:
     options = {"format": FORMAT, "noplaylist": True, "playlist_items": "1", "skip_download": True,
                "quiet": True, "no_warnings": True, "logger": _Quiet(), "cachedir": False,
                "socket_timeout": max(1.0, min(timeout, 15.0)), "noprogress": True}
-    try:  # YouTube's JavaScript challenges: the deno binary shipped by the `deno` wheel, wherever
-        # the platform put it (the function's PATH may not hold the virtualenv's bin/)
-        import deno
-        options["js_runtimes"] = {"deno": {"path": deno.find_deno_bin()}}
-    except (ImportError, OSError):
-        pass  # yt-dlp falls back to a deno on PATH
+    if _deno_path():
+        options["js_runtimes"] = {"deno": {"path": _deno_path()}}
     if settings.proxy:
         options["proxy"] = settings.proxy
     return options
@@ -92,8 +101,7 @@ def resolve(url: str, settings: Settings, timeout: float) -> Source:
         raise ClassifyError(422, "live_stream", "live streams cannot be classified; give a recorded track")
     duration = info.get("duration")
     if duration and duration > settings.max_source_minutes * 60:
-        raise ClassifyError(422, "source_too_long",
-                            f"the source lasts {duration / 60:.0f} min; at most {settings.max_source_minutes:g} min are accepted")
+        raise errors.source_too_long(duration, settings.max_source_minutes)
     if not info.get("url"):
         raise ClassifyError(422, "unsupported_url", "the link offers no audio this function can stream")
     return Source(media_url=info["url"], headers=dict(info.get("http_headers") or {}),

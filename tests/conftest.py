@@ -71,5 +71,14 @@ def settings(app, model_path, monkeypatch, tmp_path):
 
 
 @pytest.fixture
+def reconfigure(settings, monkeypatch):
+    """reconfigure(field=value, ...): main.py's settings for the rest of the test, changed."""
+    def change(**fields):
+        import main
+        monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, **fields))
+    return change
+
+
+@pytest.fixture
 def client(app, settings):
     return app.test_client()

@@ -1,5 +1,4 @@
 """main.classify through functions-framework's test client: links, uploads, windows, errors."""
-import dataclasses
 import io
 import math
 import time
@@ -7,6 +6,7 @@ import urllib.parse
 
 import pytest
 
+import local_http
 from inference import remote, spec
 from inference.errors import ClassifyError
 
@@ -70,9 +70,8 @@ def test_scores_match_the_model_on_the_decoded_clip(client, media, model_path):
     assert np.abs(np.array(list(body["scores"].values())) - expected).max() < 0.02
 
 
-def test_preflight_and_configured_origin(client, settings, monkeypatch):
-    import main
-    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, cors_origin="https://app.example"))
+def test_preflight_and_configured_origin(client, reconfigure):
+    reconfigure(cors_origin="https://app.example")
     answer = client.options("/")
     assert answer.status_code == 204
     assert answer.headers["Access-Control-Allow-Origin"] == "https://app.example"
@@ -124,49 +123,43 @@ def test_bad_requests_get_a_clear_json_error(client, served, request_args, statu
     assert answer.headers["Content-Type"] == "application/json"
 
 
-def test_oversize_upload_is_refused_with_413(client, settings, monkeypatch, media):
-    import main
-    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, max_upload_bytes=100_000))
+def test_oversize_upload_is_refused_with_413(client, reconfigure, media):
+    reconfigure(max_upload_bytes=100_000)
     data = (media / "song.flac").read_bytes()
     for answer in (client.post("/", data=data, content_type="audio/flac"),
                    client.post("/", data={"file": (io.BytesIO(data), "song.flac")}, content_type="multipart/form-data")):
         assert (answer.status_code, answer.json["error"]["code"]) == (413, "upload_too_large")
 
 
-def test_too_long_source_is_refused(client, settings, monkeypatch, served, media):
-    import main
-    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, max_source_minutes=0.25))
+def test_too_long_source_is_refused(client, reconfigure, served, media):
+    reconfigure(max_source_minutes=0.25)
     for answer in (client.post("/", json={"url": f"{served}/song.flac"}),
                    client.post("/", data=(media / "song.flac").read_bytes(), content_type="audio/flac")):
         assert (answer.status_code, answer.json["error"]["code"]) == (422, "source_too_long")
         assert "15 min" not in answer.json["error"]["message"]
 
 
-def test_loopback_is_refused_without_the_test_switch(client, settings, monkeypatch, served):
-    import main
-    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, testing_allow_loopback=False))
+def test_loopback_is_refused_without_the_test_switch(client, reconfigure, served):
+    reconfigure(testing_allow_loopback=False)
     answer = client.post("/", json={"url": f"{served}/song.flac"})
     assert (answer.status_code, answer.json["error"]["code"]) == (400, "url_not_allowed")
 
 
-def test_site_allow_list(client, settings, monkeypatch, served):
-    import main
-    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, allowed_sites=("youtube.com", "youtu.be")))
+def test_site_allow_list(client, reconfigure, served):
+    reconfigure(allowed_sites=("youtube.com", "youtu.be"))
     answer = client.post("/", json={"url": f"{served}/song.flac"})
     assert (answer.status_code, answer.json["error"]["code"]) == (400, "site_not_allowed")
     assert "youtube.com" in answer.json["error"]["message"]
 
 
-def test_missing_model_is_a_503(client, settings, monkeypatch, media, tmp_path):
-    import main
-    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, model_path=tmp_path / "none.onnx"))
+def test_missing_model_is_a_503(client, reconfigure, media, tmp_path):
+    reconfigure(model_path=tmp_path / "none.onnx")
     answer = client.post("/", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
     assert (answer.status_code, answer.json["error"]["code"]) == (503, "model_unavailable")
 
 
 def test_server_without_ranges_is_read_once(client, media):
     """Seeking back on a server that ignores Range re-reads kept bytes, not the network."""
-    import local_http
     with local_http.Server(media, ranges=False) as url:
         answer = client.post("/", json={"url": f"{url}/song.flac", "start": 24, "duration": 3})
     assert answer.status_code == 200, answer.json
@@ -189,18 +182,15 @@ def test_redirects_of_the_media_url_are_checked(settings, served, target, status
         assert (refused.status, refused.code) == (status, code)
 
 
-def test_download_cap(client, settings, monkeypatch, media):
-    import local_http
-    import main
-    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, max_fetch_bytes=200_000))
+def test_download_cap(client, reconfigure, media):
+    reconfigure(max_fetch_bytes=200_000)
     with local_http.Server(media, ranges=False) as url:
         answer = client.post("/", json={"url": f"{url}/song.flac", "start": 20, "duration": 5})
     assert (answer.status_code, answer.json["error"]["code"]) == (422, "source_too_large")
 
 
-def test_a_stalling_source_ends_in_a_timeout(client, settings, monkeypatch, served):
-    import main
-    monkeypatch.setattr(main, "SETTINGS", dataclasses.replace(settings, time_budget=2.0))
+def test_a_stalling_source_ends_in_a_timeout(client, reconfigure, served):
+    reconfigure(time_budget=2.0)
     began = time.monotonic()
     answer = client.post("/", json={"url": f"{served}/stall.flac"})
     assert (answer.status_code, answer.json["error"]["code"]) == (504, "timeout")
