@@ -2,12 +2,17 @@
 
     POST /  {"url": "...", "start": 60, "duration": 30}     classify a link
     GET  /?url=...&start=...&duration=...                   the same
+    GET  /                                                  the page (web/index.html)
     POST /  audio bytes (audio/*, application/octet-stream) classify an upload
     POST /  multipart/form-data with a field "file"          the same
 """
 import json
-import logging
 import math
+import sys
+import time
+import traceback
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import functions_framework
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -18,6 +23,11 @@ from inference.errors import ClassifyError
 
 SETTINGS = config.load()
 UPLOAD_TYPES = ("audio/", "video/", "application/octet-stream")
+PAGE = (Path(__file__).resolve().parent / "web" / "index.html").read_bytes()
+PAGE_HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "public, max-age=600",
+                "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                                           "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff"}
 
 
 def _number(value, name: str) -> float | None:
@@ -36,10 +46,15 @@ def _window(fields) -> dict:
     return {"start": _number(fields.get("start"), "start"), "duration": _number(fields.get("duration"), "duration")}
 
 
-def _url(value) -> str:
+def _url(value, seen: dict) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ClassifyError(400, "missing_url", 'give a link as {"url": "https://..."} or ?url=, or upload audio')
-    return value.strip()
+    url = value.strip()
+    try:
+        seen["site"] = urlsplit(url).hostname  # the host only: links and their queries stay out of the logs
+    except ValueError:
+        pass
+    return url
 
 
 def _upload(request) -> tuple[bytes, str | None]:
@@ -59,20 +74,31 @@ def _upload(request) -> tuple[bytes, str | None]:
     return data, name
 
 
-def _handle(request) -> dict:
+def _wants_page(request) -> bool:
+    """A GET without a link, unless the client asks for JSON over HTML."""
+    accept = request.accept_mimetypes
+    return "url" not in request.args and accept.best_match(["text/html", "application/json"]) == "text/html"
+
+
+def _handle(request, seen: dict) -> dict:
+    """The answer to a classify request; ClassifyError for a bad one. Notes its kind and site in seen."""
     if request.method == "GET":
-        return classifier.link(_url(request.args.get("url")), SETTINGS, **_window(request.args))
+        seen["kind"] = "link"
+        return classifier.link(_url(request.args.get("url"), seen), SETTINGS, **_window(request.args))
     if request.method != "POST":
         raise ClassifyError(405, "method_not_allowed", "use GET ?url=..., or POST")
     mimetype = request.mimetype
     if mimetype == "application/json":
+        seen["kind"] = "link"
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             raise ClassifyError(400, "bad_json", 'the body must be a JSON object like {"url": "https://..."}')
-        return classifier.link(_url(body.get("url")), SETTINGS, **_window(body))
+        return classifier.link(_url(body.get("url"), seen), SETTINGS, **_window(body))
     if mimetype == "application/x-www-form-urlencoded":
-        return classifier.link(_url(request.form.get("url")), SETTINGS, **_window(request.form))
+        seen["kind"] = "link"
+        return classifier.link(_url(request.form.get("url"), seen), SETTINGS, **_window(request.form))
     if mimetype == "multipart/form-data" or mimetype.startswith(UPLOAD_TYPES):
+        seen["kind"] = "upload"
         fields = request.args if mimetype != "multipart/form-data" else {**request.args, **request.form}
         window = _window(fields)
         data, name = _upload(request)
@@ -90,22 +116,49 @@ def _cors(headers: dict) -> dict:
     return headers
 
 
-@functions_framework.http
-def classify(request):
-    """The HTTP entry point (Cloud Functions gen2, functions-framework)."""
+def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
     if request.method == "OPTIONS":
-        return "", 204, _cors({"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        seen["kind"] = "preflight"
+        return 204, "", _cors({"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
                                "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "3600"})
+    if request.method == "GET" and _wants_page(request):
+        seen["kind"] = "page"
+        return 200, PAGE, dict(PAGE_HEADERS)
     try:
-        status, body = 200, _handle(request)
+        status, body = 200, _handle(request, seen)
+        seen["genre"] = body["genre"]
     except ClassifyError as exc:
         status, body = exc.status, exc.body()
     except RequestEntityTooLarge:
         status, body = 413, errors.upload_too_large(SETTINGS.max_upload_bytes).body()
-    except Exception:  # a bug: log it, answer without internals
-        logging.exception("unexpected error")
+    except Exception:  # a bug: logged with its stack trace, answered without internals
+        seen["stack_trace"] = traceback.format_exc()
         status, body = 500, {"error": {"code": "internal", "message": "unexpected error; it has been logged"}}
     headers = _cors({"Content-Type": "application/json"})
     if status == 405:
         headers["Allow"] = "GET, POST, OPTIONS"
-    return json.dumps(body), status, headers
+    if status != 200:
+        seen["error"] = body["error"]["code"]
+    return status, json.dumps(body), headers
+
+
+def _log(request, status: int, seen: dict, started: float):
+    """One JSON line on stdout in Cloud Logging's structured shape. Never the link or the bytes."""
+    seconds = time.perf_counter() - started
+    outcome = seen["genre"] or seen["error"] or ""
+    where = f" {seen['site']}" if seen["site"] else ""
+    entry = {"severity": "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO",
+             "message": f"{request.method} {seen['kind'] or 'request'}{where} -> {status} {outcome}".rstrip(),
+             "status": status, "duration_ms": round(seconds * 1000, 1), **seen,
+             "httpRequest": {"requestMethod": request.method, "status": status, "latency": f"{seconds:.3f}s"}}
+    sys.stdout.write(json.dumps(entry) + "\n")
+    sys.stdout.flush()
+
+
+@functions_framework.http
+def classify(request):
+    """The HTTP entry point (Cloud Functions gen2, functions-framework)."""
+    started, seen = time.perf_counter(), {"kind": None, "site": None, "genre": None, "error": None}
+    status, body, headers = _respond(request, seen)
+    _log(request, status, seen, started)
+    return body, status, headers

@@ -1,5 +1,6 @@
 """main.classify through functions-framework's test client: links, uploads, windows, errors."""
 import io
+import json
 import math
 import time
 import urllib.parse
@@ -195,3 +196,17 @@ def test_a_stalling_source_ends_in_a_timeout(client, reconfigure, served):
     answer = client.post("/", json={"url": f"{served}/stall.flac"})
     assert (answer.status_code, answer.json["error"]["code"]) == (504, "timeout")
     assert time.monotonic() - began < 8
+
+
+def test_a_bug_is_a_generic_500_and_its_stack_trace_goes_to_the_log(client, monkeypatch, media, capsys):
+    import main
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("internal detail")
+    monkeypatch.setattr(main.classifier, "upload", broken)
+    response = client.post("/", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
+    assert response.status_code == 500 and response.json == {
+        "error": {"code": "internal", "message": "unexpected error; it has been logged"}}
+    entry = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert entry["severity"] == "ERROR" and entry["error"] == "internal"
+    assert "RuntimeError: internal detail" in entry["stack_trace"] and "Traceback" in entry["stack_trace"]

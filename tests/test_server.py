@@ -2,11 +2,14 @@
 127.0.0.1, called with curl."""
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from typing import NamedTuple
+from pathlib import Path
 
 import pytest
 
@@ -19,28 +22,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Running(NamedTuple):
+    url: str
+    temp: Path
+    stdout: Path
+    stderr: Path
+
+
 @pytest.fixture(scope="module")
 def server(model_path, tmp_path_factory):
-    """(base URL, its temp folder) of a functions-framework process with the test switch set."""
+    """A functions-framework process with the test switch set: its URL, temp folder and output files."""
     assert shutil.which("curl"), "curl is needed to call the server"
     temp = tmp_path_factory.mktemp("server-tmp")
+    logs = tmp_path_factory.mktemp("server-logs")
+    stdout, stderr = logs / "stdout", logs / "stderr"
     port = free_port()
     env = dict(os.environ, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1", TMPDIR=str(temp),
                GENRE_MAX_UPLOAD_MB="2")
     bin_dir = os.path.dirname(sys.executable)
-    process = subprocess.Popen([os.path.join(bin_dir, "functions-framework"), "--target", "classify",
-                                "--source", str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", str(port)],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(stdout, "w") as out, open(stderr, "w") as err:
+        process = subprocess.Popen([os.path.join(bin_dir, "functions-framework"), "--target", "classify",
+                                    "--source", str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", str(port)],
+                                   cwd=ROOT, env=env, stdout=out, stderr=err)
     url = f"http://127.0.0.1:{port}/"
     for _ in range(150):
         if process.poll() is not None:
-            pytest.fail(f"functions-framework exited: {process.stdout.read()}")
+            pytest.fail(f"functions-framework exited: {stderr.read_text()}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             break
         except OSError:
             time.sleep(0.1)
-    yield url, temp
+    yield Running(url, temp, stdout, stderr)
     process.terminate()
     process.wait(timeout=10)
 
@@ -56,11 +69,11 @@ def curl(*args) -> tuple[int, dict]:
 @pytest.fixture
 def no_leftovers(server):
     yield
-    assert not list(server[1].iterdir()), "the server left files in its temp folder"
+    assert not list(server.temp.iterdir()), "the server left files in its temp folder"
 
 
 def test_link_by_get_and_post(server, served, no_leftovers):
-    url, _ = server
+    url = server.url
     status, body = curl("-G", url, "--data-urlencode", f"url={served}/song.flac")
     assert status == 200 and body["segments"] == 10 and body["source"]["kind"] == "link", body
     status, body = curl("-X", "POST", url, "-H", "Content-Type: application/json",
@@ -70,7 +83,7 @@ def test_link_by_get_and_post(server, served, no_leftovers):
 
 
 def test_uploads(server, media, no_leftovers):
-    url, _ = server
+    url = server.url
     clip = str(media / "song.flac")
     status, raw = curl(url + "?duration=9", "-H", "Content-Type: audio/flac", "--data-binary", f"@{clip}")
     assert status == 200 and raw["segments"] == 3, raw
@@ -80,7 +93,7 @@ def test_uploads(server, media, no_leftovers):
 
 
 @pytest.mark.parametrize("args, status, code", [
-    ([], 400, "missing_url"),
+    (["-H", "Accept: application/json"], 400, "missing_url"),
     (["-X", "POST"], 400, "missing_url"),
     (["-H", "Content-Type: application/json", "-d", "{nope"], 400, "bad_json"),
     (["-G", "--data-urlencode", "url=file:///etc/passwd"], 400, "invalid_url"),
@@ -92,7 +105,7 @@ def test_uploads(server, media, no_leftovers):
     (["-X", "PATCH"], 405, "method_not_allowed"),
 ])
 def test_bad_input(server, args, status, code, no_leftovers):
-    got, body = curl(server[0], *args)
+    got, body = curl(server.url, *args)
     assert (got, body["error"]["code"]) == (status, code), body
 
 
@@ -101,14 +114,48 @@ def test_oversize_upload(server, tmp_path, no_leftovers):
     big.write_bytes(os.urandom(3 * 2**20))
     for args in (["-H", "Content-Type: audio/wav", "--data-binary", f"@{big}"], ["-F", f"file=@{big}"],
                  ["-H", "Content-Type: audio/wav", "-H", "Transfer-Encoding: chunked", "--data-binary", f"@{big}"]):
-        status, body = curl(server[0], *args)
+        status, body = curl(server.url, *args)
         assert (status, body["error"]["code"]) == (413, "upload_too_large"), args
 
 
 def test_preflight(server):
-    out = subprocess.run(["curl", "-sS", "-i", "-X", "OPTIONS", server[0], "-H", "Origin: https://a.example",
+    out = subprocess.run(["curl", "-sS", "-i", "-X", "OPTIONS", server.url, "-H", "Origin: https://a.example",
                           "-H", "Access-Control-Request-Method: POST"], capture_output=True, text=True).stdout
     assert out.startswith("HTTP/1.1 204") and "Access-Control-Allow-Origin: *" in out
+
+
+def test_page_for_a_browser_json_for_an_api_client(server):
+    page = subprocess.run(["curl", "-sS", "-i", server.url, "-H", "Accept: text/html,*/*;q=0.8"],
+                          capture_output=True, text=True, check=True).stdout
+    head, html = page.split("\n\n", 1)
+    assert head.startswith("HTTP/1.1 200") and "Content-Type: text/html; charset=utf-8" in head
+    assert "Content-Security-Policy: default-src 'none'" in head
+    assert '<label for="url">' in html and '<input id="file"' in html
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "the page must not load anything from elsewhere"
+    status, body = curl(server.url, "-H", "Accept: application/json")
+    assert (status, body["error"]["code"]) == (400, "missing_url")
+
+
+def test_one_structured_log_line_per_request(server, served, media):
+    """Each request logs one JSON line in Cloud Logging's shape on stdout; never the link's path or
+    query, nor uploaded bytes; nothing else on stdout or stderr."""
+    before = len(server.stdout.read_text().splitlines())
+    secret = "token=s3cr3t-query"
+    curl("-G", server.url, "--data-urlencode", f"url={served}/song.flac?{secret}", "--data-urlencode", "duration=3")
+    curl("-G", server.url, "--data-urlencode", f"url={served}/missing-{secret}.flac")
+    curl(server.url, "-H", "Content-Type: audio/mpeg", "--data-binary", "not audio but s3cr3t bytes")
+    lines = server.stdout.read_text().splitlines()[before:]
+    assert len(lines) == 3, lines
+    link, missing, upload = (json.loads(line) for line in lines)
+    for entry, severity, status, error in ((link, "INFO", 200, None), (missing, "WARNING", 422, "source_unavailable"),
+                                           (upload, "WARNING", 422, "not_audio")):
+        assert (entry["severity"], entry["status"], entry["error"]) == (severity, status, error), entry
+        assert entry["duration_ms"] > 0 and entry["httpRequest"]["status"] == status
+        assert entry["httpRequest"]["latency"].endswith("s") and entry["message"]
+    assert link["kind"] == "link" and link["site"] == "127.0.0.1" and link["genre"] in link["message"]
+    assert upload["kind"] == "upload" and upload["site"] is None
+    assert "s3cr3t" not in "".join(lines) and "song.flac" not in "".join(lines)
+    assert server.stderr.read_text() == "", "the server wrote to stderr"
 
 
 def test_import_main_loads_no_training_stack():
