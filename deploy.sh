@@ -7,7 +7,8 @@
 #   MEMORY=1GiB  CPU=1  TIMEOUT=60s  MAX_INSTANCES=10  CONCURRENCY=4
 #   GENRE_*  and YTDLP_PROXY are passed to the function when set (see README);
 #   YTDLP_COOKIES_SECRET=name of a Secret Manager secret holding a cookies.txt, mounted at
-#   /secrets/cookies.txt and used as YTDLP_COOKIES.
+#   /secrets/cookies.txt and used as YTDLP_COOKIES;
+#   YTDLP_PROXY_SECRET=name of a secret holding the proxy URL (credentials stay out of the config).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,7 +16,7 @@ dry_run=0
 for arg in "$@"; do
   case "$arg" in
     --dry-run) dry_run=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
     *) echo "deploy.sh: unknown argument: $arg (use --dry-run or --help)" >&2; exit 2 ;;
   esac
 done
@@ -35,9 +36,10 @@ cmd=(gcloud functions deploy "${FUNCTION_NAME:-genre-classifier}"
   --max-instances="${MAX_INSTANCES:-10}" --concurrency="${CONCURRENCY:-4}"
   "--set-env-vars=^@^${env_vars}")
 if [[ -n "${PROJECT:-}" ]]; then cmd+=(--project="$PROJECT"); fi
-if [[ -n "${YTDLP_COOKIES_SECRET:-}" ]]; then
-  cmd+=("--set-secrets=/secrets/cookies.txt=${YTDLP_COOKIES_SECRET}:latest")
-fi
+secrets=()
+if [[ -n "${YTDLP_COOKIES_SECRET:-}" ]]; then secrets+=("/secrets/cookies.txt=${YTDLP_COOKIES_SECRET}:latest"); fi
+if [[ -n "${YTDLP_PROXY_SECRET:-}" ]]; then secrets+=("YTDLP_PROXY=${YTDLP_PROXY_SECRET}:latest"); fi
+if (( ${#secrets[@]} )); then cmd+=("--set-secrets=$(IFS=,; echo "${secrets[*]}")"); fi
 
 if (( dry_run )); then
   printf '%q ' "${cmd[@]}"; echo

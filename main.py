@@ -75,9 +75,10 @@ def _upload(request) -> tuple[bytes, str | None]:
 
 
 def _wants_page(request) -> bool:
-    """A GET without a link, unless the client asks for JSON over HTML."""
+    """A GET with none of the API's parameters, unless the client asks for JSON over HTML."""
     accept = request.accept_mimetypes
-    return "url" not in request.args and accept.best_match(["text/html", "application/json"]) == "text/html"
+    return (not {"url", "start", "duration"} & set(request.args)
+            and accept.best_match(["text/html", "application/json"]) == "text/html")
 
 
 def _handle(request, seen: dict) -> dict:

@@ -81,7 +81,7 @@ class RemoteFile(io.RawIOBase):
             if self.size is None and length and length.isdigit():
                 self.size = int(length) + self._at
             return
-        raise ClassifyError(502, "source_unavailable", "the audio link redirects too many times")
+        raise ClassifyError(502, "source_unreachable", "the audio link redirects too many times")
 
     def _release(self):
         if self._response is not None:

@@ -2,6 +2,7 @@
 yt-dlp hands us) unless told otherwise."""
 import http.server
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -60,13 +61,21 @@ class NoRangeHandler(Handler):
     ranges = False
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A client that hangs up early (the function stops reading once it has its window) is normal."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Server:
     """`with Server(folder) as url:` serves folder at url (http://127.0.0.1:PORT)."""
 
     def __init__(self, folder, ranges: bool = True):
         handler = Handler if ranges else NoRangeHandler
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
-        self.httpd.daemon_threads = True
+        self.httpd = QuietServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
 
     def __enter__(self) -> str:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

@@ -4,58 +4,22 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-from typing import NamedTuple
-from pathlib import Path
 
 import pytest
 
+import function_server
 from conftest import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Running(NamedTuple):
-    url: str
-    temp: Path
-    stdout: Path
-    stderr: Path
 
 
 @pytest.fixture(scope="module")
 def server(model_path, tmp_path_factory):
-    """A functions-framework process with the test switch set: its URL, temp folder and output files."""
+    """A functions-framework process with the test switch set and a 2-MB upload cap."""
     assert shutil.which("curl"), "curl is needed to call the server"
-    temp = tmp_path_factory.mktemp("server-tmp")
-    logs = tmp_path_factory.mktemp("server-logs")
-    stdout, stderr = logs / "stdout", logs / "stderr"
-    port = free_port()
-    env = dict(os.environ, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1", TMPDIR=str(temp),
-               GENRE_MAX_UPLOAD_MB="2")
-    bin_dir = os.path.dirname(sys.executable)
-    with open(stdout, "w") as out, open(stderr, "w") as err:
-        process = subprocess.Popen([os.path.join(bin_dir, "functions-framework"), "--target", "classify",
-                                    "--source", str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", str(port)],
-                                   cwd=ROOT, env=env, stdout=out, stderr=err)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(150):
-        if process.poll() is not None:
-            pytest.fail(f"functions-framework exited: {stderr.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield Running(url, temp, stdout, stderr)
-    process.terminate()
-    process.wait(timeout=10)
+    with function_server.start(tmp_path_factory.mktemp("server"), GENRE_MODEL=str(model_path),
+                               GENRE_TESTING_ALLOW_LOOPBACK="1", GENRE_MAX_UPLOAD_MB="2") as running:
+        yield running
 
 
 def curl(*args) -> tuple[int, dict]:

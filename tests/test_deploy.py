@@ -1,0 +1,118 @@
+"""deploy.sh with a fake `gcloud` that records its arguments, and what .gcloudignore lets through."""
+import os
+import shutil
+import subprocess
+
+import pathspec
+import pytest
+
+from conftest import ROOT
+
+FAKE_GCLOUD = """#!/bin/sh
+printf '%s\\n' "$@" > "$GCLOUD_ARGS"
+"""
+DEFAULTS = ["functions", "deploy", "genre-classifier", "--gen2", "--runtime=python311", "--trigger-http",
+            "--allow-unauthenticated", "--entry-point=classify", "--source=.", "--region=us-central1",
+            "--memory=1GiB", "--cpu=1", "--timeout=60s", "--max-instances=10", "--concurrency=4",
+            "--set-env-vars=^@^ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2"]
+
+
+def tool_dir(path, *tools: str):
+    """A folder holding only the given programs (links to the real ones), for a bare PATH."""
+    path.mkdir()
+    for tool in tools:
+        (path / tool).symlink_to(shutil.which(tool))
+    return path
+
+
+def deploy(tmp_path, *args, path: str | None = None, **env_vars):
+    """deploy.sh run with a clean environment: (completed process, gcloud's arguments or None)."""
+    recorded = tmp_path / "gcloud-args"
+    if path is None:
+        fake = tmp_path / "fake-bin"
+        fake.mkdir()
+        (fake / "gcloud").write_text(FAKE_GCLOUD)
+        (fake / "gcloud").chmod(0o755)
+        path = f"{fake}:/usr/bin:/bin"
+    env = {"PATH": path, "HOME": str(tmp_path), "GCLOUD_ARGS": str(recorded), **env_vars}
+    done = subprocess.run([str(ROOT / "deploy.sh"), *args], env=env, capture_output=True, text=True, timeout=30)
+    return done, recorded.read_text().splitlines() if recorded.exists() else None
+
+
+def test_defaults(tmp_path):
+    done, args = deploy(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert args == DEFAULTS
+
+
+def test_overrides_by_environment(tmp_path):
+    done, args = deploy(tmp_path, FUNCTION_NAME="genres", REGION="europe-west1", PROJECT="my-proj", MEMORY="512MiB",
+                        CONCURRENCY="2", GENRE_ALLOWED_SITES="youtube.com,youtu.be", GENRE_TIME_BUDGET_S="20",
+                        YTDLP_PROXY="http://proxy.example:3128", YTDLP_COOKIES_SECRET="yt-cookies",
+                        YTDLP_PROXY_SECRET="yt-proxy")
+    assert done.returncode == 0, done.stderr
+    assert args[:3] == ["functions", "deploy", "genres"]
+    for expected in ("--region=europe-west1", "--project=my-proj", "--memory=512MiB", "--concurrency=2",
+                     "--set-secrets=/secrets/cookies.txt=yt-cookies:latest,YTDLP_PROXY=yt-proxy:latest"):
+        assert expected in args
+    env_vars = next(a for a in args if a.startswith("--set-env-vars=^@^")).split("^@^", 1)[1].split("@")
+    assert env_vars == ["ORT_DISABLE_TELEMETRY=1", "MALLOC_ARENA_MAX=2", "GENRE_TIME_BUDGET_S=20",
+                        "GENRE_ALLOWED_SITES=youtube.com,youtu.be", "YTDLP_PROXY=http://proxy.example:3128",
+                        "YTDLP_COOKIES=/secrets/cookies.txt"]
+
+
+def test_dry_run_prints_the_command_and_calls_nothing(tmp_path):
+    done, args = deploy(tmp_path, "--dry-run", REGION="asia-east1")
+    assert done.returncode == 0 and args is None
+    printed = done.stdout.split()
+    assert printed[0] == "gcloud" and printed[1:4] == ["functions", "deploy", "genre-classifier"]
+    assert "--region=asia-east1" in printed
+
+
+def test_gcloud_missing_is_a_clear_error(tmp_path):
+    bare = tool_dir(tmp_path / "bin", "bash", "dirname")
+    done, args = deploy(tmp_path, path=str(bare))
+    assert done.returncode == 127 and args is None
+    assert "gcloud is not installed" in done.stderr and "cloud.google.com/sdk" in done.stderr
+
+
+def test_help(tmp_path):
+    done, args = deploy(tmp_path, "--help")
+    assert done.returncode == 0 and args is None
+    assert done.stdout.startswith("# Deploy the classifier") and "YTDLP_PROXY_SECRET" in done.stdout
+    assert "set -euo" not in done.stdout
+
+
+def test_unknown_argument(tmp_path):
+    done, args = deploy(tmp_path, "--prod")
+    assert done.returncode == 2 and args is None and "unknown argument: --prod" in done.stderr
+
+
+UPLOAD = {"main.py", "requirements.txt", "web/index.html", "models/genre_cnn.onnx", "models/genre_cnn.power.onnx",
+          *(f"inference/{p.name}" for p in (ROOT / "inference").glob("*.py"))}
+JUNK = [".venv/lib/site.py", "inference/__pycache__/x.cpython-311.pyc", "tests/screenshots/page.png",
+        ".pytest_cache/v/x", ".hypothesis/examples/x", "build/x.o", "export/train.py", "bench/serving.py",
+        "models/confusion.png", "models/crossval.json", "openapi.yaml", ".git/config"]
+
+
+def uploaded(paths) -> set[str]:
+    spec = pathspec.GitIgnoreSpec.from_lines((ROOT / ".gcloudignore").read_text().splitlines())
+    return {p for p in paths if not spec.match_file(p)}
+
+
+def tracked() -> list[str]:
+    return subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_gcloudignore_lets_through_only_what_the_function_needs():
+    assert uploaded(tracked()) == UPLOAD
+    assert uploaded(JUNK) == set()
+    size = sum((ROOT / p).stat().st_size for p in UPLOAD)
+    assert size < 2 * 2**20, f"the upload is {size} bytes"
+
+
+@pytest.mark.skipif(not shutil.which("gcloud"), reason="gcloud is not installed (as in CI); the pathspec check runs")
+def test_gcloud_agrees_where_it_is_installed():
+    out = subprocess.run(["gcloud", "meta", "list-files-for-upload", "."], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120).stdout.split()
+    assert set(out) == UPLOAD

@@ -1,0 +1,102 @@
+"""The page at GET /, in a real headless Chromium (Debian's, driven by Playwright) against a real
+functions-framework server; each test saves a screenshot in tests/screenshots/."""
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+import function_server
+from inference import spec
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def server(model_path, tmp_path_factory):
+    with function_server.start(tmp_path_factory.mktemp("page-server"), GENRE_MODEL=str(model_path),
+                               GENRE_TESTING_ALLOW_LOOPBACK="1", GENRE_TIME_BUDGET_S="3") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: `apt-get install chromium` (.ci/run does it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server, request):
+    """The page, loaded; afterwards a screenshot, and a check that it fetched nothing from elsewhere."""
+    context = browser.new_context(viewport={"width": 900, "height": 1100})
+    tab = context.new_page()
+    fetched = []
+    tab.on("request", lambda r: fetched.append(r.url))
+    tab.goto(server.url)
+    yield tab
+    SCREENSHOTS.mkdir(exist_ok=True)
+    tab.screenshot(path=SCREENSHOTS / f"{request.node.name}.png", full_page=True)
+    context.close()
+    assert fetched and all(url.startswith(server.url) for url in fetched), fetched
+
+
+def api_answer(server, *curl_args) -> dict:
+    out = subprocess.run(["curl", "-sS", "--max-time", "60", server.url, *curl_args],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def check_result(page, expected: dict):
+    expect(page.locator("#result")).to_be_visible(timeout=30_000)
+    expect(page.locator("#genre")).to_have_text(expected["genre"])
+    expect(page.locator("#genre")).to_be_focused()
+    rows = page.locator("#scores li")
+    expect(rows).to_have_count(len(spec.LABELS))
+    best = max(expected["scores"], key=expected["scores"].get)
+    expect(rows.first).to_contain_text(best)
+    expect(rows.first).to_contain_text(f"{round(expected['scores'][best] * 1000) / 10:g}%")
+    expect(page.locator("#error")).to_be_hidden()
+
+
+def test_classify_a_link_with_the_keyboard_only(page, server, served):
+    page.keyboard.press("Tab")
+    expect(page.locator("#url")).to_be_focused()
+    page.keyboard.type(f"{served}/song.flac")
+    page.keyboard.press("Tab")
+    page.keyboard.type("10")  # start at (s)
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_contain_text("Fetching")
+    check_result(page, api_answer(server, "-G", "--data-urlencode", f"url={served}/song.flac", "-d", "start=10"))
+    expect(page.locator("#summary")).to_contain_text("starting at 10 s")
+
+
+def test_classify_an_uploaded_file(page, server, media):
+    page.set_input_files("#file", media / "song.flac")
+    page.get_by_role("button", name="Classify file").click()
+    check_result(page, api_answer(server, "-F", f"file=@{media / 'song.flac'}"))
+    expect(page.locator("#summary")).to_contain_text("song.flac")
+
+
+def test_a_bad_link_shows_the_error_in_plain_words(page, served):
+    page.fill("#url", f"{served}/no-such-song.flac")
+    page.get_by_role("button", name="Classify link").click()
+    expect(page.locator("#error")).to_be_visible(timeout=30_000)
+    expect(page.locator("#error")).to_contain_text("could not be opened")
+    expect(page.locator("#result")).to_be_hidden()
+    expect(page.get_by_role("button", name="Classify link")).to_be_enabled()
+
+
+def test_progress_while_a_slow_source_works_then_the_timeout(page, served):
+    page.fill("#url", f"{served}/stall.flac")
+    page.press("#url", "Enter")
+    expect(page.locator("#progress")).to_be_visible()
+    expect(page.get_by_role("button", name="Classify link")).to_be_disabled()
+    expect(page.locator("#status")).to_contain_text("Fetching and listening… 1 s", timeout=5_000)
+    expect(page.locator("#error")).to_contain_text("took too long", timeout=15_000)
+    expect(page.locator("#progress")).to_be_hidden()
