@@ -112,7 +112,7 @@ class RemoteFile(io.RawIOBase):
         return True
 
     def seekable(self) -> bool:
-        return True
+        return self.size is not None  # an endless stream (a radio) is read as a stream
 
     def tell(self) -> int:
         return self.position

@@ -85,12 +85,15 @@ def resolve(url: str, settings: Settings, timeout: float) -> Source:
     import yt_dlp
     from yt_dlp.utils import DownloadError
     urlpolicy.check(url, settings)
-    with yt_dlp.YoutubeDL(_options(settings, timeout)) as ydl:
+    with yt_dlp.YoutubeDL(_options(settings, timeout)) as ydl, \
+            urlpolicy.guard(settings, also_allowed=urlpolicy.addresses(settings.proxy)):
         if settings.cookies_file:  # loaded, never written back (the secret mount is read-only)
             ydl.cookiejar.load(settings.cookies_file, ignore_discard=True, ignore_expires=True)
         try:
             info = ydl.extract_info(url, download=False)
         except DownloadError as exc:
+            if urlpolicy.refused():  # a redirect or a request of the extractor to a private address
+                raise ClassifyError(400, "url_not_allowed", "the link leads to a private or reserved address") from None
             raise _error(exc) from None
     while info.get("_type") == "playlist":
         entries = [e for e in info.get("entries") or [] if e]

@@ -1,7 +1,11 @@
 """Which URLs the function may fetch (SSRF guard): http(s) only, public addresses only, and
-optionally only listed sites. Checked for the user's link, the media URL and every redirect."""
+optionally only listed sites. Checked for the user's link, the media URL and every redirect; and,
+while yt-dlp resolves a link, for every connection it opens (guard())."""
+import contextlib
 import ipaddress
 import socket
+import sys
+import threading
 from urllib.parse import urlsplit
 
 from inference.config import Settings
@@ -16,6 +20,10 @@ def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
+
+
+def _allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, settings: Settings) -> bool:
+    return _public(ip) or (settings.testing_allow_loopback and ip.is_loopback)
 
 
 def check(url: str, settings: Settings) -> tuple[str, int, str]:
@@ -41,6 +49,59 @@ def check(url: str, settings: Settings) -> tuple[str, int, str]:
         raise ClassifyError(502, "source_unreachable", f"the host {host} could not be resolved") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     for ip in addresses:
-        if not (_public(ip) or (settings.testing_allow_loopback and ip.is_loopback)):
+        if not _allowed(ip, settings):
             _refuse(f"{host} resolves to a private or reserved address")
     return host, port, str(addresses[0])
+
+
+_guarded = threading.local()  # .settings, .extra (addresses also allowed), .refused (the last refused address)
+
+
+def _audit(event: str, args: tuple):
+    """Python's audit hook: refuses a guarded thread's connections to addresses not allowed."""
+    settings = getattr(_guarded, "settings", None)
+    if event != "socket.connect" or settings is None:
+        return
+    address = args[1]
+    try:
+        ip = ipaddress.ip_address(address[0].split("%")[0])
+    except (TypeError, ValueError, IndexError):  # not an IP socket (AF_UNIX...): not ours to open
+        ip = None
+    if ip is None or not (_allowed(ip, settings) or str(ip) in _guarded.extra):
+        _guarded.refused = str(address[0]) if ip else "a non-IP socket"
+        raise ConnectionRefusedError(f"connection to {_guarded.refused} refused by the URL policy")
+
+
+_hook_lock = threading.Lock()
+_hook_installed = False
+
+
+@contextlib.contextmanager
+def guard(settings: Settings, also_allowed: tuple[str, ...] = ()):
+    """Within the block, every socket this thread connects (yt-dlp's page fetches and redirects
+    included) must go to an allowed address or to one of also_allowed (e.g. the proxy's);
+    afterwards, refused() names the last address refused, or None."""
+    global _hook_installed
+    with _hook_lock:
+        if not _hook_installed:
+            sys.addaudithook(_audit)
+            _hook_installed = True
+    _guarded.settings, _guarded.extra, _guarded.refused = settings, set(also_allowed), None
+    try:
+        yield
+    finally:
+        _guarded.settings = None
+
+
+def refused() -> str | None:
+    """The address the last guard() block in this thread refused, if any."""
+    return getattr(_guarded, "refused", None)
+
+
+def addresses(url: str | None) -> tuple[str, ...]:
+    """The IP addresses a URL's host resolves to (none for None or an unresolvable host)."""
+    try:
+        parts = urlsplit(url or "")
+        return tuple({info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 80)}) if parts.hostname else ()
+    except (OSError, ValueError, UnicodeError):
+        return ()

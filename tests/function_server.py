@@ -17,6 +17,23 @@ class Running(NamedTuple):
     temp: Path
     stdout: Path
     stderr: Path
+    pid: int
+
+    @property
+    def worker(self) -> int:
+        """The pid that serves requests: gunicorn's worker, a child of the process started."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        return int(children[0]) if children else self.pid
+
+    def status(self, field: str) -> int:
+        """A field of the worker's /proc/PID/status in KiB (VmRSS, VmHWM), or a count (Threads)."""
+        for line in Path(f"/proc/{self.worker}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise KeyError(field)
+
+    def open_files(self) -> int:
+        return len(list(Path(f"/proc/{self.worker}/fd").iterdir()))
 
 
 def free_port() -> int:
@@ -45,7 +62,7 @@ def start(folder: Path, **env_vars: str):
                 break
             except OSError:
                 time.sleep(0.1)
-        yield Running(f"http://127.0.0.1:{port}/", temp, stdout, stderr)
+        yield Running(f"http://127.0.0.1:{port}/", temp, stdout, stderr, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -1,5 +1,7 @@
 """inference/urlpolicy.py: which links the function may fetch."""
 import dataclasses
+import socket
+import threading
 
 import pytest
 
@@ -58,3 +60,22 @@ def test_unresolvable_host_is_a_502():
     with pytest.raises(ClassifyError) as failed:
         urlpolicy.check("http://no-such-host.invalid/", SETTINGS)
     assert (failed.value.status, failed.value.code) == (502, "source_unreachable")
+
+
+def test_guard_refuses_this_threads_connections_to_private_addresses():
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    with urlpolicy.guard(SETTINGS):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2)
+        assert urlpolicy.refused() == "127.0.0.1"
+        other = []  # another thread is not guarded
+        thread = threading.Thread(target=lambda: other.append(socket.create_connection(("127.0.0.1", port))))
+        thread.start()
+        thread.join()
+        other[0].close()
+    with urlpolicy.guard(SETTINGS, also_allowed=("127.0.0.1",)):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()  # e.g. the configured proxy
+        assert urlpolicy.refused() is None
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()  # outside a guard: untouched
+    listener.close()

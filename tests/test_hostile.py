@@ -1,0 +1,153 @@
+"""A real functions-framework server against a hostile upstream (tests/hostile_http.py): each
+source gets the right JSON error (or a bounded answer) within the time budget, leaves no file,
+costs bounded memory, reaches no address it must not, and the next request still succeeds."""
+import json
+import subprocess
+import time
+
+import av
+import numpy as np
+import pytest
+
+import function_server
+import hostile_http
+
+BUDGET_S = 5
+PEAK_RSS_MIB = 400
+
+
+def encode(source, target, codec: str, fmt: str, seconds: float = 30, **options: str):
+    """`seconds` of `source` re-encoded with PyAV (mono, 22050 Hz)."""
+    with av.open(str(source)) as inp, av.open(str(target), "w", format=fmt, options=options) as out:
+        stream = out.add_stream(codec, rate=22050, layout="mono")
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=22050)
+        for frame in inp.decode(audio=0):
+            if frame.time > seconds:
+                break
+            for chunk in resampler.resample(frame):
+                out.mux(stream.encode(chunk))
+        out.mux(stream.encode(None))
+
+
+@pytest.fixture(scope="module")
+def hostile_media(media, tmp_path_factory):
+    """The hostile server's folder: the real clip, the same as MP3 and M4A, and broken copies."""
+    folder = tmp_path_factory.mktemp("hostile")
+    song = folder / "song.flac"
+    song.write_bytes((media / "song.flac").read_bytes())
+    encode(song, folder / "song.mp3", "mp3", "mp3")
+    encode(song, folder / "song.m4a", "aac", "mp4")
+    # bare MP3 frames, as a web radio sends them (no header saying how long)
+    encode(song, folder / "radio.mp3", "mp3", "mp3", seconds=5, write_xing="0", id3v2_version="0")
+    rng = np.random.default_rng(0)
+    for name in ("song.flac", "song.mp3", "song.m4a"):
+        data = (folder / name).read_bytes()
+        stem, ext = name.split(".")
+        (folder / f"{stem}-truncated.{ext}").write_bytes(data[:len(data) // 3])
+        corrupt = bytearray(data)
+        corrupt[len(data) // 4: len(data) * 3 // 4] = rng.bytes(len(data) * 3 // 4 - len(data) // 4)
+        (folder / f"{stem}-corrupt.{ext}").write_bytes(bytes(corrupt))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hostile(hostile_media):
+    with hostile_http.Server(hostile_media) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(model_path, tmp_path_factory):
+    with function_server.start(tmp_path_factory.mktemp("hostile-server"), GENRE_MODEL=str(model_path),
+                               GENRE_TESTING_ALLOW_LOOPBACK="1", GENRE_TIME_BUDGET_S=str(BUDGET_S),
+                               GENRE_MAX_FETCH_MB="8", GENRE_MAX_UPLOAD_MB="4") as running:
+        yield running
+
+
+def call(server, *args) -> tuple[int, dict, float]:
+    began = time.monotonic()
+    out = subprocess.run(["curl", "-sS", "--max-time", "60", "-w", "\n%{http_code}", server.url, *args],
+                         capture_output=True, text=True, check=True).stdout
+    body, status = out.rsplit("\n", 1)
+    return int(status), json.loads(body), time.monotonic() - began
+
+
+@pytest.fixture
+def holds(server, hostile, hostile_media):
+    """Before the test, a fresh canary log; after it: no temp file left, and a good request still succeeds."""
+    hostile.hits.clear()
+    yield
+    assert not list(server.temp.iterdir()), "a request left files in the temp folder"
+    status, body, _ = call(server, "-H", "Content-Type: audio/flac", "--data-binary", f"@{hostile_media / 'song.flac'}")
+    assert status == 200 and body["segments"] == 10, body
+
+
+LINKS = [  # path on the hostile server, status, code
+    ("/stall.flac", 504, "timeout"),  # headers, then nothing
+    ("/drip.flac", 504, "timeout"),  # a byte a second
+    ("/cut.flac", 200, None),  # hangs up at 40%: the 12 s it got are classified
+    ("/huge.wav", 422, "source_too_long"),  # says 27 hours
+    ("/garbage.mp3", 422, "not_audio"),
+    ("/song-truncated.flac", 200, None),  # the third that is there
+    ("/song-truncated.mp3", 200, None),
+    ("/song-truncated.m4a", 422, "not_audio"),  # the index (moov) is at the end: nothing to read
+    ("/song-corrupt.flac", 200, None),  # the decoder skips the damaged frames
+    ("/song-corrupt.mp3", 200, None),
+    ("/song-corrupt.m4a", 200, None),
+    ("/passwd.m3u8", 422, "unsupported_url"),  # HLS is never followed
+    ("/metadata.m3u8", 422, "unsupported_url"),
+    ("/loopback.m3u8", 422, "unsupported_url"),
+    ("/redirect?to=http://169.254.169.254/computeMetadata/v1/", 400, "url_not_allowed"),  # the page's redirect
+    ("/redirect?to=http://10.1.2.3/song.flac", 400, "url_not_allowed"),
+    ("/redirect?to=http://[fd00::1]/song.flac", 400, "url_not_allowed"),
+]
+
+
+@pytest.mark.parametrize("path, status, code", LINKS, ids=[case[0] for case in LINKS])
+def test_hostile_link(server, hostile, path, status, code, holds):
+    got, body, seconds = call(server, "-G", "--data-urlencode", f"url={hostile.url}{path}")
+    assert (got, body.get("error", {}).get("code")) == (status, code), body
+    assert seconds < BUDGET_S + 3
+    assert hostile.hits == []
+
+
+def test_endless_radio_is_classified_on_its_window_only(server, hostile, holds):
+    status, body, seconds = call(server, "-G", "--data-urlencode", f"url={hostile.url}/radio")
+    assert status == 200 and body["window"] == {"start": 0.0, "duration": 30.0}, body
+    assert body["source"]["bytes_fetched"] < 2 * 2**20
+    status, body, seconds = call(server, "-G", "--data-urlencode", f"url={hostile.url}/radio", "-d", "start=100000")
+    assert (status, body["error"]["code"]) in {(422, "source_too_large"), (504, "timeout")}, body
+    assert seconds < BUDGET_S + 3
+
+
+def test_a_page_with_thousands_of_audio_tags(server, hostile, holds):
+    status, body, seconds = call(server, "-G", "--data-urlencode", f"url={hostile.url}/many-audio.html")
+    assert (status, body["error"]["code"]) == (422, "source_unavailable"), body  # the first tag's 404
+    assert seconds < BUDGET_S + 3 and len(hostile.hits) <= 1, hostile.hits
+
+
+BROKEN = ["song-truncated.flac", "song-truncated.mp3", "song-truncated.m4a", "song-corrupt.flac",
+          "song-corrupt.mp3", "song-corrupt.m4a", "radio.mp3"]
+
+
+@pytest.mark.parametrize("name", BROKEN)
+def test_broken_uploads_answer_as_the_same_link_does(server, hostile_media, name, holds):
+    status, body, _ = call(server, "-H", "Content-Type: application/octet-stream",
+                           "--data-binary", f"@{hostile_media / name}")
+    as_link = next((s, c) for p, s, c in LINKS + [("/radio.mp3", 200, None)] if p == f"/{name}")
+    assert (status, body.get("error", {}).get("code")) == as_link, body
+
+
+def test_uploaded_playlist_is_not_followed(server, hostile, tmp_path, holds):
+    for target in ("file:///etc/passwd", f"{hostile.canary_url}/x.ts"):
+        playlist = tmp_path / "list.m3u8"
+        playlist.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n{target}\n#EXT-X-ENDLIST\n")
+        status, body, _ = call(server, "-H", "Content-Type: audio/x-mpegurl", "--data-binary", f"@{playlist}")
+        assert (status, body["error"]["code"]) == (422, "not_audio"), body
+    assert hostile.hits == []
+
+
+def test_memory_and_open_files_stay_bounded(server):
+    """Runs after the hostile tests above (same module, same server)."""
+    assert server.status("VmHWM") / 1024 < PEAK_RSS_MIB
+    assert server.open_files() < 64
