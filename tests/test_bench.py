@@ -1,4 +1,4 @@
-"""The serving benchmark runs (a tiny count in CI); it prints figures and asserts none of them."""
+"""The benchmark and the soak run (tiny counts in CI); they print figures and no time is asserted."""
 import subprocess
 import sys
 
@@ -12,4 +12,13 @@ def test_serving_benchmark_smoke_run():
     assert done.returncode == 0, done.stderr[-3000:]
     for line in ("cold start: fresh process -> first answer", "peak RSS of that process",
                  "warm features + inference, 30 s, p50", "HTTP upload of a 30-s clip", "errors 0"):
+        assert line in done.stdout, done.stdout
+
+
+def test_soak_smoke_run():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "soak.py"), "--clients", "2", "--minutes", "0.1",
+                           "--clips", "4"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "errors 0" in done.stdout and "LEAK" not in done.stdout, done.stdout
+    for line in ("rss_mib", "open_files", "temp_files", "worker RSS over the run"):
         assert line in done.stdout, done.stdout

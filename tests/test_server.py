@@ -7,9 +7,12 @@ import shutil
 import subprocess
 import sys
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 import function_server
+import local_http
 from conftest import ROOT
 
 
@@ -120,6 +123,27 @@ def test_one_structured_log_line_per_request(server, served, media):
     assert upload["kind"] == "upload" and upload["site"] is None
     assert "s3cr3t" not in "".join(lines) and "song.flac" not in "".join(lines)
     assert server.stderr.read_text() == "", "the server wrote to stderr"
+
+
+def test_concurrent_requests_get_their_own_answers(server, gtzan, no_leftovers):
+    """The seed wrote every request to one file; here 16 requests for 8 different clips, links and
+    uploads at once, each get the answer the same clip gets alone."""
+    clips = [sorted((gtzan / genre).glob("*.flac"))[0] for genre in ("blues", "classical", "country", "disco",
+                                                                    "hiphop", "jazz", "metal", "reggae")]
+    with local_http.Server(gtzan) as media:
+        def by_link(clip):
+            return curl("-G", server.url, "--data-urlencode", f"url={media}/{clip.relative_to(gtzan).as_posix()}",
+                        "-d", "duration=9")
+        def by_upload(clip):
+            return curl(server.url + "?duration=9", "-H", "Content-Type: audio/flac", "--data-binary", f"@{clip}")
+        alone = {clip: by_upload(clip)[1]["scores"] for clip in clips}
+        jobs = [(call, clip) for clip in clips for call in (by_link, by_upload)]
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            answers = list(pool.map(lambda job: job[0](job[1]), jobs))
+    assert len({json.dumps(a) for a in alone.values()}) == len(clips), "the clips should score differently"
+    for (_, clip), (status, body) in zip(jobs, answers):
+        assert status == 200, body
+        assert body["scores"] == pytest.approx(alone[clip], abs=1e-5), clip.name
 
 
 def test_import_main_loads_no_training_stack():

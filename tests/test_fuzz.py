@@ -1,0 +1,137 @@
+"""Property-based fuzzing (hypothesis) of the request parsing and of the decoder: whatever comes in,
+the answer is JSON with a documented status, never a 500, and within the time budget.
+FUZZ_EXAMPLES sets the examples per test (CI: 300, the same ones every run); set, the examples are
+random each run (README: a longer run)."""
+import io
+import json
+import os
+import time
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from inference import classify, decode
+from inference.errors import ClassifyError
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 300))
+FUZZ = settings(max_examples=EXAMPLES, deadline=timedelta(seconds=20), derandomize="FUZZ_EXAMPLES" not in os.environ,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+STATUSES = {200, 400, 405, 413, 415, 422, 502, 503, 504}
+
+text = st.text(st.characters(codec="utf-8"), max_size=40)
+number_like = st.one_of(text, st.sampled_from(["0", "-1", "3", "60", "61", "1e309", "nan", "inf", " 5 ", "0x10"]),
+                        st.floats(allow_nan=True, allow_infinity=True).map(str))
+url_like = st.one_of(text, st.sampled_from(["http://localhost/a.mp3", "https://localhost:0/", "http://[::1/",
+                                            "file:///etc/passwd", "http://user@localhost/", "javascript:x", ""]))
+json_values = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | text,
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
+                           max_leaves=12)
+fields = st.fixed_dictionaries({}, optional={"url": url_like, "start": number_like, "duration": number_like,
+                                             "file": text})
+content_types = st.sampled_from(["application/json", "application/x-www-form-urlencoded", "multipart/form-data",
+                                 "multipart/form-data; boundary=x", "audio/mpeg", "video/mp4",
+                                 "application/octet-stream", "text/plain", "", "application/json; charset=latin-1",
+                                 "audio/*", "*/*"])
+
+
+@pytest.fixture
+def fuzz_client(client, reconfigure):
+    """The function refusing every link before any DNS lookup: nothing generated leaves this machine."""
+    reconfigure(allowed_sites=("localhost",), testing_allow_loopback=False, max_upload_bytes=2**16)
+    return client
+
+
+def check(response):
+    assert response.status_code in STATUSES, (response.status_code, response.data[:300])
+    if response.mimetype == "text/html":  # the page, for a GET without parameters
+        assert response.status_code == 200 and response.request.method == "GET"
+        return
+    body = json.loads(response.data)
+    assert response.status_code == 200 or set(body["error"]) == {"code", "message"}
+
+
+@FUZZ
+@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]), query=fields,
+       content_type=content_types, accept=st.sampled_from(["application/json", "text/html", "*/*", None]),
+       body=st.one_of(st.binary(max_size=512), json_values.map(lambda v: json.dumps(v).encode()),
+                      fields.map(lambda f: json.dumps(f).encode())))
+def test_any_request_gets_a_json_answer(fuzz_client, method, query, content_type, accept, body):
+    headers = {name: value for name, value in (("Content-Type", content_type), ("Accept", accept)) if value}
+    response = fuzz_client.open("/", method=method, query_string=query, data=body, headers=headers)
+    if method == "HEAD":
+        assert response.status_code in STATUSES
+        return
+    check(response)
+
+
+@FUZZ
+@given(form=fields, name=st.one_of(st.none(), text), data=st.binary(max_size=2048))
+def test_any_multipart_form_gets_a_json_answer(fuzz_client, form, name, data):
+    payload = dict(form)
+    if name is not None:
+        payload["file"] = (io.BytesIO(data), name or "x")
+    check(fuzz_client.post("/", data=payload, content_type="multipart/form-data",
+                           headers={"Accept": "application/json"}))
+
+
+@pytest.fixture(scope="module")
+def seeds(media, tmp_path_factory) -> list[bytes]:
+    """Real 3-s clips in several containers, to mutate."""
+    import av
+    folder = tmp_path_factory.mktemp("seeds")
+    out = []
+    for codec, fmt in (("flac", "flac"), ("mp3", "mp3"), ("aac", "mp4"), ("pcm_s16le", "wav")):
+        path = folder / f"seed.{fmt}"
+        with av.open(str(media / "song.flac")) as inp, av.open(str(path), "w", format=fmt) as o:
+            stream = o.add_stream(codec, rate=22050, layout="mono")
+            resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=22050)
+            for frame in inp.decode(audio=0):
+                if frame.time > 3:
+                    break
+                for chunk in resampler.resample(frame):
+                    o.mux(stream.encode(chunk))
+            o.mux(stream.encode(None))
+        out.append(path.read_bytes())
+    return out
+
+
+@st.composite
+def mutated(draw, seeds):
+    data = bytearray(draw(st.sampled_from(seeds)))
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["flip", "cut", "splice", "zero"]))
+        at = draw(st.integers(0, len(data) - 1))
+        if kind == "flip":
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "cut":
+            del data[at:at + draw(st.integers(1, 4096))]
+        elif kind == "splice":
+            data[at:at] = draw(st.binary(min_size=1, max_size=64))
+        else:
+            data[at:at + draw(st.integers(1, 256))] = bytes(min(256, len(data) - at))
+        if not data:
+            break
+    return bytes(data)
+
+
+@FUZZ
+@given(draw=st.data(), start=st.one_of(st.none(), st.floats(0, 10)), duration=st.one_of(st.none(), st.floats(0.1, 10)))
+def test_decoder_survives_mutated_audio(seeds, settings, draw, start, duration):
+    data = draw.draw(st.one_of(st.binary(max_size=4096), mutated(seeds)), label="data")
+    began = time.monotonic()
+    try:
+        answer = classify.upload(data, settings, start=start, duration=duration)
+        assert answer["segments"] >= 1
+    except ClassifyError as error:
+        assert (error.status, error.code) in {(400, "empty_upload"), (422, "not_audio"), (422, "no_audio"),
+                                              (422, "bad_window"), (422, "source_too_long"),  # a header's claim
+                                              (504, "timeout")}, error.code
+    assert time.monotonic() - began < settings.time_budget + 2
+
+
+def test_the_seeds_are_real_audio(seeds):
+    """For the fuzzing above: mutations start from audio that decodes."""
+    for data in seeds:
+        container = decode.open_audio(io.BytesIO(data))
+        container.close()
