@@ -138,6 +138,16 @@ def peak_rss_mib(pid: int) -> float:
     return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
 
 
+def wait_until_up(url: str):
+    """Until the local server at url answers (at most ~10 s)."""
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="OPTIONS"), timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 def server_figures(clips, requests: int, concurrency: int) -> dict:
     """Upload latency (one client) and throughput (`concurrency` clients) of a real local server."""
     port = 18000 + os.getpid() % 1000
@@ -160,12 +170,7 @@ def server_figures(clips, requests: int, concurrency: int) -> dict:
         return (time.perf_counter() - t) * 1000, ok
 
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(urllib.request.Request(url, method="OPTIONS"), timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_up(url)
         post(0)
         single = [post(i) for i in range(requests)]
         started = time.perf_counter()

@@ -23,7 +23,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from serving import GTZAN, ROOT, percentile, process_tree
+from serving import GTZAN, ROOT, percentile, process_tree, wait_until_up
 
 
 def worker_state(pid: int, temp: Path) -> dict:
@@ -94,12 +94,7 @@ def main(argv=None) -> int:
         return kind, status, (time.perf_counter() - began) * 1000
 
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(urllib.request.Request(url, method="OPTIONS"), timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_up(url)
         for i in range(4):  # warm up both paths (the first link imports yt-dlp)
             call(i)
         time.sleep(1)

@@ -103,7 +103,13 @@ def _link(url, settings, start, duration, deadline, started):
     timings["resolve"] = _ms(started)
     began = time.perf_counter()
     with remote.RemoteFile(found.media_url, settings, deadline, found.headers) as media:
-        result, seconds = _analyse(media, start, duration, found.duration, settings, deadline, timings, began)
+        try:
+            result, seconds = _analyse(media, start, duration, found.duration, settings, deadline, timings, began)
+        except ClassifyError as error:
+            if media.cut and error.code in ("not_audio", "no_audio"):
+                raise ClassifyError(502, "source_unreachable",
+                                    f"the audio source broke off after {media.fetched} bytes") from None
+            raise
         fetched = media.fetched
     source = {"kind": "link", "title": found.title, "duration": seconds, "site": found.site,
               "bytes_fetched": fetched}

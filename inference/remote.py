@@ -33,6 +33,7 @@ class RemoteFile(io.RawIOBase):
         self.url, self.settings, self.deadline = url, settings, deadline
         self.headers = dict(headers or {})
         self.position, self.fetched, self.size, self.ranges = 0, 0, None, False
+        self.cut = False  # the source hung up before the end
         self._response, self._at = None, 0  # the open response and the offset it will read next
         self._kept = bytearray()  # bytes [0, len) when the server offers no ranges
         self._open(0)
@@ -75,8 +76,11 @@ class RemoteFile(io.RawIOBase):
                 response.release_conn()
                 raise upstream_status(response.status)
             self.url, self._response = url, response
-            self.ranges = response.status == 206 or response.headers.get("Accept-Ranges") == "bytes"
             self._at = offset if response.status == 206 else 0
+            if response.status == 206 or (not offset and response.headers.get("Accept-Ranges") == "bytes"):
+                self.ranges = True
+            elif self.ranges:  # it offered ranges, then ignored one: from here on, keep what is read
+                self.ranges, self._kept = False, bytearray()
             length = response.headers.get("Content-Length")
             if self.size is None and length and length.isdigit():
                 self.size = int(length) + self._at
@@ -98,7 +102,11 @@ class RemoteFile(io.RawIOBase):
         except urllib3.exceptions.TimeoutError:
             raise ClassifyError(504, "timeout", "the audio source stalled") from None
         except (urllib3.exceptions.HTTPError, OSError):
-            raise ClassifyError(502, "source_unreachable", "the audio source broke off") from None
+            if not self.fetched:
+                raise ClassifyError(502, "source_unreachable", "the audio source broke off") from None
+            self._release()  # cut off midway: what came is all there is
+            self.cut = True
+            return b""
         self.fetched += len(data)
         if self.fetched > self.settings.max_fetch_bytes:
             raise ClassifyError(422, "source_too_large",
@@ -119,13 +127,13 @@ class RemoteFile(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         size = size if size > 0 else CHUNK
+        if self.ranges and self._at != self.position:
+            self._open(self.position)  # a server that ignores the range turns this to keeping mode
         if not self.ranges:
             while self.position >= len(self._kept) and self._fetch(CHUNK):
                 pass
             data = bytes(self._kept[self.position:self.position + size])
         else:
-            if self._at != self.position:
-                self._open(self.position)
             data = self._fetch(size)
         self.position += len(data)
         return data

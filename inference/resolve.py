@@ -3,6 +3,7 @@ is known of the source (title, duration, site). yt-dlp is imported on the first 
 start-up: it is a third of the function's import time and uploads never need it."""
 import functools
 import re
+import threading
 from dataclasses import dataclass, field
 
 from inference import errors, remote, urlpolicy
@@ -41,6 +42,19 @@ def _deno_path() -> str | None:
         return deno.find_deno_bin()
     except (ImportError, OSError):
         return None
+
+
+_first_use = threading.Lock()
+
+
+def _yt_dlp():
+    """The yt_dlp module, imported (and deno looked up) by one thread at a time: the first links
+    often arrive together, and neither a package import nor sysconfig's first read (which deno's
+    lookup does) is safe to race (seen: sysconfig.get_config_var("EXE") -> None, a 500)."""
+    with _first_use:
+        import yt_dlp
+        _deno_path()
+    return yt_dlp
 
 
 def _options(settings: Settings, timeout: float) -> dict:
@@ -82,7 +96,7 @@ def _error(exc) -> ClassifyError:
 
 def resolve(url: str, settings: Settings, timeout: float) -> Source:
     """The media behind `url`; ClassifyError for refused, unreadable, live or too long sources."""
-    import yt_dlp
+    yt_dlp = _yt_dlp()
     from yt_dlp.utils import DownloadError
     urlpolicy.check(url, settings)
     with yt_dlp.YoutubeDL(_options(settings, timeout)) as ydl, \

@@ -5,6 +5,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -82,3 +83,16 @@ def reconfigure(settings, monkeypatch):
 @pytest.fixture
 def client(app, settings):
     return app.test_client()
+
+
+def encode(source, target, codec: str, fmt: str, seconds: float = 30, **options: str):
+    """`seconds` of `source` re-encoded with PyAV (mono, 22050 Hz)."""
+    with av.open(str(source)) as inp, av.open(str(target), "w", format=fmt, options=options) as out:
+        stream = out.add_stream(codec, rate=22050, layout="mono")
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=22050)
+        for frame in inp.decode(audio=0):
+            if frame.time > seconds:
+                break
+            for chunk in resampler.resample(frame):
+                out.mux(stream.encode(chunk))
+        out.mux(stream.encode(None))

@@ -1,6 +1,7 @@
 """A hostile upstream on 127.0.0.1 for the tests: every way a source can stall, lie, never end or
 point the function somewhere it must not go. Started and stopped by the tests (see Server)."""
 import http.server
+import socket
 import struct
 import threading
 import time
@@ -60,10 +61,15 @@ class Handler(local_http.Handler):
             time.sleep(1)
 
     def route_cut_flac(self):
-        """Announces the whole clip, sends 40% of it, hangs up."""
+        """Announces the whole clip, sends 40% of it, hangs up (cleanly: every byte sent arrives)."""
         data = self._clip("song.flac")
         self._head("audio/flac", len(data))
         self.wfile.write(data[:len(data) * 2 // 5])
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_WR)
+        self.connection.settimeout(10)
+        while self.connection.recv(4096):  # until the function closes its end
+            pass
 
     def route_radio(self):
         """An endless MP3 stream, no length (a web radio)."""

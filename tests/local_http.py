@@ -61,6 +61,13 @@ class NoRangeHandler(Handler):
     ranges = False
 
 
+class IgnoredRangeHandler(Handler):
+    """Says "Accept-Ranges: bytes", then answers every Range request with the whole file (200)."""
+
+    def send_head(self):
+        return http.server.SimpleHTTPRequestHandler.send_head(self)
+
+
 class QuietServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
@@ -73,8 +80,9 @@ class QuietServer(http.server.ThreadingHTTPServer):
 class Server:
     """`with Server(folder) as url:` serves folder at url (http://127.0.0.1:PORT)."""
 
-    def __init__(self, folder, ranges: bool = True):
-        handler = Handler if ranges else NoRangeHandler
+    def __init__(self, folder, ranges: bool | str = True):
+        """ranges: True (served), False (not offered) or "ignored" (offered, then ignored)."""
+        handler = {True: Handler, False: NoRangeHandler, "ignored": IgnoredRangeHandler}[ranges]
         self.httpd = QuietServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
 
     def __enter__(self) -> str:

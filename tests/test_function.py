@@ -183,6 +183,16 @@ def test_redirects_of_the_media_url_are_checked(settings, served, target, status
         assert (refused.status, refused.code) == (status, code)
 
 
+def test_a_server_that_offers_ranges_then_ignores_them(client, media, served):
+    """Seeking must not pass the bytes from the start off as those at the offset."""
+    asked = {"url": None, "start": 20, "duration": 5}
+    with local_http.Server(media, ranges="ignored") as lying:
+        answer = client.post("/", json={**asked, "url": f"{lying}/song.flac"})
+    honest = client.post("/", json={**asked, "url": f"{served}/song.flac"})
+    assert answer.status_code == 200 and honest.status_code == 200, answer.json
+    assert answer.json["scores"] == pytest.approx(honest.json["scores"], abs=1e-6)
+
+
 def test_download_cap(client, reconfigure, media):
     reconfigure(max_fetch_bytes=200_000)
     with local_http.Server(media, ranges=False) as url:

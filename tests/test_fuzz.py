@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from conftest import encode
 from inference import classify, decode
 from inference.errors import ClassifyError
 
@@ -78,20 +79,11 @@ def test_any_multipart_form_gets_a_json_answer(fuzz_client, form, name, data):
 @pytest.fixture(scope="module")
 def seeds(media, tmp_path_factory) -> list[bytes]:
     """Real 3-s clips in several containers, to mutate."""
-    import av
     folder = tmp_path_factory.mktemp("seeds")
     out = []
     for codec, fmt in (("flac", "flac"), ("mp3", "mp3"), ("aac", "mp4"), ("pcm_s16le", "wav")):
         path = folder / f"seed.{fmt}"
-        with av.open(str(media / "song.flac")) as inp, av.open(str(path), "w", format=fmt) as o:
-            stream = o.add_stream(codec, rate=22050, layout="mono")
-            resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=22050)
-            for frame in inp.decode(audio=0):
-                if frame.time > 3:
-                    break
-                for chunk in resampler.resample(frame):
-                    o.mux(stream.encode(chunk))
-            o.mux(stream.encode(None))
+        encode(media / "song.flac", path, codec, fmt, seconds=3)
         out.append(path.read_bytes())
     return out
 

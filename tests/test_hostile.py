@@ -5,28 +5,15 @@ import json
 import subprocess
 import time
 
-import av
 import numpy as np
 import pytest
 
 import function_server
 import hostile_http
+from conftest import encode
 
 BUDGET_S = 5
 PEAK_RSS_MIB = 400
-
-
-def encode(source, target, codec: str, fmt: str, seconds: float = 30, **options: str):
-    """`seconds` of `source` re-encoded with PyAV (mono, 22050 Hz)."""
-    with av.open(str(source)) as inp, av.open(str(target), "w", format=fmt, options=options) as out:
-        stream = out.add_stream(codec, rate=22050, layout="mono")
-        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=22050)
-        for frame in inp.decode(audio=0):
-            if frame.time > seconds:
-                break
-            for chunk in resampler.resample(frame):
-                out.mux(stream.encode(chunk))
-        out.mux(stream.encode(None))
 
 
 @pytest.fixture(scope="module")

@@ -146,6 +146,17 @@ def test_concurrent_requests_get_their_own_answers(server, gtzan, no_leftovers):
         assert body["scores"] == pytest.approx(alone[clip], abs=1e-5), clip.name
 
 
+def test_the_first_links_of_a_fresh_instance_may_arrive_together(model_path, served, tmp_path):
+    """yt-dlp is imported on the first link; four at once once gave 500s (an import race)."""
+    with function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1") as fresh:
+        def link(i):
+            return curl("-G", fresh.url, "--data-urlencode", f"url={served}/song.flac", "-d", f"start={i}",
+                        "-d", "duration=3")
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(link, range(4)))
+    assert [status for status, _ in answers] == [200] * 4, answers
+
+
 def test_import_main_loads_no_training_stack():
     code = "import sys, main; bad = {m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'librosa', 'numba', 'sklearn'}; print(sorted(bad))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
