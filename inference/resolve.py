@@ -13,6 +13,7 @@ from inference.errors import ClassifyError
 # direct http(s) formats only (no HLS/DASH manifests): audio alone if offered, else the smallest
 # muxed file; we stream and decode only the analysed window of it
 FORMAT = "bestaudio[protocol=https]/bestaudio[protocol=http]/worst[protocol=https]/worst[protocol=http]"
+LIVE = ("is_live", "is_upcoming", "post_live")
 BOT_CHECK = re.compile(r"confirm you.re not a bot|sign in to confirm|cookies", re.I)
 
 
@@ -57,10 +58,16 @@ def _yt_dlp():
     return yt_dlp
 
 
+def _live(info: dict, incomplete: bool = False) -> str | None:
+    """yt-dlp's match_filter: a live stream is handed back before format selection (which would
+    fail on its HLS-only formats), so that resolve() can say it is live."""
+    return "live" if info.get("is_live") or info.get("live_status") in LIVE else None
+
+
 def _options(settings: Settings, timeout: float) -> dict:
     options = {"format": FORMAT, "noplaylist": True, "playlist_items": "1", "skip_download": True,
                "quiet": True, "no_warnings": True, "logger": _Quiet(), "cachedir": False,
-               "socket_timeout": max(1.0, min(timeout, 15.0)), "noprogress": True}
+               "socket_timeout": max(1.0, min(timeout, 15.0)), "noprogress": True, "match_filter": _live}
     if _deno_path():
         options["js_runtimes"] = {"deno": {"path": _deno_path()}}
     if settings.proxy:
@@ -114,7 +121,7 @@ def resolve(url: str, settings: Settings, timeout: float) -> Source:
         if not entries:
             raise ClassifyError(422, "unsupported_url", "no audio or video was found at this link")
         info = entries[0]
-    if info.get("is_live") or info.get("live_status") in ("is_live", "is_upcoming", "post_live"):
+    if _live(info):
         raise ClassifyError(422, "live_stream", "live streams cannot be classified; give a recorded track")
     duration = info.get("duration")
     if duration and duration > settings.max_source_minutes * 60:

@@ -106,6 +106,13 @@ class Handler(local_http.Handler):
     def route_loopback_m3u8(self):
         self._playlist(f"{self.canary}/segment.ts")
 
+    def route_live_m3u8(self):
+        """A live HLS stream: segments, and no end."""
+        body = ("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:6\n#EXT-X-MEDIA-SEQUENCE:100\n"
+                + "".join(f"#EXTINF:6.0,\n{self.canary}/live{i}.aac\n" for i in range(3))).encode()
+        self._head("application/vnd.apple.mpegurl", len(body))
+        self.wfile.write(body)
+
     def route_many_audio_html(self):
         tags = "".join(f'<audio src="{self.canary}/track{i}.mp3"></audio>' for i in range(5000))
         body = f"<!doctype html><html><head><title>Many</title></head><body>{tags}</body></html>".encode()

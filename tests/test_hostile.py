@@ -84,6 +84,7 @@ LINKS = [  # path on the hostile server, status, code
     ("/passwd.m3u8", 422, "unsupported_url"),  # HLS is never followed
     ("/metadata.m3u8", 422, "unsupported_url"),
     ("/loopback.m3u8", 422, "unsupported_url"),
+    ("/live.m3u8", 422, "live_stream"),  # a playlist without an end
     ("/redirect?to=http://169.254.169.254/computeMetadata/v1/", 400, "url_not_allowed"),  # the page's redirect
     ("/redirect?to=http://10.1.2.3/song.flac", 400, "url_not_allowed"),
     ("/redirect?to=http://[fd00::1]/song.flac", 400, "url_not_allowed"),
