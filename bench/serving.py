@@ -21,8 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GTZAN = ROOT.parent / "shared" / "data" / "gtzan"
-MODEL = ROOT / "models" / "genre_cnn.onnx"
+MFCC_MODEL = ROOT / "models" / "genre_cnn.onnx"  # references (a) and (b) use its MFCC CNN
 sys.path.insert(0, str(ROOT))
+from inference.config import DEFAULT_MODEL  # noqa: E402
 
 
 def percentile(values, q):
@@ -91,29 +92,30 @@ def reference_models(folder: Path) -> tuple[Path, Path]:
     """(a) the shipped model's CNN alone (from its 'mfcc' tensor), (b) the seed network as a .keras file."""
     import onnx.utils
     cnn = folder / "cnn_only.onnx"
-    onnx.utils.extract_model(str(MODEL), str(cnn), ["mfcc"], ["probabilities"])
+    onnx.utils.extract_model(str(MFCC_MODEL), str(cnn), ["mfcc"], ["probabilities"])
     from export import architectures
     seed = folder / "seed.keras"
     architectures.seed().save(seed)
     return cnn, seed
 
 
-def warm(clips, repeat) -> dict:
+def warm(clips, repeat, model_path) -> dict:
     """p50/p95 ms of features + inference on 30 s of audio, per path, in this process."""
     import librosa
     import numpy as np
     import onnxruntime as ort
     from export import architectures
     from inference import model, segments, spec
-    ours = model.Model(MODEL)
+    ours = model.Model(model_path)
     times = {"ours": [], "a": [], "b": []}
     cnn_session = ort.InferenceSession(str(reference_models.cnn), providers=["CPUExecutionProvider"])
     seed = architectures.seed()
     for path in clips:
         y, _ = librosa.load(path, sr=spec.SAMPLE_RATE, duration=30)
+        ours_audio = y if ours.sample_rate == spec.SAMPLE_RATE else librosa.resample(y, orig_sr=spec.SAMPLE_RATE, target_sr=ours.sample_rate)
         mfcc = lambda: np.stack([librosa.feature.mfcc(y=s, sr=spec.SAMPLE_RATE, n_mfcc=spec.N_MFCC).T
                                  for s in segments.split(y, spec.SEGMENT_SAMPLES)])
-        paths = {"ours": lambda: ours.scores(y),
+        paths = {"ours": lambda: ours.scores(ours_audio),
                  "a": lambda: cnn_session.run(None, {"mfcc": mfcc()}),
                  "b": lambda: seed(mfcc(), training=False)}
         for name, call in paths.items():
@@ -206,7 +208,9 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=40, help="HTTP requests per server measurement")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--skip-install-size", action="store_true")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="the function's model (default: its default)")
     args = parser.parse_args(argv)
+    os.environ["GENRE_MODEL"] = args.model  # for the cold-start child and the server
 
     clips = [str(p) for p in sorted(GTZAN.glob("*/*.00000.flac"))[: args.clips]]
     with tempfile.TemporaryDirectory() as tmp:
@@ -214,7 +218,7 @@ def main(argv=None):
         cold = {"ours": run_child(OURS_COLD, clips[0]),
                 "a": run_child(REF_A_COLD, clips[0], str(reference_models.cnn)),
                 "b": run_child(REF_B_COLD, clips[0], str(seed_path))}
-        warm_ms = warm(clips, args.repeat)
+        warm_ms = warm(clips, args.repeat, args.model)
     http = server_figures(clips, args.requests, args.concurrency)
     size = None if args.skip_install_size else install_size()
 
@@ -230,6 +234,7 @@ def main(argv=None):
           f"p95 {http['load_p95']:.1f} ms, errors {http['errors']}; server peak RSS {http['server_rss_mib']:.0f} MiB")
     if size is not None:
         print(f"installed size of requirements.txt in a fresh virtualenv: {size:.0f} MiB")
+    print(f"model: {args.model} ({Path(args.model).stat().st_size / 2**20:.1f} MiB); (a) and (b): the MFCC CNN")
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; clips: {len(clips)} x 30 s")
 
 

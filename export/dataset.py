@@ -44,12 +44,12 @@ def read_split(splits_dir, name: str) -> set[str]:
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
 
-def load(clips: list[Clip]) -> list[tuple[Clip, np.ndarray]]:
-    """Decode each clip; an unreadable one is skipped with a warning."""
+def load(clips: list[Clip], sample_rate: int = spec.SAMPLE_RATE) -> list[tuple[Clip, np.ndarray]]:
+    """Decode each clip (mono, at sample_rate); an unreadable one is skipped with a warning."""
     loaded = []
     for clip in clips:
         try:
-            audio, _ = librosa.load(clip.path, sr=spec.SAMPLE_RATE, mono=True)
+            audio, _ = librosa.load(clip.path, sr=sample_rate, mono=True)
         except Exception as exc:  # soundfile and audioread raise many types
             warnings.warn(f"skipping unreadable clip {clip.path}: {exc}")
             continue

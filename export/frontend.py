@@ -73,6 +73,48 @@ def build(band_limit_hz: float | None = spec.BAND_LIMIT_HZ) -> onnx.ModelProto:
     return model
 
 
+LOG_MEL = "log_mel"
+
+
+def build_log_mel(sample_rate: int, segment_samples: int, n_fft: int, hop_length: int, n_mels: int,
+                  frames: int) -> onnx.ModelProto:
+    """musicnn's front-end: raw audio [batch, segment_samples] -> log10(10000 * mel power + 1)
+    [batch, frames, n_mels], as librosa.feature.melspectrogram (centred, zero-padded, periodic
+    Hann, Slaney mel) computes it; the frames past `frames` are dropped. Same tensor names as
+    build() up to the power spectrum, so export/to_onnx.py's power twin works for both."""
+    window = librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+    mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
+    consts = {"pads": np.array([0, n_fft // 2, 0, n_fft // 2], dtype=np.int64),
+              "frame_step": np.array(hop_length, dtype=np.int64), "window": window,
+              "frame_length": np.array(n_fft, dtype=np.int64), "unsqueeze_axes": np.array([2], dtype=np.int64),
+              "last_axis": np.array([-1], dtype=np.int64), "mel_t": mel.T.astype(np.float32),
+              "scale": np.array(10000, dtype=np.float32), "one": np.array(1, dtype=np.float32),
+              "starts": np.array([0], dtype=np.int64), "ends": np.array([frames], dtype=np.int64),
+              "frame_axis": np.array([1], dtype=np.int64)}
+    nodes = [
+        helper.make_node("Pad", [INPUT, "pads"], ["padded"], mode="constant"),
+        helper.make_node("Unsqueeze", ["padded", "unsqueeze_axes"], ["signal"]),
+        helper.make_node("STFT", ["signal", "frame_step", "window", "frame_length"], ["stft"], onesided=1),
+        helper.make_node("Mul", ["stft", "stft"], ["squares"]),
+        helper.make_node("ReduceSum", ["squares", "last_axis"], [POWER], keepdims=0),
+        helper.make_node("MatMul", [POWER, "mel_t"], ["mel"]),
+        helper.make_node("Mul", ["mel", "scale"], ["mel_scaled"]),
+        helper.make_node("Add", ["mel_scaled", "one"], ["mel_plus_one"]),
+        helper.make_node("Log", ["mel_plus_one"], ["ln_mel"]),
+        helper.make_node("Mul", ["ln_mel", "one_over_ln10"], ["log_mel_all"]),
+        helper.make_node("Slice", ["log_mel_all", "starts", "ends", "frame_axis"], [LOG_MEL]),
+    ]
+    consts["one_over_ln10"] = np.array(1 / np.log(10.0), dtype=np.float32)
+    graph = helper.make_graph(
+        nodes, "log_mel_frontend",
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", segment_samples])],
+        [helper.make_tensor_value_info(LOG_MEL, TensorProto.FLOAT, ["batch", frames, n_mels])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
 class Frontend:
     """Runs the front-end graph with onnxruntime: audio [n, SEGMENT_SAMPLES] -> MFCC [n, frames, mfcc]."""
 

@@ -35,20 +35,24 @@ def metadata() -> dict[str, str]:
 
 def convert(model) -> onnx.ModelProto:
     """Front-end + CNN as one graph: audio [batch, SEGMENT_SAMPLES] -> probabilities [batch, 10]."""
+    return compose(frontend.build(), model, INPUT_SHAPE, metadata())
+
+
+def compose(front: onnx.ModelProto, model, input_shape: tuple, meta: dict[str, str]) -> onnx.ModelProto:
+    """An ONNX front-end graph followed by a Keras model fed with its output, as one graph with
+    the metadata the serving code reads."""
     import tensorflow as tf
     import tf2onnx
-    function = tf.function(lambda mfcc: {OUTPUT: model(mfcc, training=False)})
-    signature = [tf.TensorSpec((None,) + INPUT_SHAPE, tf.float32, name=frontend.OUTPUT)]
-    cnn, _ = tf2onnx.convert.from_function(function, input_signature=signature,
-                                           opset=frontend.OPSET)
-    front = frontend.build()
-    front.ir_version = cnn.ir_version
-    merged = onnx.compose.merge_models(front, cnn, io_map=[(frontend.OUTPUT, cnn.graph.input[0].name)],
-                                       prefix2="cnn/")
+    features = front.graph.output[0].name
+    function = tf.function(lambda x: {OUTPUT: model(x, training=False)})
+    signature = [tf.TensorSpec((None,) + tuple(input_shape), tf.float32, name=features)]
+    net, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=frontend.OPSET)
+    front.ir_version = net.ir_version
+    merged = onnx.compose.merge_models(front, net, io_map=[(features, net.graph.input[0].name)], prefix2="net/")
     merged.graph.output[0].name = OUTPUT
     for node in merged.graph.node:
-        node.output[:] = [OUTPUT if o == "cnn/" + OUTPUT else o for o in node.output]
-    onnx.helper.set_model_props(merged, metadata())
+        node.output[:] = [OUTPUT if o == "net/" + OUTPUT else o for o in node.output]
+    onnx.helper.set_model_props(merged, meta)
     onnx.checker.check_model(merged, full_check=True)
     return merged
 
@@ -64,7 +68,7 @@ def power_twin(full: onnx.ModelProto) -> onnx.ModelProto:
     initializers = [numpy_helper.from_array(mel[:bins], "mel_t") if i.name == "mel_t" else i
                     for i in full.graph.initializer if i.name in used]
     graph = helper.make_graph(nodes, "genre_from_power",
-                              [helper.make_tensor_value_info(frontend.POWER, TensorProto.FLOAT, ["batch", spec.N_FRAMES, bins])],
+                              [helper.make_tensor_value_info(frontend.POWER, TensorProto.FLOAT, ["batch", "frames", bins])],
                               list(full.graph.output), initializer=initializers)
     twin = helper.make_model(graph, opset_imports=full.opset_import, ir_version=full.ir_version)
     props = {p.key: p.value for p in full.metadata_props}

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "genre_musicnn.onnx"  # the better in cross-validation; models/genre_cnn.onnx is the other
 
 
 def _float(name: str, default: float) -> float:
@@ -16,7 +17,7 @@ def _list(name: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    model_path: Path = field(default_factory=lambda: Path(os.environ.get("GENRE_MODEL", MODELS_DIR / "genre_cnn.onnx")))
+    model_path: Path = field(default_factory=lambda: Path(os.environ.get("GENRE_MODEL", DEFAULT_MODEL)))
     default_start: float = field(default_factory=lambda: _float("GENRE_DEFAULT_START_S", 60.0))
     default_duration: float = field(default_factory=lambda: _float("GENRE_DEFAULT_DURATION_S", 30.0))
     max_duration: float = field(default_factory=lambda: _float("GENRE_MAX_DURATION_S", 60.0))

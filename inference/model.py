@@ -34,6 +34,8 @@ class Model:
         self.sample_rate = int(meta["sample_rate"])
         self.segment_samples = int(meta["segment_samples"])
         self.input = self.session.get_inputs()[0].name
+        # segments per run: a large network's activations for a whole window cost hundreds of MiB
+        self.batch = int(meta.get("batch", 0)) or None
         if meta.get("input") == "power":
             params = json.loads(meta["features"])
             self._prepare = functools.partial(features.power_spectrum, n_fft=params["n_fft"],
@@ -48,7 +50,10 @@ class Model:
     def scores(self, audio: np.ndarray) -> tuple[np.ndarray, int]:
         """The track's score per label (mean over its segments) and the number of segments."""
         batch = segments.split(audio, self.segment_samples)
-        return segments.pool(self.session.run(None, {self.input: self._prepare(batch)})[0]), len(batch)
+        step = self.batch or len(batch)
+        probabilities = np.concatenate([self.session.run(None, {self.input: self._prepare(batch[i:i + step])})[0]
+                                        for i in range(0, len(batch), step)])
+        return segments.pool(probabilities), len(batch)
 
 
 _lock = threading.Lock()

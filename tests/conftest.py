@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import local_http
+from inference import config
 
 GTZAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan"
 
@@ -45,7 +46,7 @@ def served(media):
 
 @pytest.fixture(scope="session")
 def model_path() -> Path:
-    path = Path(os.environ.get("GENRE_MODEL", ROOT / "models" / "genre_cnn.onnx"))
+    path = Path(os.environ.get("GENRE_MODEL", config.DEFAULT_MODEL))
     if not path.exists():
         pytest.fail(f"no model at {path}: train one with `python -m export.train` (see README)")
     return path

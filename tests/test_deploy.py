@@ -89,8 +89,9 @@ def test_unknown_argument(tmp_path):
 
 
 UPLOAD = {"main.py", "requirements.txt", "web/index.html", "models/genre_cnn.onnx", "models/genre_cnn.power.onnx",
+          "models/genre_musicnn.onnx", "models/genre_musicnn.power.onnx",
           *(f"inference/{p.name}" for p in (ROOT / "inference").glob("*.py"))}
-JUNK = [".venv/lib/site.py", "inference/__pycache__/x.cpython-311.pyc", "tests/screenshots/page.png",
+JUNK = [".venv/lib/site.py", ".cache/musicnn/musicnn-0.1.0-py3-none-any.whl", "inference/__pycache__/x.cpython-311.pyc", "tests/screenshots/page.png",
         ".pytest_cache/v/x", ".hypothesis/examples/x", "build/x.o", "export/train.py", "bench/serving.py",
         "models/confusion.png", "models/crossval.json", "openapi.yaml", ".git/config"]
 
@@ -108,7 +109,7 @@ def test_gcloudignore_lets_through_only_what_the_function_needs():
     assert uploaded(tracked()) == UPLOAD
     assert uploaded(JUNK) == set()
     size = sum((ROOT / p).stat().st_size for p in UPLOAD)
-    assert size < 2 * 2**20, f"the upload is {size} bytes"
+    assert size < 8 * 2**20, f"the upload is {size} bytes"
 
 
 @pytest.mark.skipif(not shutil.which("gcloud"), reason="gcloud is not installed (as in CI); the pathspec check runs")

@@ -1,11 +1,21 @@
-"""export/musicnn.py: the Keras port of musicnn's MSD network against the original TF1 graph,
-restored from the checkpoint's .meta, on real GTZAN clips."""
+"""export/musicnn.py and export/transfer.py: the Keras port of musicnn's MSD network against the
+original TF1 graph, the log-mel front-end against librosa, the export against Keras, and the
+shipped genre_musicnn model."""
+import json
+import shutil
+from pathlib import Path
+
+import keras
 import librosa
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import tensorflow as tf
 
-from export import musicnn
+from conftest import ROOT
+from export import frontend, musicnn, to_onnx, transfer
+from inference import model, segments, spec
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +35,17 @@ def original_tags(batch: np.ndarray) -> np.ndarray:
     meta.ParseFromString((folder / ".meta").read_bytes())
     for node in meta.graph_def.node:
         node.attr.pop("_output_shapes", None)
-    graph = tf.Graph()
-    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
-        tf.compat.v1.train.import_meta_graph(meta, clear_devices=True).restore(session, str(folder) + "/")
-        return session.run("model/Sigmoid:0", {"model/Placeholder:0": batch, "model/Placeholder_2:0": False})
+    from tensorflow.python.framework import config  # export/train.py turns op determinism on for the
+    deterministic = config.is_op_determinism_enabled()  # process; the graph's unseeded dropout refuses it
+    config.disable_op_determinism()
+    try:
+        graph = tf.Graph()
+        with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+            tf.compat.v1.train.import_meta_graph(meta, clear_devices=True).restore(session, str(folder) + "/")
+            return session.run("model/Sigmoid:0", {"model/Placeholder:0": batch, "model/Placeholder_2:0": False})
+    finally:
+        if deterministic:
+            config.enable_op_determinism()
 
 
 def test_the_port_gives_the_original_tag_scores(patches):
@@ -38,3 +55,45 @@ def test_the_port_gives_the_original_tag_scores(patches):
     assert np.abs(ported - original).max() <= 1e-4
     top = [musicnn.TAGS[row.argmax()] for row in original]
     assert top[0] == "rock" and top[1] == "jazz" and top[3] == "Hip-Hop", top  # sane tags, not noise
+
+
+@pytest.fixture(scope="module")
+def segments_16k(gtzan) -> np.ndarray:
+    """Four 3-s segments at 16 kHz from two clips."""
+    audio = [librosa.load(sorted((gtzan / g).glob("*.flac"))[0], sr=musicnn.SAMPLE_RATE, duration=6)[0]
+             for g in ("metal", "reggae")]
+    return segments.split(np.concatenate(audio), transfer.SEGMENT_SAMPLES)
+
+
+def test_the_onnx_front_end_is_librosas_log_mel(segments_16k):
+    session = ort.InferenceSession(transfer.front_end().SerializeToString(), providers=["CPUExecutionProvider"])
+    ours = session.run(None, {frontend.INPUT: segments_16k})[0]
+    reference = np.stack([musicnn.log_mel(s)[:musicnn.N_FRAMES] for s in segments_16k])
+    assert ours.shape == reference.shape == (4, musicnn.N_FRAMES, musicnn.N_MELS)
+    assert np.abs(ours - reference).max() <= 1e-4
+
+
+def test_export_gives_the_keras_scores_from_raw_audio(segments_16k, tmp_path):
+    keras.utils.set_random_seed(0)
+    net = transfer.backbone()
+    head = keras.Sequential([keras.Input((net.output.shape[-1],)), keras.layers.Dense(len(spec.LABELS), activation="softmax")])
+    path = transfer.export(net, head, tmp_path, {})
+    reference = head(net(np.stack([musicnn.log_mel(s)[:musicnn.N_FRAMES] for s in segments_16k]))).numpy()
+    full = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"audio": segments_16k})[0]
+    assert np.abs(full - reference).max() <= 1e-4
+    served = model.Model(path)  # runs the power twin, fed by numpy's FFT
+    assert (served.sample_rate, served.segment_samples) == (16000, 48000)
+    scores, count = served.scores(segments_16k.reshape(-1))
+    assert count == 4 and np.abs(scores - full.mean(axis=0)).max() <= 1e-5
+
+
+def test_the_shipped_model_and_its_twin(tmp_path):
+    shipped = ROOT / "models" / "genre_musicnn.onnx"
+    meta = {p.key: p.value for p in onnx.load(shipped).metadata_props}
+    assert (meta["name"], meta["sample_rate"], meta["segment_samples"]) == ("genre_musicnn", "16000", "48000")
+    assert json.loads(meta["labels"]) == list(spec.LABELS)
+    copy = Path(shutil.copy(shipped, tmp_path / shipped.name))
+    twin = to_onnx.write_twin(copy)
+    assert twin.read_bytes() == shipped.with_name("genre_musicnn.power.onnx").read_bytes()
+    card = json.loads((ROOT / "models" / "crossval_musicnn.json").read_text())
+    assert card["tracks"] == 119 and set(card["folds"]) == {"train->valid", "valid->train"}
