@@ -98,10 +98,10 @@ def build():
     return keras.Model(spectrogram, [tags, penultimate], name="musicnn_msd")
 
 
-def load(model=None):
+def load():
     """The Keras network with the MSD checkpoint's weights."""
     import tensorflow as tf
-    model = model or build()
+    model = build()
     reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint()) + "/")
     order = {"Conv2D": ("kernel", "bias"), "Dense": ("kernel", "bias"),
              "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance")}

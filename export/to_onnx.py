@@ -85,15 +85,18 @@ def write_twin(path: Path) -> Path:
 
 
 def save(model, out_dir, card: dict) -> Path:
-    """Write <out_dir>/<MODEL_NAME>.onnx, its power twin and its .json (metadata, card, sha256);
-    return the ONNX path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{spec.MODEL_NAME}.onnx"
-    data = convert(model).SerializeToString()
+    """Write <out_dir>/<MODEL_NAME>.onnx, its power twin and its .json; return the ONNX path."""
+    return write(convert(model), Path(out_dir) / f"{spec.MODEL_NAME}.onnx", card)
+
+
+def write(model: onnx.ModelProto, path: Path, card: dict) -> Path:
+    """Write an exported model, its power twin and its .json (metadata, card, size, sha256)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = model.SerializeToString()
     path.write_bytes(data)
     write_twin(path)
-    info = dict(metadata(), labels=list(spec.LABELS), features=json.loads(metadata()["features"]),
+    meta = {p.key: p.value for p in model.metadata_props}
+    info = dict(meta, labels=json.loads(meta["labels"]), features=json.loads(meta["features"]),
                 **card, onnx_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
     return path

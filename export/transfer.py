@@ -8,7 +8,6 @@ Each 3-s segment (48,000 samples at 16 kHz) goes through the same ONNX front-end
 the head (a softmax layer with L2) reads the backbone's penultimate layer and its 50 tag scores.
 """
 import argparse
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -102,14 +101,7 @@ def export(net: keras.Model, model: keras.Model, out_dir: Path, card: dict) -> P
     """<out_dir>/genre_musicnn.onnx (+ power twin, .json): audio at 16 kHz -> 10 probabilities."""
     full = keras.Sequential([keras.Input((musicnn.N_FRAMES, musicnn.N_MELS)), net, model])
     onnx_model = to_onnx.compose(front_end(), full, (musicnn.N_FRAMES, musicnn.N_MELS), metadata())
-    path = out_dir / f"{NAME}.onnx"
-    data = onnx_model.SerializeToString()
-    path.write_bytes(data)
-    to_onnx.write_twin(path)
-    info = dict(metadata(), labels=list(spec.LABELS), features=FEATURES, **card, onnx_bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest())
-    path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
-    return path
+    return to_onnx.write(onnx_model, Path(out_dir) / f"{NAME}.onnx", card)
 
 
 def main(argv=None):

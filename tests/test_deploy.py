@@ -1,5 +1,4 @@
 """deploy.sh with a fake `gcloud` that records its arguments, and what .gcloudignore lets through."""
-import os
 import shutil
 import subprocess
 
