@@ -66,10 +66,11 @@ import json, sys, time
 t = time.perf_counter()
 import librosa, numpy as np, onnxruntime as ort, onnx, onnx.utils
 sys.path.insert(0, ".")
-from inference import segments, spec
-y, _ = librosa.load(sys.argv[1], sr=spec.SAMPLE_RATE, duration=30)
+from inference import segments
+rate, n_mfcc = int(sys.argv[3]), int(sys.argv[4])
+y, _ = librosa.load(sys.argv[1], sr=rate, duration=30)
 session = ort.InferenceSession(sys.argv[2])
-mfcc = np.stack([librosa.feature.mfcc(y=s, sr=spec.SAMPLE_RATE, n_mfcc=spec.N_MFCC).T for s in segments.split(y, spec.SEGMENT_SAMPLES)])
+mfcc = np.stack([librosa.feature.mfcc(y=s, sr=rate, n_mfcc=n_mfcc).T for s in segments.split(y, 3 * rate)])
 session.run(None, {"mfcc": mfcc})
 print(json.dumps({"first_json_s": time.perf_counter() - t, "rss_mib": peak_rss_mib()}))
 """
@@ -79,10 +80,11 @@ import json, sys, time
 t = time.perf_counter()
 import keras, librosa, numpy as np
 sys.path.insert(0, ".")
-from inference import segments, spec
+from inference import segments
+rate, n_mfcc = int(sys.argv[3]), int(sys.argv[4])
 model = keras.models.load_model(sys.argv[2])
-y, _ = librosa.load(sys.argv[1], sr=spec.SAMPLE_RATE, duration=30)
-mfcc = np.stack([librosa.feature.mfcc(y=s, sr=spec.SAMPLE_RATE, n_mfcc=spec.N_MFCC).T for s in segments.split(y, spec.SEGMENT_SAMPLES)])
+y, _ = librosa.load(sys.argv[1], sr=rate, duration=30)
+mfcc = np.stack([librosa.feature.mfcc(y=s, sr=rate, n_mfcc=n_mfcc).T for s in segments.split(y, 3 * rate)])
 model.predict(mfcc, verbose=0)
 print(json.dumps({"first_json_s": time.perf_counter() - t, "rss_mib": peak_rss_mib()}))
 """
@@ -93,9 +95,9 @@ def reference_models(folder: Path) -> tuple[Path, Path]:
     import onnx.utils
     cnn = folder / "cnn_only.onnx"
     onnx.utils.extract_model(str(MFCC_MODEL), str(cnn), ["mfcc"], ["probabilities"])
-    from export import architectures
+    from export.families import genre_cnn
     seed = folder / "seed.keras"
-    architectures.seed().save(seed)
+    genre_cnn.seed_network().save(seed)
     return cnn, seed
 
 
@@ -104,17 +106,18 @@ def warm(clips, repeat, model_path) -> dict:
     import librosa
     import numpy as np
     import onnxruntime as ort
-    from export import architectures
-    from inference import model, segments, spec
+    from export.families import genre_cnn
+    from inference import model, segments
     ours = model.Model(model_path)
     times = {"ours": [], "a": [], "b": []}
     cnn_session = ort.InferenceSession(str(reference_models.cnn), providers=["CPUExecutionProvider"])
-    seed = architectures.seed()
+    seed = genre_cnn.seed_network()
+    rate, n_mfcc = genre_cnn.SAMPLE_RATE, genre_cnn.FEATURES["n_mfcc"]
     for path in clips:
-        y, _ = librosa.load(path, sr=spec.SAMPLE_RATE, duration=30)
-        ours_audio = y if ours.sample_rate == spec.SAMPLE_RATE else librosa.resample(y, orig_sr=spec.SAMPLE_RATE, target_sr=ours.sample_rate)
-        mfcc = lambda: np.stack([librosa.feature.mfcc(y=s, sr=spec.SAMPLE_RATE, n_mfcc=spec.N_MFCC).T
-                                 for s in segments.split(y, spec.SEGMENT_SAMPLES)])
+        y, _ = librosa.load(path, sr=rate, duration=30)
+        ours_audio = y if ours.sample_rate == rate else librosa.resample(y, orig_sr=rate, target_sr=ours.sample_rate)
+        mfcc = lambda: np.stack([librosa.feature.mfcc(y=s, sr=rate, n_mfcc=n_mfcc).T
+                                 for s in segments.split(y, genre_cnn.SEGMENT_SAMPLES)])
         paths = {"ours": lambda: ours.scores(ours_audio),
                  "a": lambda: cnn_session.run(None, {"mfcc": mfcc()}),
                  "b": lambda: seed(mfcc(), training=False)}
@@ -213,11 +216,13 @@ def main(argv=None):
     os.environ["GENRE_MODEL"] = args.model  # for the cold-start child and the server
 
     clips = [str(p) for p in sorted(GTZAN.glob("*/*.00000.flac"))[: args.clips]]
+    card = json.loads(MFCC_MODEL.with_suffix(".json").read_text())
+    mfcc_args = (card["sample_rate"], str(card["features"]["n_mfcc"]))
     with tempfile.TemporaryDirectory() as tmp:
         reference_models.cnn, seed_path = reference_models(Path(tmp))
         cold = {"ours": run_child(OURS_COLD, clips[0]),
-                "a": run_child(REF_A_COLD, clips[0], str(reference_models.cnn)),
-                "b": run_child(REF_B_COLD, clips[0], str(seed_path))}
+                "a": run_child(REF_A_COLD, clips[0], str(reference_models.cnn), *mfcc_args),
+                "b": run_child(REF_B_COLD, clips[0], str(seed_path), *mfcc_args)}
         warm_ms = warm(clips, args.repeat, args.model)
     http = server_figures(clips, args.requests, args.concurrency)
     size = None if args.skip_install_size else install_size()

@@ -1,5 +1,5 @@
 """Reading a GTZAN-layout folder: <genre>/<genre>.000NN.{wav,au,flac}, at any depth (genres/ or
-genres_original/ parents), any sample rate, decoded to mono float32 at spec.SAMPLE_RATE."""
+genres_original/ parents), any sample rate, decoded to mono float32 at the rate a family asks for."""
 import re
 import warnings
 from dataclasses import dataclass
@@ -8,7 +8,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from inference import spec
+from inference.contract import LABELS
 
 EXTENSIONS = (".wav", ".au", ".flac")
 _STEM = re.compile(r"^([a-z]+)\.\d{5}$")
@@ -30,7 +30,7 @@ def find_clips(root) -> list[Clip]:
     clips = []
     for path in Path(root).rglob("*"):
         match = _STEM.match(path.stem)
-        if (path.suffix.lower() in EXTENSIONS and match and match.group(1) in spec.LABELS
+        if (path.suffix.lower() in EXTENSIONS and match and match.group(1) in LABELS
                 and path.parent.name == match.group(1)):
             clips.append(Clip(path, match.group(1), path.stem))
     if not clips:
@@ -44,7 +44,7 @@ def read_split(splits_dir, name: str) -> set[str]:
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
 
-def load(clips: list[Clip], sample_rate: int = spec.SAMPLE_RATE) -> list[tuple[Clip, np.ndarray]]:
+def load(clips: list[Clip], sample_rate: int) -> list[tuple[Clip, np.ndarray]]:
     """Decode each clip (mono, at sample_rate); an unreadable one is skipped with a warning."""
     loaded = []
     for clip in clips:
@@ -60,3 +60,11 @@ def load(clips: list[Clip], sample_rate: int = spec.SAMPLE_RATE) -> list[tuple[C
     if not loaded:
         raise DatasetError("none of the clips could be decoded")
     return loaded
+
+
+def select(clips: list[Clip], splits_dir, split: str) -> list[Clip]:
+    """The clips of a split list ('all' keeps every clip)."""
+    if split == "all":
+        return clips
+    stems = read_split(splits_dir, split)
+    return [c for c in clips if c.stem in stems]

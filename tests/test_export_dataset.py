@@ -4,7 +4,6 @@ import pytest
 import soundfile as sf
 
 from export import dataset
-from inference import spec
 
 
 def tone(seconds: float, rate: int) -> np.ndarray:
@@ -22,10 +21,10 @@ def test_reads_wav_au_flac_under_a_genres_parent_at_any_rate(tmp_path):
     (root / "rock" / "blues.00001.wav").write_bytes(b"")  # a clip in the wrong genre folder is ignored
     clips = dataset.find_clips(tmp_path)
     assert [(c.genre, c.stem) for c in clips] == [("blues", "blues.00000"), ("pop", "pop.00003"), ("rock", "rock.00007")]
-    loaded = dataset.load(clips)
+    loaded = dataset.load(clips, 22050)
     for _, audio in loaded:
         assert audio.dtype == np.float32 and audio.ndim == 1
-        assert len(audio) == pytest.approx(2.0 * spec.SAMPLE_RATE, abs=2)
+        assert len(audio) == pytest.approx(2.0 * 22050, abs=2)
 
 
 def test_unreadable_clip_is_skipped_with_a_warning(tmp_path):
@@ -33,7 +32,7 @@ def test_unreadable_clip_is_skipped_with_a_warning(tmp_path):
     (tmp_path / "jazz" / "jazz.00054.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     sf.write(tmp_path / "jazz" / "jazz.00055.wav", tone(1.0, 22050), 22050)
     with pytest.warns(UserWarning, match="jazz.00054"):
-        loaded = dataset.load(dataset.find_clips(tmp_path))
+        loaded = dataset.load(dataset.find_clips(tmp_path), 22050)
     assert [c.stem for c, _ in loaded] == ["jazz.00055"]
 
 

@@ -9,12 +9,12 @@ import pytest
 
 import local_http
 from conftest import ROOT
-from inference import remote, spec
+from inference import contract, remote
 from inference.errors import ClassifyError
 
 
 def check_answer(body: dict, segments: int):
-    assert body["genre"] in spec.LABELS and list(body["scores"]) == list(spec.LABELS)
+    assert body["genre"] in contract.LABELS and list(body["scores"]) == list(contract.LABELS)
     assert math.isclose(sum(body["scores"].values()), 1.0, abs_tol=1e-5)
     assert body["confidence"] == max(body["scores"].values()) == body["scores"][body["genre"]]
     assert body["segments"] == segments
@@ -75,7 +75,7 @@ def test_scores_match_the_model_on_the_decoded_clip(client, reconfigure, media, 
     audio, _ = librosa.load(media / "song.flac", sr=int(meta["sample_rate"]), offset=3, duration=6)
     expected = segments.pool(session.run(None, {"audio": segments.split(audio, int(meta["segment_samples"]))})[0])
     body = client.post("/?start=3&duration=6", data=(media / "song.flac").read_bytes(), content_type="audio/flac").json
-    assert body["model"]["name"] == name and body["genre"] == spec.LABELS[int(np.argmax(expected))]
+    assert body["model"]["name"] == name and body["genre"] == contract.LABELS[int(np.argmax(expected))]
     assert np.abs(np.array(list(body["scores"].values())) - expected).max() < tolerance
 
 

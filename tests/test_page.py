@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 import function_server
-from inference import spec
+from inference import contract
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -57,7 +57,7 @@ def check_result(page, expected: dict):
     expect(page.locator("#genre")).to_have_text(expected["genre"])
     expect(page.locator("#genre")).to_be_focused()
     rows = page.locator("#scores li")
-    expect(rows).to_have_count(len(spec.LABELS))
+    expect(rows).to_have_count(len(contract.LABELS))
     best = max(expected["scores"], key=expected["scores"].get)
     expect(rows.first).to_contain_text(best)
     expect(rows.first).to_contain_text(f"{round(expected['scores'][best] * 1000) / 10:g}%")

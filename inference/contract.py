@@ -1,0 +1,86 @@
+"""The model contract: what export/ writes into a model's ONNX metadata and inference/ reads back.
+
+Every model takes mono float32 audio `[batch, segment_samples]` at `sample_rate` on its input
+AUDIO_INPUT and returns `[batch, len(labels)]` probabilities on OUTPUT. Its serving twin (beside
+it as twin_path(path), see export/to_onnx.py) takes the power spectrum on POWER_INPUT instead.
+The metadata_props (strings) hold a ModelMeta; each model family keeps its own front-end
+constants (export/families/), so the serving code never assumes a sample rate or a feature.
+"""
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+LABELS = ("blues", "classical", "country", "disco", "hiphop",
+          "jazz", "metal", "pop", "reggae", "rock")
+SEGMENT_SECONDS = 3  # every family classifies 3-s segments; a track's scores pool its segments'
+
+AUDIO_INPUT, POWER_INPUT, OUTPUT = "audio", "power", "probabilities"
+TWIN_SUFFIX = ".power.onnx"
+
+
+class ContractError(ValueError):
+    """A model's metadata lacks a key or holds a value of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    name: str
+    version: str
+    labels: tuple[str, ...]
+    sample_rate: int
+    segment_samples: int
+    features: dict  # the front-end's parameters (kind, n_fft, hop_length, ...)
+    batch: int = 0  # segments per onnxruntime run; 0: all of a window's at once
+    input: str = AUDIO_INPUT  # POWER_INPUT for a serving twin
+    spectrum_bins: int = 0  # a twin's power-spectrum bins
+
+    def to_props(self) -> dict[str, str]:
+        """metadata_props: every value a string (labels and features as JSON), defaults left out."""
+        return {f.name: _format(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if getattr(self, f.name) != f.default}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str]) -> "ModelMeta":
+        """The ModelMeta of a model's metadata_props; ContractError naming the missing or bad key."""
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in props:
+                if f.default is dataclasses.MISSING:
+                    raise ContractError(f"the model's metadata has no {f.name!r}")
+                continue
+            try:
+                values[f.name] = _parse(f.type, props[f.name])
+            except (TypeError, ValueError):
+                raise ContractError(f"the model's metadata {f.name!r} is not a valid {f.type}") from None
+        return cls(**values)
+
+    def twin(self, spectrum_bins: int) -> "ModelMeta":
+        """The metadata of this model's serving twin."""
+        return dataclasses.replace(self, input=POWER_INPUT, spectrum_bins=spectrum_bins)
+
+
+def _format(value) -> str:
+    return json.dumps(value) if isinstance(value, (dict, tuple)) else str(value)
+
+
+def _parse(kind, text: str):
+    if kind is int:
+        return int(text)
+    if kind is dict:
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise ValueError(text)
+        return value
+    if kind == tuple[str, ...]:
+        value = json.loads(text)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(text)
+        return tuple(value)
+    return text
+
+
+def twin_path(path: Path) -> Path:
+    """Where a model's serving twin lies: <name>.power.onnx beside <name>.onnx."""
+    path = Path(path)
+    return path.with_name(path.stem + TWIN_SUFFIX)
