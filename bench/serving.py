@@ -3,7 +3,8 @@
     python bench/serving.py [--clips 4] [--repeat 30] [--requests 40] [--skip-install-size]
 
 Prints one table. (a) = librosa MFCC + onnxruntime CNN; (b) = the seed's way (Keras model load +
-predict on librosa MFCCs). Needs requirements-dev.txt (TensorFlow and librosa, for the references).
+predict on librosa MFCCs); (c) = the default model's peer, musicnn the way its package runs it
+(librosa log-mel patches + the original TF1 graph restored from its checkpoint). Needs requirements-dev.txt (TensorFlow and librosa, for the references).
 Measures, never asserts.
 """
 import argparse
@@ -89,6 +90,27 @@ model.predict(mfcc, verbose=0)
 print(json.dumps({"first_json_s": time.perf_counter() - t, "rss_mib": peak_rss_mib()}))
 """
 
+REF_C_COLD = """
+import json, sys, time
+t = time.perf_counter()
+import librosa, numpy as np
+sys.path.insert(0, ".")
+from export import musicnn
+tags = musicnn.original()
+y, _ = librosa.load(sys.argv[1], sr=musicnn.SAMPLE_RATE, duration=30)
+mel = musicnn.log_mel(y)
+tags(np.stack([mel[i:i + musicnn.N_FRAMES] for i in range(0, len(mel) - musicnn.N_FRAMES + 1, musicnn.N_FRAMES)]))
+print(json.dumps({"first_json_s": time.perf_counter() - t, "rss_mib": peak_rss_mib()}))
+"""
+
+
+def musicnn_patches(y16k):
+    """musicnn's extractor: log-mel of the whole clip, cut into non-overlapping 187-frame patches."""
+    import numpy as np
+    from export import musicnn
+    mel = musicnn.log_mel(y16k)
+    return np.stack([mel[i:i + musicnn.N_FRAMES] for i in range(0, len(mel) - musicnn.N_FRAMES + 1, musicnn.N_FRAMES)])
+
 
 def reference_models(folder: Path) -> tuple[Path, Path]:
     """(a) the shipped model's CNN alone (from its 'mfcc' tensor), (b) the seed network as a .keras file."""
@@ -109,7 +131,9 @@ def warm(clips, repeat, model_path) -> dict:
     from export.families import genre_cnn
     from inference import model, segments
     ours = model.Model(model_path)
-    times = {"ours": [], "a": [], "b": []}
+    from export import musicnn
+    times = {"ours": [], "a": [], "b": [], "c": []}
+    original = musicnn.original()
     cnn_session = ort.InferenceSession(str(reference_models.cnn), providers=["CPUExecutionProvider"])
     seed = genre_cnn.seed_network()
     rate, n_mfcc = genre_cnn.SAMPLE_RATE, genre_cnn.FEATURES["n_mfcc"]
@@ -118,9 +142,11 @@ def warm(clips, repeat, model_path) -> dict:
         ours_audio = y if ours.sample_rate == rate else librosa.resample(y, orig_sr=rate, target_sr=ours.sample_rate)
         mfcc = lambda: np.stack([librosa.feature.mfcc(y=s, sr=rate, n_mfcc=n_mfcc).T
                                  for s in segments.split(y, genre_cnn.SEGMENT_SAMPLES)])
+        y16k = librosa.resample(y, orig_sr=rate, target_sr=musicnn.SAMPLE_RATE)
         paths = {"ours": lambda: ours.scores(ours_audio),
                  "a": lambda: cnn_session.run(None, {"mfcc": mfcc()}),
-                 "b": lambda: seed(mfcc(), training=False)}
+                 "b": lambda: seed(mfcc(), training=False),
+                 "c": lambda: original(musicnn_patches(y16k))}
         for name, call in paths.items():
             call()
             for _ in range(repeat):
@@ -222,24 +248,27 @@ def main(argv=None):
         reference_models.cnn, seed_path = reference_models(Path(tmp))
         cold = {"ours": run_child(OURS_COLD, clips[0]),
                 "a": run_child(REF_A_COLD, clips[0], str(reference_models.cnn), *mfcc_args),
-                "b": run_child(REF_B_COLD, clips[0], str(seed_path), *mfcc_args)}
+                "b": run_child(REF_B_COLD, clips[0], str(seed_path), *mfcc_args),
+                "c": run_child(REF_C_COLD, clips[0])}
         warm_ms = warm(clips, args.repeat, args.model)
     http = server_figures(clips, args.requests, args.concurrency)
     size = None if args.skip_install_size else install_size()
 
-    rows = [("cold start: fresh process -> first answer (s)", *(cold[k]["first_json_s"] for k in ("ours", "a", "b"))),
-            ("peak RSS of that process (MiB)", *(cold[k]["rss_mib"] for k in ("ours", "a", "b"))),
-            ("warm features + inference, 30 s, p50 (ms)", *(warm_ms[k][0] for k in ("ours", "a", "b"))),
-            ("warm features + inference, 30 s, p95 (ms)", *(warm_ms[k][1] for k in ("ours", "a", "b")))]
-    print(f"{'':48} {'this function':>14} {'(a) librosa+ORT':>16} {'(b) Keras seed':>15} {'vs (a)':>7} {'vs (b)':>7}")
-    for name, ours, a, b in rows:
-        print(f"{name:48} {ours:14.3f} {a:16.3f} {b:15.3f} {ours / a:7.2f} {ours / b:7.2f}")
+    paths = ("ours", "a", "b", "c")
+    rows = [("cold start: fresh process -> first answer (s)", *(cold[k]["first_json_s"] for k in paths)),
+            ("peak RSS of that process (MiB)", *(cold[k]["rss_mib"] for k in paths)),
+            ("warm features + inference, 30 s, p50 (ms)", *(warm_ms[k][0] for k in paths)),
+            ("warm features + inference, 30 s, p95 (ms)", *(warm_ms[k][1] for k in paths))]
+    print(f"{'':48} {'this function':>14} {'(a) librosa+ORT':>16} {'(b) Keras seed':>15} {'(c) musicnn TF1':>16}")
+    for name, *values in rows:
+        print(f"{name:48} {values[0]:14.3f} {values[1]:16.3f} {values[2]:15.3f} {values[3]:16.3f}")
     print(f"HTTP upload of a 30-s clip, one client: p50 {http['upload_p50']:.1f} ms, p95 {http['upload_p95']:.1f} ms")
     print(f"HTTP, {args.concurrency} concurrent clients, {args.requests} uploads: {http['rps']:.1f} requests/s, "
           f"p95 {http['load_p95']:.1f} ms, errors {http['errors']}; server peak RSS {http['server_rss_mib']:.0f} MiB")
     if size is not None:
         print(f"installed size of requirements.txt in a fresh virtualenv: {size:.0f} MiB")
-    print(f"model: {args.model} ({Path(args.model).stat().st_size / 2**20:.1f} MiB); (a) and (b): the MFCC CNN")
+    print(f"model: {args.model} ({Path(args.model).stat().st_size / 2**20:.1f} MiB); (a) and (b): the MFCC CNN; "
+          "(c): musicnn's MSD network alone (tags)")
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; clips: {len(clips)} x 30 s")
 
 

@@ -111,6 +111,35 @@ def load():
     return model
 
 
+def original():
+    """The original TF1 graph restored from the checkpoint's .meta, as musicnn's package runs it:
+    a function log-mel patches [batch, 187, 96] -> the 50 tag scores (for tests and benchmarks).
+    Its stale _output_shapes attributes are dropped (TF 2 refuses them on the gradient nodes), and
+    op determinism is off while it runs (the graph's unseeded dropout refuses it)."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import meta_graph_pb2
+    from tensorflow.python.framework import config
+    folder = checkpoint()
+    meta = meta_graph_pb2.MetaGraphDef()
+    meta.ParseFromString((folder / ".meta").read_bytes())
+    for node in meta.graph_def.node:
+        node.attr.pop("_output_shapes", None)
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    with graph.as_default():
+        tf.compat.v1.train.import_meta_graph(meta, clear_devices=True).restore(session, str(folder) + "/")
+
+    def tags(batch: np.ndarray) -> np.ndarray:
+        deterministic = config.is_op_determinism_enabled()
+        config.disable_op_determinism()
+        try:
+            return session.run("model/Sigmoid:0", {"model/Placeholder:0": batch, "model/Placeholder_2:0": False})
+        finally:
+            if deterministic:
+                config.enable_op_determinism()
+    return tags
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["fetch"]:
         sys.exit("usage: python -m export.musicnn fetch")

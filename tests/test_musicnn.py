@@ -11,7 +11,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import tensorflow as tf
 
 from conftest import ROOT
 from export import frontend, musicnn, to_onnx
@@ -27,31 +26,9 @@ def patches(gtzan) -> np.ndarray:
                      for clip in clips])
 
 
-def original_tags(batch: np.ndarray) -> np.ndarray:
-    """The tag scores of the original graph (its stale _output_shapes attributes dropped: TF 2
-    refuses them on the gradient nodes)."""
-    from tensorflow.core.protobuf import meta_graph_pb2
-    folder = musicnn.checkpoint()
-    meta = meta_graph_pb2.MetaGraphDef()
-    meta.ParseFromString((folder / ".meta").read_bytes())
-    for node in meta.graph_def.node:
-        node.attr.pop("_output_shapes", None)
-    from tensorflow.python.framework import config  # export/train.py turns op determinism on for the
-    deterministic = config.is_op_determinism_enabled()  # process; the graph's unseeded dropout refuses it
-    config.disable_op_determinism()
-    try:
-        graph = tf.Graph()
-        with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
-            tf.compat.v1.train.import_meta_graph(meta, clear_devices=True).restore(session, str(folder) + "/")
-            return session.run("model/Sigmoid:0", {"model/Placeholder:0": batch, "model/Placeholder_2:0": False})
-    finally:
-        if deterministic:
-            config.enable_op_determinism()
-
-
 def test_the_port_gives_the_original_tag_scores(patches):
     ported = musicnn.load().predict(patches, verbose=0)[0]
-    original = original_tags(patches)
+    original = musicnn.original()(patches)
     assert ported.shape == original.shape == (4, len(musicnn.TAGS))
     assert np.abs(ported - original).max() <= 1e-4
     top = [musicnn.TAGS[row.argmax()] for row in original]
