@@ -1,0 +1,75 @@
+"""Confidence that means what it says: a temperature fitted on out-of-fold predictions, the
+figures that judge it (expected calibration error, Brier score), a reliability diagram, and the
+confidence under which an answer is flagged uncertain."""
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+
+ECE_BINS = 15
+
+
+def temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The T > 0 that minimises the negative log-likelihood of softmax(logits / T)."""
+    def nll(log_t):
+        return -log_softmax(logits / np.exp(log_t), axis=1)[np.arange(len(y)), y].mean()
+    return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+
+
+def scaled(logits: np.ndarray, t: float) -> np.ndarray:
+    return softmax(logits / t, axis=1)
+
+
+def ece(probabilities: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Expected calibration error: |accuracy - confidence| of the top class, weighted over
+    equal-width confidence bins."""
+    confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == y
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    return float(sum(abs(correct[which == b].mean() - confidence[which == b].mean()) * np.mean(which == b)
+                     for b in range(bins) if np.any(which == b)))
+
+
+def brier(probabilities: np.ndarray, y: np.ndarray) -> float:
+    """Mean over answers of the squared distance between the scores and the one-hot truth."""
+    return float(np.mean(np.sum((probabilities - np.eye(probabilities.shape[1])[y]) ** 2, axis=1)))
+
+
+def uncertain_below(probabilities: np.ndarray, y: np.ndarray, precision: float) -> tuple[float, float]:
+    """The lowest confidence threshold such that the answers at or above it are right at least
+    `precision` of the time, and the share of answers under it (flagged uncertain)."""
+    confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == y
+    for threshold in np.unique(confidence):  # ascending
+        kept = confidence >= threshold
+        if correct[kept].mean() >= precision:
+            return float(threshold), float(np.mean(~kept))
+    return 1.0, 1.0
+
+
+def figures(probabilities: np.ndarray, y: np.ndarray) -> dict:
+    return {"accuracy": float(np.mean(probabilities.argmax(axis=1) == y)), "ece": ece(probabilities, y),
+            "brier": brier(probabilities, y)}
+
+
+def reliability_diagram(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str):
+    """Accuracy against confidence per bin for each named (probabilities, y), and the diagonal."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.6, 5.2))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    for name, (probabilities, y) in curves.items():
+        confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == y
+        which = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
+        used = [b for b in range(ECE_BINS) if np.any(which == b)]
+        ax.plot([confidence[which == b].mean() for b in used], [correct[which == b].mean() for b in used],
+                marker="o", label=f"{name} (ECE {ece(probabilities, y):.3f})")
+    ax.set_xlabel("confidence (top score)")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
