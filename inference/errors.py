@@ -1,19 +1,161 @@
-"""The one error type the serving code raises: an HTTP status, a stable code and a plain message."""
+"""The error catalogue: every code the function answers with, its HTTP status and default message,
+and a constructor per code. The README's error table and openapi.yaml's enums follow it (a test
+checks)."""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Code:
+    status: int | None  # None: the command line's own, never answered over HTTP
+    message: str  # the default message
+
+
+CATALOGUE = {
+    "missing_url": Code(400, 'give a link as {"url": "https://..."} or ?url=, or upload audio'),
+    "bad_json": Code(400, 'the body must be a JSON object like {"url": "https://..."}'),
+    "invalid_url": Code(400, "the link is not a valid URL"),
+    "url_not_allowed": Code(400, "the link leads to a private or reserved address"),
+    "site_not_allowed": Code(400, "links to this site are not accepted here"),
+    "bad_parameter": Code(400, "start and duration must be numbers of seconds"),
+    "empty_upload": Code(400, "the upload is empty"),
+    "missing_file": Code(400, 'the form has no field "file"'),
+    "method_not_allowed": Code(405, "use GET ?url=..., or POST"),
+    "upload_too_large": Code(413, "the upload is too large"),
+    "unsupported_media_type": Code(415, "send application/json, audio/*, application/octet-stream or "
+                                        "multipart/form-data"),
+    "unsupported_url": Code(422, "no audio or video was found at this link"),
+    "source_unavailable": Code(422, "the link could not be read"),
+    "not_audio": Code(422, "the data is not audio in a known format"),
+    "no_audio": Code(422, "no audio in the requested window"),
+    "bad_window": Code(422, "start is beyond the end of the source"),
+    "source_too_long": Code(422, "the source is too long"),
+    "live_stream": Code(422, "live streams cannot be classified; give a recorded track"),
+    "source_too_large": Code(422, "the audio needed too much download"),
+    "internal": Code(500, "unexpected error; it has been logged"),
+    "source_unreachable": Code(502, "the site could not be reached"),
+    "source_blocked": Code(503, "the site refused this server as a bot; set YTDLP_COOKIES (a cookies.txt of a "
+                                "signed-in browser) or YTDLP_PROXY (a residential proxy) and redeploy"),
+    "model_unavailable": Code(503, "the model could not be loaded"),
+    "timeout": Code(504, "the source did not deliver in time"),
+    "unreadable_file": Code(None, "the file could not be read"),
+}
 
 
 class ClassifyError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+    """The one error type the serving code raises: a code of the catalogue, its status, a plain message."""
+
+    def __init__(self, code: str, message: str | None = None):
+        entry = CATALOGUE[code]
+        self.code, self.status, self.message = code, entry.status, message or entry.message
+        super().__init__(self.message)
 
     def body(self) -> dict:
         return {"error": {"code": self.code, "message": self.message}}
 
 
+def missing_url(message: str | None = None) -> ClassifyError:
+    return ClassifyError("missing_url", message)
+
+
+def bad_json() -> ClassifyError:
+    return ClassifyError("bad_json")
+
+
+def invalid_url(message: str | None = None) -> ClassifyError:
+    return ClassifyError("invalid_url", message)
+
+
+def url_not_allowed(message: str | None = None) -> ClassifyError:
+    return ClassifyError("url_not_allowed", message)
+
+
+def site_not_allowed(host: str, allowed: tuple[str, ...]) -> ClassifyError:
+    return ClassifyError("site_not_allowed", f"links to {host} are not accepted here; allowed: {', '.join(allowed)}")
+
+
+def bad_parameter(message: str | None = None) -> ClassifyError:
+    return ClassifyError("bad_parameter", message)
+
+
+def empty_upload() -> ClassifyError:
+    return ClassifyError("empty_upload")
+
+
+def missing_file() -> ClassifyError:
+    return ClassifyError("missing_file")
+
+
+def method_not_allowed() -> ClassifyError:
+    return ClassifyError("method_not_allowed")
+
+
 def upload_too_large(cap_bytes: int) -> ClassifyError:
-    return ClassifyError(413, "upload_too_large", f"uploads are limited to {cap_bytes // 2**20} MB")
+    return ClassifyError("upload_too_large", f"uploads are limited to {cap_bytes // 2**20} MB")
+
+
+def unsupported_media_type(mimetype: str) -> ClassifyError:
+    return ClassifyError("unsupported_media_type", f"{CATALOGUE['unsupported_media_type'].message}, not {mimetype}")
+
+
+def unsupported_url(message: str | None = None) -> ClassifyError:
+    return ClassifyError("unsupported_url", message)
+
+
+def source_unavailable(message: str | None = None) -> ClassifyError:
+    return ClassifyError("source_unavailable", message)
+
+
+def not_audio(message: str | None = None) -> ClassifyError:
+    return ClassifyError("not_audio", message)
+
+
+def no_audio() -> ClassifyError:
+    return ClassifyError("no_audio")
+
+
+def bad_window(source_seconds: float) -> ClassifyError:
+    return ClassifyError("bad_window", f"start is beyond the end of the source ({source_seconds:.0f} s)")
 
 
 def source_too_long(seconds: float, max_minutes: float) -> ClassifyError:
-    return ClassifyError(422, "source_too_long",
+    return ClassifyError("source_too_long",
                          f"the source lasts {seconds / 60:.0f} min; at most {max_minutes:g} min are accepted")
+
+
+def live_stream() -> ClassifyError:
+    return ClassifyError("live_stream")
+
+
+def source_too_large(cap_bytes: int) -> ClassifyError:
+    return ClassifyError("source_too_large", f"the audio needed more than {cap_bytes // 2**20} MB of download")
+
+
+def internal() -> ClassifyError:
+    return ClassifyError("internal")
+
+
+def source_unreachable(message: str | None = None) -> ClassifyError:
+    return ClassifyError("source_unreachable", message)
+
+
+def source_blocked() -> ClassifyError:
+    return ClassifyError("source_blocked")
+
+
+def model_unavailable(message: str | None = None) -> ClassifyError:
+    return ClassifyError("model_unavailable", message)
+
+
+def timeout(message: str | None = None) -> ClassifyError:
+    return ClassifyError("timeout", message)
+
+
+def unreadable_file(message: str | None = None) -> ClassifyError:
+    return ClassifyError("unreadable_file", message)
+
+
+def upstream_status(http_status: int) -> ClassifyError:
+    """The error for an upstream HTTP error status: the link's fault (4xx) or the site's (5xx)."""
+    if http_status < 500:
+        return source_unavailable(f"the link answered HTTP {http_status}")
+    return source_unreachable(f"the site answered HTTP {http_status}")
