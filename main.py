@@ -38,7 +38,7 @@ def _number(value, name: str) -> float | None:
     except (TypeError, ValueError):
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number):
-        raise ClassifyError(400, "bad_parameter", f"{name} must be a number of seconds")
+        raise errors.bad_parameter(f"{name} must be a number of seconds")
     return number
 
 
@@ -48,7 +48,7 @@ def _window(fields) -> dict:
 
 def _url(value, seen: dict) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ClassifyError(400, "missing_url", 'give a link as {"url": "https://..."} or ?url=, or upload audio')
+        raise errors.missing_url()
     url = value.strip()
     try:
         seen["site"] = urlsplit(url).hostname  # the host only: links and their queries stay out of the logs
@@ -65,7 +65,7 @@ def _upload(request) -> tuple[bytes, str | None]:
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
-            raise ClassifyError(400, "missing_file", 'the form has no field "file"')
+            raise errors.missing_file()
         data, name = upload.read(cap + 1), upload.filename
     else:
         data, name = request.stream.read(cap + 1), None
@@ -87,13 +87,13 @@ def _handle(request, seen: dict) -> dict:
         seen["kind"] = "link"
         return classifier.link(_url(request.args.get("url"), seen), SETTINGS, **_window(request.args))
     if request.method != "POST":
-        raise ClassifyError(405, "method_not_allowed", "use GET ?url=..., or POST")
+        raise errors.method_not_allowed()
     mimetype = request.mimetype
     if mimetype == "application/json":
         seen["kind"] = "link"
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
-            raise ClassifyError(400, "bad_json", 'the body must be a JSON object like {"url": "https://..."}')
+            raise errors.bad_json()
         return classifier.link(_url(body.get("url"), seen), SETTINGS, **_window(body))
     if mimetype == "application/x-www-form-urlencoded":
         seen["kind"] = "link"
@@ -105,9 +105,8 @@ def _handle(request, seen: dict) -> dict:
         data, name = _upload(request)
         return classifier.upload(data, SETTINGS, filename=name, **window)
     if not mimetype and not request.content_length:
-        raise ClassifyError(400, "missing_url", 'give a link as {"url": "https://..."} or upload audio')
-    raise ClassifyError(415, "unsupported_media_type",
-                        f"send application/json, audio/*, application/octet-stream or multipart/form-data, not {mimetype}")
+        raise errors.missing_url('give a link as {"url": "https://..."} or upload audio')
+    raise errors.unsupported_media_type(mimetype)
 
 
 def _cors(headers: dict) -> dict:
@@ -134,7 +133,7 @@ def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
         status, body = 413, errors.upload_too_large(SETTINGS.max_upload_bytes).body()
     except Exception:  # a bug: logged with its stack trace, answered without internals
         seen["stack_trace"] = traceback.format_exc()
-        status, body = 500, {"error": {"code": "internal", "message": "unexpected error; it has been logged"}}
+        status, body = 500, errors.internal().body()
     headers = _cors({"Content-Type": "application/json"})
     if status == 405:
         headers["Allow"] = "GET, POST, OPTIONS"

@@ -27,7 +27,7 @@ def main(argv=None) -> int:
         print(json.dumps(exc.body(), indent=2))
         return 1
     except OSError as exc:
-        print(json.dumps({"error": {"code": "unreadable_file", "message": str(exc)}}, indent=2))
+        print(json.dumps(errors.unreadable_file(str(exc)).body(), indent=2))
         return 1
     print(json.dumps(answer, indent=2))
     return 0

@@ -17,9 +17,9 @@ _cpu_slots = threading.BoundedSemaphore(os.cpu_count() or 1)  # uploads: decodin
 def check_window(start: float | None, duration: float | None, settings: Settings):
     """Refuse a start or duration out of range before any work is done."""
     if duration is not None and not 0 < duration <= settings.max_duration:
-        raise ClassifyError(400, "bad_parameter", f"duration must be above 0 and at most {settings.max_duration:g} s")
+        raise errors.bad_parameter(f"duration must be above 0 and at most {settings.max_duration:g} s")
     if start is not None and start < 0:
-        raise ClassifyError(400, "bad_parameter", "start must be 0 or more seconds")
+        raise errors.bad_parameter("start must be 0 or more seconds")
 
 
 def window(start: float | None, duration: float | None, source_seconds: float | None,
@@ -29,7 +29,7 @@ def window(start: float | None, duration: float | None, source_seconds: float | 
     length = settings.default_duration if duration is None else duration
     if start is not None:
         if source_seconds and start >= source_seconds:
-            raise ClassifyError(422, "bad_window", f"start is beyond the end of the source ({source_seconds:.0f} s)")
+            raise errors.bad_window(source_seconds)
         return start, length
     if source_seconds is None:
         return 0.0, length
@@ -76,7 +76,7 @@ def upload(data: bytes, settings: Settings, start=None, duration=None, filename:
     started = time.perf_counter()
     check_window(start, duration, settings)
     if not data:
-        raise ClassifyError(400, "empty_upload", "the upload is empty")
+        raise errors.empty_upload()
     deadline = time.monotonic() + settings.time_budget
     timings = {}
     with _cpu_slots:
@@ -94,7 +94,7 @@ def link(url: str, settings: Settings, start=None, duration=None) -> dict:
     try:
         return future.result(timeout=settings.time_budget + 1)
     except FutureTimeout:
-        raise ClassifyError(504, "timeout", f"the source took longer than {settings.time_budget:g} s") from None
+        raise errors.timeout(f"the source took longer than {settings.time_budget:g} s") from None
 
 
 def _link(url, settings, start, duration, deadline, started):
@@ -107,8 +107,7 @@ def _link(url, settings, start, duration, deadline, started):
             result, seconds = _analyse(media, start, duration, found.duration, settings, deadline, timings, began)
         except ClassifyError as error:
             if media.cut and error.code in ("not_audio", "no_audio"):
-                raise ClassifyError(502, "source_unreachable",
-                                    f"the audio source broke off after {media.fetched} bytes") from None
+                raise errors.source_unreachable(f"the audio source broke off after {media.fetched} bytes") from None
             raise
         fetched = media.fetched
     source = {"kind": "link", "title": found.title, "duration": seconds, "site": found.site,

@@ -7,7 +7,7 @@ import time
 import av
 import numpy as np
 
-from inference.errors import ClassifyError
+from inference import errors
 
 FORMATS = "mov,matroska,webm,ogg,mp3,flac,wav,aac,au,aiff,asf,caf,w64,amr,ac3,eac3"
 OPTIONS = {"format_whitelist": FORMATS, "protocol_whitelist": "http,https,tls,tcp"}
@@ -23,10 +23,10 @@ def open_audio(source):
     try:
         container = av.open(source, container_options=OPTIONS)
     except (av.FFmpegError, ValueError, OSError) as exc:
-        raise ClassifyError(422, "not_audio", f"the data is not audio in a known format ({exc.__class__.__name__})") from None
+        raise errors.not_audio(f"the data is not audio in a known format ({exc.__class__.__name__})") from None
     if not container.streams.audio:
         container.close()
-        raise ClassifyError(422, "not_audio", "the file holds no audio stream")
+        raise errors.not_audio("the file holds no audio stream")
     return container
 
 
@@ -41,7 +41,7 @@ def read_window(container, start: float, duration: float, sample_rate: int, dead
             container.seek(int(start * av.time_base), backward=True, any_frame=False)
         for frame in container.decode(stream):
             if time.monotonic() > deadline:
-                raise ClassifyError(504, "timeout", "decoding the audio took longer than the time budget")
+                raise errors.timeout("decoding the audio took longer than the time budget")
             if frame.time is not None and frame.time + frame.samples / frame.sample_rate <= start:
                 continue
             if not chunks and frame.time is not None and frame.time < start:
@@ -56,10 +56,10 @@ def read_window(container, start: float, duration: float, sample_rate: int, dead
                 chunks.append(out.to_ndarray()[0])
     except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
         if not chunks:
-            raise ClassifyError(422, "not_audio", f"the audio could not be decoded ({exc.__class__.__name__})") from None
+            raise errors.not_audio(f"the audio could not be decoded ({exc.__class__.__name__})") from None
     if not chunks:
-        raise ClassifyError(422, "no_audio", "no audio in the requested window")
+        raise errors.no_audio()
     audio = np.concatenate(chunks)[skip:skip + wanted]
     if not len(audio):
-        raise ClassifyError(422, "no_audio", "no audio in the requested window")
+        raise errors.no_audio()
     return np.ascontiguousarray(audio, dtype=np.float32)

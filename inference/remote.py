@@ -8,21 +8,13 @@ from urllib.parse import urljoin, urlsplit
 
 import urllib3
 
-from inference import urlpolicy
+from inference import errors, urlpolicy
 from inference.config import Settings
-from inference.errors import ClassifyError
 
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT_S = 5.0
 CHUNK = 2**16
 USER_AGENT = "genre-classifier/1.0"
-
-
-def upstream_status(status: int) -> ClassifyError:
-    """The error for an upstream HTTP error status: the link's fault (4xx) or the site's (5xx)."""
-    if status < 500:
-        return ClassifyError(422, "source_unavailable", f"the link answered HTTP {status}")
-    return ClassifyError(502, "source_unreachable", f"the site answered HTTP {status}")
 
 
 class RemoteFile(io.RawIOBase):
@@ -41,7 +33,7 @@ class RemoteFile(io.RawIOBase):
     def _remaining(self) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise ClassifyError(504, "timeout", "fetching the audio took longer than the time budget")
+            raise errors.timeout("fetching the audio took longer than the time budget")
         return left
 
     def _open(self, offset: int):
@@ -65,16 +57,16 @@ class RemoteFile(io.RawIOBase):
                 response = pool.urlopen("GET", path, headers=headers, redirect=False,
                                         preload_content=False, release_conn=False)
             except urllib3.exceptions.TimeoutError:
-                raise ClassifyError(504, "timeout", f"{host} did not answer in time") from None
+                raise errors.timeout(f"{host} did not answer in time") from None
             except urllib3.exceptions.HTTPError as exc:
-                raise ClassifyError(502, "source_unreachable", f"could not fetch from {host}: {type(exc).__name__}") from None
+                raise errors.source_unreachable(f"could not fetch from {host}: {type(exc).__name__}") from None
             if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
                 url = urljoin(url, response.headers["Location"])
                 response.release_conn()
                 continue
             if response.status not in (200, 206):
                 response.release_conn()
-                raise upstream_status(response.status)
+                raise errors.upstream_status(response.status)
             self.url, self._response = url, response
             self._at = offset if response.status == 206 else 0
             if response.status == 206 or (not offset and response.headers.get("Accept-Ranges") == "bytes"):
@@ -85,7 +77,7 @@ class RemoteFile(io.RawIOBase):
             if self.size is None and length and length.isdigit():
                 self.size = int(length) + self._at
             return
-        raise ClassifyError(502, "source_unreachable", "the audio link redirects too many times")
+        raise errors.source_unreachable("the audio link redirects too many times")
 
     def _release(self):
         if self._response is not None:
@@ -100,17 +92,16 @@ class RemoteFile(io.RawIOBase):
         try:
             data = self._response.read1(size)
         except urllib3.exceptions.TimeoutError:
-            raise ClassifyError(504, "timeout", "the audio source stalled") from None
+            raise errors.timeout("the audio source stalled") from None
         except (urllib3.exceptions.HTTPError, OSError):
             if not self.fetched:
-                raise ClassifyError(502, "source_unreachable", "the audio source broke off") from None
+                raise errors.source_unreachable("the audio source broke off") from None
             self._release()  # cut off midway: what came is all there is
             self.cut = True
             return b""
         self.fetched += len(data)
         if self.fetched > self.settings.max_fetch_bytes:
-            raise ClassifyError(422, "source_too_large",
-                                f"the audio needed more than {self.settings.max_fetch_bytes // 2**20} MB of download")
+            raise errors.source_too_large(self.settings.max_fetch_bytes)
         self._at += len(data)
         if not self.ranges:
             self._kept += data

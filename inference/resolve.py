@@ -6,7 +6,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-from inference import errors, remote, urlpolicy
+from inference import errors, urlpolicy
 from inference.config import Settings
 from inference.errors import ClassifyError
 
@@ -82,23 +82,21 @@ def _error(exc) -> ClassifyError:
     cause = exc.exc_info[1] if exc.exc_info else None
     message = re.sub(r"^ERROR:\s*(\[[^\]]+\]\s*)?", "", str(exc)).strip()
     if BOT_CHECK.search(message):
-        return ClassifyError(503, "source_blocked",
-                             "the site refused this server as a bot; set YTDLP_COOKIES (a cookies.txt of a "
-                             "signed-in browser) or YTDLP_PROXY (a residential proxy) and redeploy")
+        return errors.source_blocked()
     if isinstance(cause, UnsupportedError) or "Unsupported URL" in message:
-        return ClassifyError(422, "unsupported_url", "no audio or video was found at this link")
+        return errors.unsupported_url()
     status = getattr(cause, "status", None) or getattr(getattr(cause, "cause", None), "status", None)
     if status:
-        return remote.upstream_status(status)
+        return errors.upstream_status(status)
     if isinstance(cause, TransportError):
         if "timed out" in str(cause).lower():
-            return ClassifyError(504, "timeout", "the site did not answer in time")
-        return ClassifyError(502, "source_unreachable", "the site could not be reached")
+            return errors.timeout("the site did not answer in time")
+        return errors.source_unreachable()
     if "timed out" in message.lower():
-        return ClassifyError(504, "timeout", "the site did not answer in time")
+        return errors.timeout("the site did not answer in time")
     if "requested format is not available" in message.lower():
-        return ClassifyError(422, "unsupported_url", "the link offers no audio this function can stream")
-    return ClassifyError(422, "source_unavailable", message[:300] or "the link could not be read")
+        return errors.unsupported_url("the link offers no audio this function can stream")
+    return errors.source_unavailable(message[:300])
 
 
 def resolve(url: str, settings: Settings, timeout: float) -> Source:
@@ -114,20 +112,20 @@ def resolve(url: str, settings: Settings, timeout: float) -> Source:
             info = ydl.extract_info(url, download=False)
         except DownloadError as exc:
             if urlpolicy.refused():  # a redirect or a request of the extractor to a private address
-                raise ClassifyError(400, "url_not_allowed", "the link leads to a private or reserved address") from None
+                raise errors.url_not_allowed() from None
             raise _error(exc) from None
     while info.get("_type") == "playlist":
         entries = [e for e in info.get("entries") or [] if e]
         if not entries:
-            raise ClassifyError(422, "unsupported_url", "no audio or video was found at this link")
+            raise errors.unsupported_url()
         info = entries[0]
     if _live(info):
-        raise ClassifyError(422, "live_stream", "live streams cannot be classified; give a recorded track")
+        raise errors.live_stream()
     duration = info.get("duration")
     if duration and duration > settings.max_source_minutes * 60:
         raise errors.source_too_long(duration, settings.max_source_minutes)
     if not info.get("url"):
-        raise ClassifyError(422, "unsupported_url", "the link offers no audio this function can stream")
+        raise errors.unsupported_url("the link offers no audio this function can stream")
     return Source(media_url=info["url"], headers=dict(info.get("http_headers") or {}),
                   title=info.get("title"), duration=float(duration) if duration else None,
                   site=info.get("extractor_key") if info.get("extractor_key") != "Generic" else info.get("webpage_url_domain"))

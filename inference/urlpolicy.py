@@ -8,12 +8,8 @@ import sys
 import threading
 from urllib.parse import urlsplit
 
+from inference import errors
 from inference.config import Settings
-from inference.errors import ClassifyError
-
-
-def _refuse(message: str):
-    raise ClassifyError(400, "url_not_allowed", message)
 
 
 def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -32,25 +28,24 @@ def check(url: str, settings: Settings) -> tuple[str, int, str]:
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise ClassifyError(400, "invalid_url", "the link is not a valid URL") from None
+        raise errors.invalid_url() from None
     if parts.scheme not in ("http", "https"):
-        raise ClassifyError(400, "invalid_url", "only http:// and https:// links are accepted")
+        raise errors.invalid_url("only http:// and https:// links are accepted")
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
-        raise ClassifyError(400, "invalid_url", "the link has no host name")
+        raise errors.invalid_url("the link has no host name")
     if parts.username or parts.password:
-        _refuse("links with user names or passwords are not accepted")
+        raise errors.url_not_allowed("links with user names or passwords are not accepted")
     if settings.allowed_sites and not any(host == s or host.endswith("." + s) for s in settings.allowed_sites):
-        raise ClassifyError(400, "site_not_allowed",
-                            f"links to {host} are not accepted here; allowed: {', '.join(settings.allowed_sites)}")
+        raise errors.site_not_allowed(host, settings.allowed_sites)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise ClassifyError(502, "source_unreachable", f"the host {host} could not be resolved") from None
+        raise errors.source_unreachable(f"the host {host} could not be resolved") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     for ip in addresses:
         if not _allowed(ip, settings):
-            _refuse(f"{host} resolves to a private or reserved address")
+            raise errors.url_not_allowed(f"{host} resolves to a private or reserved address")
     return host, port, str(addresses[0])
 
 
