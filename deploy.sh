@@ -5,7 +5,7 @@
 # Settings (environment variables, with defaults):
 #   FUNCTION_NAME=genre-classifier  REGION=us-central1  PROJECT=(gcloud's default)
 #   MEMORY=1GiB  CPU=1  TIMEOUT=60s  MAX_INSTANCES=10  CONCURRENCY=4
-#   GENRE_*  and YTDLP_PROXY are passed to the function when set (see README);
+#   the function's settings (inference/config.py, README) are passed to it when set;
 #   YTDLP_COOKIES_SECRET=name of a Secret Manager secret holding a cookies.txt, mounted at
 #   /secrets/cookies.txt and used as YTDLP_COOKIES;
 #   YTDLP_PROXY_SECRET=name of a secret holding the proxy URL (credentials stay out of the config).
@@ -22,8 +22,10 @@ for arg in "$@"; do
 done
 
 env_vars="ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2"  # no telemetry; fewer glibc arenas: -70 MiB RSS under concurrency
-for name in GENRE_DEFAULT_START_S GENRE_DEFAULT_DURATION_S GENRE_MAX_DURATION_S GENRE_MAX_SOURCE_MINUTES \
-            GENRE_MAX_UPLOAD_MB GENRE_MAX_FETCH_MB GENRE_TIME_BUDGET_S GENRE_ALLOWED_SITES GENRE_CORS_ORIGIN YTDLP_PROXY; do
+# the variables of inference/config.py marked deployed, in its order (tests/test_deploy.py checks)
+for name in GENRE_MODEL GENRE_DEFAULT_START_S GENRE_DEFAULT_DURATION_S GENRE_MAX_DURATION_S \
+            GENRE_MAX_SOURCE_MINUTES GENRE_MAX_UPLOAD_MB GENRE_MAX_FETCH_MB GENRE_TIME_BUDGET_S \
+            GENRE_ALLOWED_SITES GENRE_CORS_ORIGIN YTDLP_PROXY; do
   if [[ -n "${!name:-}" ]]; then env_vars+="@${name}=${!name}"; fi
 done
 if [[ -n "${YTDLP_COOKIES_SECRET:-}" ]]; then env_vars+="@YTDLP_COOKIES=/secrets/cookies.txt"; fi

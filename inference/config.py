@@ -1,4 +1,5 @@
-"""Serving settings, read once from environment variables (the README lists them)."""
+"""Serving settings, read once from environment variables: VARIABLES is the one list of them (the
+README's table and deploy.sh's pass-through follow it; tests check)."""
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -7,31 +8,65 @@ MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "genre_musicnn.onnx"  # the better in cross-validation; models/genre_cnn.onnx is the other
 
 
-def _float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str  # as it would be written in the environment; "" for unset
+    what: str  # for the README (Markdown)
+    deployed: bool = True  # deploy.sh passes it on to the function when it is set
+
+
+VARIABLES = {v.name: v for v in (
+    Variable("GENRE_MODEL", f"models/{DEFAULT_MODEL.name}",
+             "the ONNX model; `models/genre_cnn.onnx` is the small MFCC CNN (33% instead of 48%, 8 ms instead of "
+             "168 ms per 30 s)"),
+    Variable("GENRE_DEFAULT_START_S", "60", "where the default window starts"),
+    Variable("GENRE_DEFAULT_DURATION_S", "30", "the default window's length"),
+    Variable("GENRE_MAX_DURATION_S", "60", "the longest window a caller may ask for"),
+    Variable("GENRE_MAX_SOURCE_MINUTES", "15", "longer sources are refused"),
+    Variable("GENRE_MAX_UPLOAD_MB", "20", "upload size cap"),
+    Variable("GENRE_MAX_FETCH_MB", "30", "download cap per request"),
+    Variable("GENRE_TIME_BUDGET_S", "30", "time budget for resolving, fetching and decoding a link"),
+    Variable("GENRE_ALLOWED_SITES", "", "comma-separated domains, e.g. `youtube.com,youtu.be,soundcloud.com`; "
+                                        "unset: any"),
+    Variable("GENRE_CORS_ORIGIN", "*", "the `Access-Control-Allow-Origin` answered"),
+    Variable("YTDLP_COOKIES", "", "path to a cookies.txt (Netscape format) of a signed-in browser, for YouTube's "
+                                  "bot check; `deploy.sh` sets it from `YTDLP_COOKIES_SECRET`", deployed=False),
+    Variable("YTDLP_PROXY", "", "a proxy URL for yt-dlp (e.g. a residential proxy)"),
+    Variable("GENRE_TESTING_ALLOW_LOOPBACK", "", "`1` lets the function fetch from 127.0.0.1; **only the tests set "
+                                                 "it**", deployed=False),
+)}
+
+
+def _text(name: str) -> str:
+    return os.environ.get(name, VARIABLES[name].default)
+
+
+def _float(name: str) -> float:
+    return float(_text(name))
 
 
 def _list(name: str) -> tuple[str, ...]:
-    return tuple(s.strip().lower() for s in os.environ.get(name, "").split(",") if s.strip())
+    return tuple(s.strip().lower() for s in _text(name).split(",") if s.strip())
 
 
 @dataclass(frozen=True)
 class Settings:
     model_path: Path = field(default_factory=lambda: Path(os.environ.get("GENRE_MODEL", DEFAULT_MODEL)))
-    default_start: float = field(default_factory=lambda: _float("GENRE_DEFAULT_START_S", 60.0))
-    default_duration: float = field(default_factory=lambda: _float("GENRE_DEFAULT_DURATION_S", 30.0))
-    max_duration: float = field(default_factory=lambda: _float("GENRE_MAX_DURATION_S", 60.0))
-    max_source_minutes: float = field(default_factory=lambda: _float("GENRE_MAX_SOURCE_MINUTES", 15.0))
-    max_upload_bytes: int = field(default_factory=lambda: int(_float("GENRE_MAX_UPLOAD_MB", 20.0) * 2**20))
-    max_fetch_bytes: int = field(default_factory=lambda: int(_float("GENRE_MAX_FETCH_MB", 30.0) * 2**20))
-    time_budget: float = field(default_factory=lambda: _float("GENRE_TIME_BUDGET_S", 30.0))
+    default_start: float = field(default_factory=lambda: _float("GENRE_DEFAULT_START_S"))
+    default_duration: float = field(default_factory=lambda: _float("GENRE_DEFAULT_DURATION_S"))
+    max_duration: float = field(default_factory=lambda: _float("GENRE_MAX_DURATION_S"))
+    max_source_minutes: float = field(default_factory=lambda: _float("GENRE_MAX_SOURCE_MINUTES"))
+    max_upload_bytes: int = field(default_factory=lambda: int(_float("GENRE_MAX_UPLOAD_MB") * 2**20))
+    max_fetch_bytes: int = field(default_factory=lambda: int(_float("GENRE_MAX_FETCH_MB") * 2**20))
+    time_budget: float = field(default_factory=lambda: _float("GENRE_TIME_BUDGET_S"))
     allowed_sites: tuple[str, ...] = field(default_factory=lambda: _list("GENRE_ALLOWED_SITES"))
-    cors_origin: str = field(default_factory=lambda: os.environ.get("GENRE_CORS_ORIGIN", "*"))
-    cookies_file: str | None = field(default_factory=lambda: os.environ.get("YTDLP_COOKIES") or None)
-    proxy: str | None = field(default_factory=lambda: os.environ.get("YTDLP_PROXY") or None)
+    cors_origin: str = field(default_factory=lambda: _text("GENRE_CORS_ORIGIN"))
+    cookies_file: str | None = field(default_factory=lambda: _text("YTDLP_COOKIES") or None)
+    proxy: str | None = field(default_factory=lambda: _text("YTDLP_PROXY") or None)
     # Tests serve clips from 127.0.0.1; nothing else may set this.
     testing_allow_loopback: bool = field(
-        default_factory=lambda: os.environ.get("GENRE_TESTING_ALLOW_LOOPBACK") == "1")
+        default_factory=lambda: _text("GENRE_TESTING_ALLOW_LOOPBACK") == "1")
 
 
 def load() -> Settings:

@@ -1,4 +1,5 @@
 """deploy.sh with a fake `gcloud` that records its arguments, and what .gcloudignore lets through."""
+import re
 import shutil
 import subprocess
 
@@ -6,6 +7,7 @@ import pathspec
 import pytest
 
 from conftest import ROOT
+from inference import config
 
 FAKE_GCLOUD = """#!/bin/sh
 printf '%s\\n' "$@" > "$GCLOUD_ARGS"
@@ -66,6 +68,24 @@ def test_dry_run_prints_the_command_and_calls_nothing(tmp_path):
     printed = done.stdout.split()
     assert printed[0] == "gcloud" and printed[1:4] == ["functions", "deploy", "genre-classifier"]
     assert "--region=asia-east1" in printed
+
+
+def test_the_model_setting_is_passed_on(tmp_path):
+    done, args = deploy(tmp_path, "--dry-run", GENRE_MODEL="models/genre_cnn.onnx")
+    assert done.returncode == 0, done.stderr
+    assert "@GENRE_MODEL=models/genre_cnn.onnx" in done.stdout
+
+
+def test_deploy_passes_on_the_settings_of_config():
+    """deploy.sh's list of variables is config.py's deployed ones, in the same order."""
+    listed = re.search(r"^for name in ([A-Z_\s\\]+); do$", (ROOT / "deploy.sh").read_text(), re.M).group(1).split()
+    assert [name for name in listed if name != "\\"] == [v.name for v in config.VARIABLES.values() if v.deployed]
+
+
+def test_the_readme_lists_the_settings_of_config():
+    rows = [f"| `{v.name}` | {f'`{v.default}`' if v.default else ''} | {v.what} |" for v in config.VARIABLES.values()]
+    table = "\n".join(["| variable | default | what |", "|---|---|---|", *rows])
+    assert table + "\n\n" in (ROOT / "README.md").read_text(), f"the README's table should read:\n{table}"
 
 
 def test_gcloud_missing_is_a_clear_error(tmp_path):
