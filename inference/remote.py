@@ -37,29 +37,24 @@ class RemoteFile(io.RawIOBase):
         return left
 
     def _open(self, offset: int):
+        """Read on from `offset`: a new response, and what it says of ranges and of the size."""
         self._release()
-        url = self.url
+        self.url, response = self._connect(self.url, offset)
+        self._response = response
+        self._at = offset if response.status == 206 else 0
+        if response.status == 206 or (not offset and response.headers.get("Accept-Ranges") == "bytes"):
+            self.ranges = True
+        elif self.ranges:  # it offered ranges, then ignored one: from here on, keep what is read
+            self.ranges, self._kept = False, bytearray()
+        length = response.headers.get("Content-Length")
+        if self.size is None and length and length.isdigit():
+            self.size = int(length) + self._at
+
+    def _connect(self, url: str, offset: int) -> tuple[str, urllib3.HTTPResponse]:
+        """(the URL it ended at, its 200 or 206 response) for the bytes from `offset` on, following
+        redirects; each one passes the URL policy."""
         for _ in range(MAX_REDIRECTS + 1):
-            host, port, address = urlpolicy.check(url, self.settings)
-            timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT_S, self._remaining()), read=self._remaining())
-            parts = urlsplit(url)
-            if parts.scheme == "https":
-                pool = urllib3.HTTPSConnectionPool(address, port, timeout=timeout, retries=False,
-                                                   server_hostname=host, assert_hostname=host)
-            else:
-                pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False)
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            headers = {"User-Agent": USER_AGENT, **self.headers,
-                       "Host": parts.netloc.rsplit("@", 1)[-1], "Accept-Encoding": "identity"}
-            if offset:
-                headers["Range"] = f"bytes={offset}-"
-            try:
-                response = pool.urlopen("GET", path, headers=headers, redirect=False,
-                                        preload_content=False, release_conn=False)
-            except urllib3.exceptions.TimeoutError:
-                raise errors.timeout(f"{host} did not answer in time") from None
-            except urllib3.exceptions.HTTPError as exc:
-                raise errors.source_unreachable(f"could not fetch from {host}: {type(exc).__name__}") from None
+            response = self._get(url, offset)
             if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
                 url = urljoin(url, response.headers["Location"])
                 response.release_conn()
@@ -67,17 +62,30 @@ class RemoteFile(io.RawIOBase):
             if response.status not in (200, 206):
                 response.release_conn()
                 raise errors.upstream_status(response.status)
-            self.url, self._response = url, response
-            self._at = offset if response.status == 206 else 0
-            if response.status == 206 or (not offset and response.headers.get("Accept-Ranges") == "bytes"):
-                self.ranges = True
-            elif self.ranges:  # it offered ranges, then ignored one: from here on, keep what is read
-                self.ranges, self._kept = False, bytearray()
-            length = response.headers.get("Content-Length")
-            if self.size is None and length and length.isdigit():
-                self.size = int(length) + self._at
-            return
+            return url, response
         raise errors.source_unreachable("the audio link redirects too many times")
+
+    def _get(self, url: str, offset: int) -> urllib3.HTTPResponse:
+        """One GET of `url` from `offset` on, to the address the URL policy checked; no redirect followed."""
+        host, port, address = urlpolicy.check(url, self.settings)
+        timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT_S, self._remaining()), read=self._remaining())
+        parts = urlsplit(url)
+        if parts.scheme == "https":
+            pool = urllib3.HTTPSConnectionPool(address, port, timeout=timeout, retries=False,
+                                               server_hostname=host, assert_hostname=host)
+        else:
+            pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {"User-Agent": USER_AGENT, **self.headers,
+                   "Host": parts.netloc.rsplit("@", 1)[-1], "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        try:
+            return pool.urlopen("GET", path, headers=headers, redirect=False, preload_content=False, release_conn=False)
+        except urllib3.exceptions.TimeoutError:
+            raise errors.timeout(f"{host} did not answer in time") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise errors.source_unreachable(f"could not fetch from {host}: {type(exc).__name__}") from None
 
     def _release(self):
         if self._response is not None:
