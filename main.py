@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 import functions_framework
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from inference import classify as classifier
-from inference import config, errors
+from inference import config, errors, pipeline
 from inference.errors import ClassifyError
 
 SETTINGS = config.load()
+LINK_TYPES = ("application/json", "application/x-www-form-urlencoded")
 UPLOAD_TYPES = ("audio/", "video/", "application/octet-stream")
 PAGE = (Path(__file__).resolve().parent / "web" / "index.html").read_bytes()
 PAGE_HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "public, max-age=600",
@@ -42,7 +42,7 @@ def _number(value, name: str) -> float | None:
     return number
 
 
-def _window(fields) -> dict:
+def _start_and_duration(fields) -> dict:
     return {"start": _number(fields.get("start"), "start"), "duration": _number(fields.get("duration"), "duration")}
 
 
@@ -81,29 +81,33 @@ def _wants_page(request) -> bool:
             and accept.best_match(["text/html", "application/json"]) == "text/html")
 
 
+def _link_fields(request):
+    """The fields of a link request: a GET's query, a form, or a JSON object."""
+    if request.method == "GET":
+        return request.args
+    if request.mimetype == "application/x-www-form-urlencoded":
+        return request.form
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise errors.bad_json()
+    return body
+
+
 def _handle(request, seen: dict) -> dict:
     """The answer to a classify request; ClassifyError for a bad one. Notes its kind and site in seen."""
-    if request.method == "GET":
-        seen["kind"] = "link"
-        return classifier.link(_url(request.args.get("url"), seen), SETTINGS, **_window(request.args))
-    if request.method != "POST":
+    if request.method not in ("GET", "POST"):
         raise errors.method_not_allowed()
     mimetype = request.mimetype
-    if mimetype == "application/json":
+    if request.method == "GET" or mimetype in LINK_TYPES:
         seen["kind"] = "link"
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise errors.bad_json()
-        return classifier.link(_url(body.get("url"), seen), SETTINGS, **_window(body))
-    if mimetype == "application/x-www-form-urlencoded":
-        seen["kind"] = "link"
-        return classifier.link(_url(request.form.get("url"), seen), SETTINGS, **_window(request.form))
+        fields = _link_fields(request)
+        return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **_start_and_duration(fields))
     if mimetype == "multipart/form-data" or mimetype.startswith(UPLOAD_TYPES):
         seen["kind"] = "upload"
         fields = request.args if mimetype != "multipart/form-data" else {**request.args, **request.form}
-        window = _window(fields)
+        start_and_duration = _start_and_duration(fields)
         data, name = _upload(request)
-        return classifier.upload(data, SETTINGS, filename=name, **window)
+        return pipeline.upload(data, SETTINGS, filename=name, **start_and_duration)
     if not mimetype and not request.content_length:
         raise errors.missing_url('give a link as {"url": "https://..."} or upload audio')
     raise errors.unsupported_media_type(mimetype)

@@ -56,8 +56,8 @@ OURS_COLD = """
 import json, sys, time
 t = time.perf_counter()
 import main
-from inference import classify
-answer = classify.upload(open(sys.argv[1], "rb").read(), main.SETTINGS)
+from inference import pipeline
+answer = pipeline.upload(open(sys.argv[1], "rb").read(), main.SETTINGS)
 print(json.dumps({"first_json_s": time.perf_counter() - t, "genre": answer["genre"],
                   "rss_mib": peak_rss_mib()}))
 """

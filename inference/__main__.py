@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from inference import classify, config, errors
+from inference import config, errors, pipeline
 from inference.errors import ClassifyError
 
 
@@ -17,12 +17,12 @@ def main(argv=None) -> int:
     settings = config.load()
     try:
         if "://" in args.source:
-            answer = classify.link(args.source, settings, args.start, args.duration)
+            answer = pipeline.link(args.source, settings, args.start, args.duration)
         else:
             path = Path(args.source)
             if path.stat().st_size > settings.max_upload_bytes:
                 raise errors.upload_too_large(settings.max_upload_bytes)
-            answer = classify.upload(path.read_bytes(), settings, args.start, args.duration, filename=path.name)
+            answer = pipeline.upload(path.read_bytes(), settings, args.start, args.duration, filename=path.name)
     except ClassifyError as exc:
         print(json.dumps(exc.body(), indent=2))
         return 1

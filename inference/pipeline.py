@@ -1,10 +1,13 @@
-"""Classify a link or an uploaded clip: choose the window, fetch and decode only it, run the model,
-and build the answer. Everything here raises ClassifyError for a bad request or source."""
+"""The classification pipeline for a link or an uploaded clip: choose the window, fetch and decode
+only it, run the model, and build the answer. Everything here raises ClassifyError for a bad
+request or source."""
 import io
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+
+import numpy as np
 
 from inference import decode, errors, model, remote, resolve
 from inference.config import Settings
@@ -22,8 +25,8 @@ def check_window(start: float | None, duration: float | None, settings: Settings
         raise errors.bad_parameter("start must be 0 or more seconds")
 
 
-def window(start: float | None, duration: float | None, source_seconds: float | None,
-           settings: Settings) -> tuple[float, float]:
+def choose_window(start: float | None, duration: float | None, source_seconds: float | None,
+                  settings: Settings) -> tuple[float, float]:
     """(start, duration) to analyse: as asked, else DEFAULT_DURATION from DEFAULT_START, centred
     in a source too short for that."""
     length = settings.default_duration if duration is None else duration
@@ -38,28 +41,34 @@ def window(start: float | None, duration: float | None, source_seconds: float | 
     return max(0.0, (source_seconds - length) / 2), length
 
 
-def _analyse(source, start, duration, known_seconds, settings, deadline, timings, began):
-    """Open, decode the window and score it: the answer's main part, and the source's length."""
+def rank(labels: list[str], scores: np.ndarray) -> dict:
+    """The answer's verdict: the best-scored label, its score, and every label's score."""
+    best = int(scores.argmax())
+    return {"genre": labels[best], "confidence": float(scores[best]),
+            "scores": {label: float(score) for label, score in zip(labels, scores, strict=True)}}
+
+
+def _analyse(source, settings: Settings, deadline: float, *, start: float | None, duration: float | None,
+             known_seconds: float | None = None, began: float) -> tuple[dict, float | None, dict]:
+    """Open, decode the window and score it: the answer's main part, the source's length, and the
+    milliseconds that fetching and decoding (from `began`, a perf_counter) and inference took."""
     genre_model = model.get(settings.model_path)
     container = decode.open_audio(source)
     try:
         seconds = known_seconds or decode.probe_duration(container)
         if seconds and seconds > settings.max_source_minutes * 60:
             raise errors.source_too_long(seconds, settings.max_source_minutes)
-        start, duration = window(start, duration, seconds, settings)
+        start, duration = choose_window(start, duration, seconds, settings)
         audio = decode.read_window(container, start, duration, genre_model.sample_rate, deadline)
     finally:
         container.close()
-    timings["fetch_decode"] = _ms(began)
+    timings = {"fetch_decode": _ms(began)}
     began = time.perf_counter()
     scores, count = genre_model.scores(audio)
     timings["inference"] = _ms(began)
-    order = scores.argsort()[::-1]
-    return {"genre": genre_model.labels[order[0]], "confidence": float(scores[order[0]]),
-            "scores": {label: float(s) for label, s in zip(genre_model.labels, scores)},
-            "segments": count,
+    return {**rank(genre_model.labels, scores), "segments": count,
             "window": {"start": round(start, 3), "duration": round(len(audio) / genre_model.sample_rate, 3)},
-            "model": genre_model.info()}, seconds
+            "model": genre_model.info()}, seconds, timings
 
 
 def _ms(since: float) -> float:
@@ -67,8 +76,7 @@ def _ms(since: float) -> float:
 
 
 def _answer(result: dict, source: dict, timings: dict, started: float) -> dict:
-    timings["total"] = _ms(started)
-    return {**result, "source": source, "timings_ms": timings}
+    return {**result, "source": source, "timings_ms": {**timings, "total": _ms(started)}}
 
 
 def upload(data: bytes, settings: Settings, start=None, duration=None, filename: str | None = None) -> dict:
@@ -78,9 +86,9 @@ def upload(data: bytes, settings: Settings, start=None, duration=None, filename:
     if not data:
         raise errors.empty_upload()
     deadline = time.monotonic() + settings.time_budget
-    timings = {}
     with _cpu_slots:
-        result, seconds = _analyse(io.BytesIO(data), start, duration, None, settings, deadline, timings, started)
+        result, seconds, timings = _analyse(io.BytesIO(data), settings, deadline, start=start, duration=duration,
+                                            began=started)
     source = {"kind": "upload", "title": filename, "duration": seconds, "bytes": len(data)}
     return _answer(result, source, timings, started)
 
@@ -98,13 +106,12 @@ def link(url: str, settings: Settings, start=None, duration=None) -> dict:
 
 
 def _link(url, settings, start, duration, deadline, started):
-    timings = {}
     found = resolve.resolve(url, settings, deadline - time.monotonic())
-    timings["resolve"] = _ms(started)
-    began = time.perf_counter()
+    resolved, began = _ms(started), time.perf_counter()
     with remote.RemoteFile(found.media_url, settings, deadline, found.headers) as media:
         try:
-            result, seconds = _analyse(media, start, duration, found.duration, settings, deadline, timings, began)
+            result, seconds, timings = _analyse(media, settings, deadline, start=start, duration=duration,
+                                                known_seconds=found.duration, began=began)
         except ClassifyError as error:
             if media.cut and error.code in ("not_audio", "no_audio"):
                 raise errors.source_unreachable(f"the audio source broke off after {media.fetched} bytes") from None
@@ -112,4 +119,4 @@ def _link(url, settings, start, duration, deadline, started):
         fetched = media.fetched
     source = {"kind": "link", "title": found.title, "duration": seconds, "site": found.site,
               "bytes_fetched": fetched}
-    return _answer(result, source, timings, started)
+    return _answer(result, source, {"resolve": resolved, **timings}, started)

@@ -221,7 +221,7 @@ def test_a_bug_is_a_generic_500_and_its_stack_trace_goes_to_the_log(client, monk
 
     def broken(*args, **kwargs):
         raise RuntimeError("internal detail")
-    monkeypatch.setattr(main.classifier, "upload", broken)
+    monkeypatch.setattr(main.pipeline, "upload", broken)
     response = client.post("/", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
     assert response.status_code == 500 and response.json == {
         "error": {"code": "internal", "message": "unexpected error; it has been logged"}}

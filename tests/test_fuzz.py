@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import encode
-from inference import classify, decode
+from inference import decode, pipeline
 from inference.errors import ClassifyError
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 300))
@@ -113,7 +113,7 @@ def test_decoder_survives_mutated_audio(seeds, settings, draw, start, duration):
     data = draw.draw(st.one_of(st.binary(max_size=4096), mutated(seeds)), label="data")
     began = time.monotonic()
     try:
-        answer = classify.upload(data, settings, start=start, duration=duration)
+        answer = pipeline.upload(data, settings, start=start, duration=duration)
         assert answer["segments"] >= 1
     except ClassifyError as error:
         assert (error.status, error.code) in {(400, "empty_upload"), (422, "not_audio"), (422, "no_audio"),
