@@ -1,6 +1,7 @@
 """The error catalogue: every code the function answers with, its HTTP status and default message,
 and a constructor per code. The README's error table and openapi.yaml's enums follow it (a test
 checks)."""
+import functools
 from dataclasses import dataclass
 
 
@@ -53,40 +54,30 @@ class ClassifyError(Exception):
         return {"error": {"code": self.code, "message": self.message}}
 
 
-def missing_url(message: str | None = None) -> ClassifyError:
-    return ClassifyError("missing_url", message)
-
-
-def bad_json() -> ClassifyError:
-    return ClassifyError("bad_json")
-
-
-def invalid_url(message: str | None = None) -> ClassifyError:
-    return ClassifyError("invalid_url", message)
-
-
-def url_not_allowed(message: str | None = None) -> ClassifyError:
-    return ClassifyError("url_not_allowed", message)
+# one constructor per code: code(message=None) -> ClassifyError; those below format their message
+missing_url = functools.partial(ClassifyError, "missing_url")
+bad_json = functools.partial(ClassifyError, "bad_json")
+invalid_url = functools.partial(ClassifyError, "invalid_url")
+url_not_allowed = functools.partial(ClassifyError, "url_not_allowed")
+bad_parameter = functools.partial(ClassifyError, "bad_parameter")
+empty_upload = functools.partial(ClassifyError, "empty_upload")
+missing_file = functools.partial(ClassifyError, "missing_file")
+method_not_allowed = functools.partial(ClassifyError, "method_not_allowed")
+unsupported_url = functools.partial(ClassifyError, "unsupported_url")
+source_unavailable = functools.partial(ClassifyError, "source_unavailable")
+not_audio = functools.partial(ClassifyError, "not_audio")
+no_audio = functools.partial(ClassifyError, "no_audio")
+live_stream = functools.partial(ClassifyError, "live_stream")
+internal = functools.partial(ClassifyError, "internal")
+source_unreachable = functools.partial(ClassifyError, "source_unreachable")
+source_blocked = functools.partial(ClassifyError, "source_blocked")
+model_unavailable = functools.partial(ClassifyError, "model_unavailable")
+timeout = functools.partial(ClassifyError, "timeout")
+unreadable_file = functools.partial(ClassifyError, "unreadable_file")
 
 
 def site_not_allowed(host: str, allowed: tuple[str, ...]) -> ClassifyError:
     return ClassifyError("site_not_allowed", f"links to {host} are not accepted here; allowed: {', '.join(allowed)}")
-
-
-def bad_parameter(message: str | None = None) -> ClassifyError:
-    return ClassifyError("bad_parameter", message)
-
-
-def empty_upload() -> ClassifyError:
-    return ClassifyError("empty_upload")
-
-
-def missing_file() -> ClassifyError:
-    return ClassifyError("missing_file")
-
-
-def method_not_allowed() -> ClassifyError:
-    return ClassifyError("method_not_allowed")
 
 
 def upload_too_large(cap_bytes: int) -> ClassifyError:
@@ -95,22 +86,6 @@ def upload_too_large(cap_bytes: int) -> ClassifyError:
 
 def unsupported_media_type(mimetype: str) -> ClassifyError:
     return ClassifyError("unsupported_media_type", f"{CATALOGUE['unsupported_media_type'].message}, not {mimetype}")
-
-
-def unsupported_url(message: str | None = None) -> ClassifyError:
-    return ClassifyError("unsupported_url", message)
-
-
-def source_unavailable(message: str | None = None) -> ClassifyError:
-    return ClassifyError("source_unavailable", message)
-
-
-def not_audio(message: str | None = None) -> ClassifyError:
-    return ClassifyError("not_audio", message)
-
-
-def no_audio() -> ClassifyError:
-    return ClassifyError("no_audio")
 
 
 def bad_window(source_seconds: float) -> ClassifyError:
@@ -122,36 +97,8 @@ def source_too_long(seconds: float, max_minutes: float) -> ClassifyError:
                          f"the source lasts {seconds / 60:.0f} min; at most {max_minutes:g} min are accepted")
 
 
-def live_stream() -> ClassifyError:
-    return ClassifyError("live_stream")
-
-
 def source_too_large(cap_bytes: int) -> ClassifyError:
     return ClassifyError("source_too_large", f"the audio needed more than {cap_bytes // 2**20} MB of download")
-
-
-def internal() -> ClassifyError:
-    return ClassifyError("internal")
-
-
-def source_unreachable(message: str | None = None) -> ClassifyError:
-    return ClassifyError("source_unreachable", message)
-
-
-def source_blocked() -> ClassifyError:
-    return ClassifyError("source_blocked")
-
-
-def model_unavailable(message: str | None = None) -> ClassifyError:
-    return ClassifyError("model_unavailable", message)
-
-
-def timeout(message: str | None = None) -> ClassifyError:
-    return ClassifyError("timeout", message)
-
-
-def unreadable_file(message: str | None = None) -> ClassifyError:
-    return ClassifyError("unreadable_file", message)
 
 
 def upstream_status(http_status: int) -> ClassifyError:

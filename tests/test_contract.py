@@ -85,5 +85,6 @@ def test_every_code_of_the_catalogue_is_raised_through_its_constructor():
     sources = {p: p.read_text() for p in [ROOT / "main.py", *(ROOT / "inference").glob("*.py")]
                if p.name != "errors.py"}
     code = "".join(sources.values())
+    assert all(callable(getattr(errors, name, None)) for name in errors.CATALOGUE)
     assert not [p.name for p, text in sources.items() if "ClassifyError(" in text]
     assert {name for name in errors.CATALOGUE if f"errors.{name}(" not in code} == set()
