@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from inference import contract, features, segments
-from inference.errors import ClassifyError
+from inference import contract, errors, features, segments
 
 
 class Model:
@@ -67,6 +66,6 @@ def get(path: Path) -> Model:
         try:
             return _load(Path(path))
         except contract.ContractError as exc:
-            raise ClassifyError(503, "model_unavailable", f"the model could not be loaded: {exc}") from None
+            raise errors.model_unavailable(f"the model could not be loaded: {exc}") from None
         except (OSError, KeyError, ValueError, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
-            raise ClassifyError(503, "model_unavailable", f"the model could not be loaded ({exc.__class__.__name__})") from None
+            raise errors.model_unavailable(f"the model could not be loaded ({exc.__class__.__name__})") from None
