@@ -143,7 +143,7 @@ def warm(clips, repeat, model_path) -> dict:
         mfcc = lambda: np.stack([librosa.feature.mfcc(y=s, sr=rate, n_mfcc=n_mfcc).T
                                  for s in segments.split(y, genre_cnn.SEGMENT_SAMPLES)])
         y16k = librosa.resample(y, orig_sr=rate, target_sr=musicnn.SAMPLE_RATE)
-        paths = {"ours": lambda: ours.scores(ours_audio),
+        paths = {"ours": lambda: ours.classify(ours_audio),
                  "a": lambda: cnn_session.run(None, {"mfcc": mfcc()}),
                  "b": lambda: seed(mfcc(), training=False),
                  "c": lambda: original(musicnn_patches(y16k))}

@@ -16,7 +16,12 @@ LABELS = ("blues", "classical", "country", "disco", "hiphop",
 SEGMENT_SECONDS = 3  # every family classifies 3-s segments; a track's scores pool its segments'
 
 AUDIO_INPUT, POWER_INPUT, OUTPUT = "audio", "power", "probabilities"
+TAGS_OUTPUT = "tags"  # a second output, [batch, len(tags)], where the metadata names tags
 TWIN_SUFFIX = ".power.onnx"
+# How a window's segment probabilities make the track's (inference/segments.py): their mean, or
+# the softmax of the mean of their logarithms, which for a linear head equals the head applied
+# to the mean of the segments' features (a clip-level head).
+POOLINGS = ("mean", "mean_logits")
 
 
 class ContractError(ValueError):
@@ -32,6 +37,9 @@ class ModelMeta:
     segment_samples: int
     features: dict  # the front-end's parameters (kind, n_fft, hop_length, ...)
     batch: int = 0  # segments per onnxruntime run; 0: all of a window's at once
+    pooling: str = "mean"  # one of POOLINGS
+    tags: tuple[str, ...] = ()  # the names of TAGS_OUTPUT's scores (none: no such output)
+    uncertain_below: float = 0.0  # a track's top probability under this is flagged uncertain
     input: str = AUDIO_INPUT  # POWER_INPUT for a serving twin
     spectrum_bins: int = 0  # a twin's power-spectrum bins
 
@@ -53,6 +61,8 @@ class ModelMeta:
                 values[f.name] = _parse(f.type, props[f.name])
             except (TypeError, ValueError):
                 raise ContractError(f"the model's metadata {f.name!r} is not a valid {f.type}") from None
+        if values.get("pooling", "mean") not in POOLINGS:
+            raise ContractError(f"the model's metadata 'pooling' is not one of {POOLINGS}")
         return cls(**values)
 
     def twin(self, spectrum_bins: int) -> "ModelMeta":
@@ -65,8 +75,8 @@ def _format(value) -> str:
 
 
 def _parse(kind, text: str):
-    if kind is int:
-        return int(text)
+    if kind in (int, float):
+        return kind(text)
     if kind is dict:
         value = json.loads(text)
         if not isinstance(value, dict):

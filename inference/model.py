@@ -10,6 +10,8 @@ import onnxruntime as ort
 
 from inference import contract, errors, features, segments
 
+TOP_TAGS = 5
+
 
 class Model:
     """An ONNX genre model and its metadata (contract.ModelMeta).
@@ -42,14 +44,42 @@ class Model:
         """Name, version and the sha256 of the raw-audio model file (as in models/<name>.json)."""
         return {"name": self.meta.name, "version": self.meta.version, "sha256": self.sha256}
 
-    def scores(self, audio: np.ndarray) -> tuple[np.ndarray, int]:
-        """The track's score per label (mean over its segments) and the number of segments."""
+    def run(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """A window's segment probabilities [n, labels] and, where the model has them, its segment
+        tag scores [n, tags] (else None)."""
         batch = segments.split(audio, self.meta.segment_samples)
         # segments per run: a large network's activations for a whole window cost hundreds of MiB
         step = self.meta.batch or len(batch)
-        probabilities = np.concatenate([self.session.run(None, {self.meta.input: self._prepare(batch[i:i + step])})[0]
-                                        for i in range(0, len(batch), step)])
-        return segments.pool(probabilities), len(batch)
+        outputs = [self.session.run(None, {self.meta.input: self._prepare(batch[i:i + step])})
+                   for i in range(0, len(batch), step)]
+        probabilities = np.concatenate([out[0] for out in outputs])
+        return probabilities, np.concatenate([out[1] for out in outputs]) if self.meta.tags else None
+
+    def classify(self, audio: np.ndarray, start: float = 0.0) -> dict:
+        """The answer's verdict on a window that starts `start` s into the source: the genre, its
+        confidence, whether that is too low to trust, every label's score, the segments' timeline
+        and, where the model has them, its top tags. Probabilities to 4 decimals (more is noise;
+        the scores may then sum to 1 +- a few 1e-4)."""
+        probabilities, tags = self.run(audio)
+        track = segments.pool(probabilities, self.meta.pooling)
+        best = int(track.argmax())
+        seconds = self.meta.segment_samples / self.meta.sample_rate
+        # a single segment (under 6 s of audio) is too little to trust, whatever its score
+        uncertain = bool(track[best] < self.meta.uncertain_below or len(probabilities) < 2)
+        answer = {"genre": self.labels[best], "confidence": _rounded(track[best]), "uncertain": uncertain,
+                  "scores": dict(zip(self.labels, map(_rounded, track), strict=True)),
+                  "segments": len(probabilities),
+                  "timeline": [{"start": round(start + i * seconds, 3), "genre": self.labels[int(p.argmax())],
+                                "confidence": _rounded(p.max())} for i, p in enumerate(probabilities)]}
+        if tags is not None:
+            mean = tags.mean(axis=0)
+            answer["tags"] = [{"tag": self.meta.tags[i], "score": _rounded(mean[i])}
+                              for i in mean.argsort()[::-1][:TOP_TAGS]]
+        return answer
+
+
+def _rounded(probability) -> float:
+    return round(float(probability), 4)
 
 
 _lock = threading.Lock()

@@ -7,8 +7,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
-import numpy as np
-
 from inference import decode, errors, model, remote, resolve
 from inference.config import Settings
 from inference.errors import ClassifyError
@@ -41,13 +39,6 @@ def choose_window(start: float | None, duration: float | None, source_seconds: f
     return max(0.0, (source_seconds - length) / 2), length
 
 
-def rank(labels: list[str], scores: np.ndarray) -> dict:
-    """The answer's verdict: the best-scored label, its score, and every label's score."""
-    best = int(scores.argmax())
-    return {"genre": labels[best], "confidence": float(scores[best]),
-            "scores": {label: float(score) for label, score in zip(labels, scores, strict=True)}}
-
-
 def _analyse(source, settings: Settings, deadline: float, *, start: float | None, duration: float | None,
              known_seconds: float | None = None, began: float) -> tuple[dict, float | None, dict]:
     """Open, decode the window and score it: the answer's main part, the source's length, and the
@@ -64,10 +55,9 @@ def _analyse(source, settings: Settings, deadline: float, *, start: float | None
         container.close()
     timings = {"fetch_decode": _ms(began)}
     began = time.perf_counter()
-    scores, count = genre_model.scores(audio)
+    verdict = genre_model.classify(audio, start)
     timings["inference"] = _ms(began)
-    return {**rank(genre_model.labels, scores), "segments": count,
-            "window": {"start": round(start, 3), "duration": round(len(audio) / genre_model.sample_rate, 3)},
+    return {**verdict, "window": {"start": round(start, 3), "duration": round(len(audio) / genre_model.sample_rate, 3)},
             "model": genre_model.info()}, seconds, timings
 
 

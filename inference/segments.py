@@ -12,6 +12,13 @@ def split(audio: np.ndarray, segment_samples: int) -> np.ndarray:
     return audio[: n * segment_samples].reshape(n, segment_samples)
 
 
-def pool(segment_scores: np.ndarray) -> np.ndarray:
-    """A track's scores: the mean of its segments' probabilities."""
-    return np.asarray(segment_scores, dtype=np.float64).mean(axis=0)
+def pool(segment_scores: np.ndarray, how: str = "mean") -> np.ndarray:
+    """A track's scores from its segments' probabilities [n, labels]: their mean ("mean"), or the
+    softmax of the mean of their logarithms ("mean_logits": log p = logit - a constant per segment,
+    so this is softmax(mean logit), a linear head on the segments' mean features)."""
+    p = np.asarray(segment_scores, dtype=np.float64)
+    if how == "mean":
+        return p.mean(axis=0)
+    log_mean = np.log(np.maximum(p, np.finfo(np.float64).tiny)).mean(axis=0)
+    exp = np.exp(log_mean - log_mean.max())
+    return exp / exp.sum()

@@ -15,9 +15,13 @@ from inference.errors import ClassifyError
 
 def check_answer(body: dict, segments: int):
     assert body["genre"] in contract.LABELS and list(body["scores"]) == list(contract.LABELS)
-    assert math.isclose(sum(body["scores"].values()), 1.0, abs_tol=1e-5)
+    assert math.isclose(sum(body["scores"].values()), 1.0, abs_tol=10 * 0.5e-4)  # 10 scores to 4 decimals
+    assert all(round(v, 4) == v for v in body["scores"].values())
     assert body["confidence"] == max(body["scores"].values()) == body["scores"][body["genre"]]
-    assert body["segments"] == segments
+    assert body["segments"] == segments and isinstance(body["uncertain"], bool)
+    timeline = body["timeline"]
+    assert [t["start"] for t in timeline] == pytest.approx([body["window"]["start"] + 3 * i for i in range(segments)])
+    assert all(t["genre"] in contract.LABELS and 0 < t["confidence"] <= 1 for t in timeline)
     assert set(body["model"]) == {"name", "version", "sha256"} and len(body["model"]["sha256"]) == 64
     assert body["timings_ms"]["total"] >= body["timings_ms"]["inference"] > 0
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from export import crossval, dataset, folds
-from inference import contract, model
+from inference import contract, model, segments
 from inference.errors import ClassifyError
 
 SHIPPED = sorted((ROOT / "models").glob("*.onnx"))
@@ -135,3 +135,77 @@ def test_the_cli_lists_the_families():
     for name in ("genre_cnn", "genre_musicnn"):
         assert f"  {name} " in shown
     assert "crossval" in shown and "train" in shown and "evaluate" in shown
+
+
+def test_mean_logits_pooling_is_the_softmax_of_the_mean_logit():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, size=(7, 10))
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    mean_logit = logits.mean(axis=0)
+    expected = np.exp(mean_logit) / np.exp(mean_logit).sum()
+    assert np.abs(segments.pool(probabilities, "mean_logits") - expected).max() < 1e-12
+    assert np.abs(segments.pool(probabilities) - probabilities.mean(axis=0)).max() < 1e-12
+
+
+def tiny_model(path: Path, meta: contract.ModelMeta, segment_logits: np.ndarray) -> Path:
+    """A model that gives segment i the logits segment_logits[i] (it reads the segment's first
+    sample as i) and, where meta names tags, tag j the score (j + 1) / 10 for every segment."""
+    from onnx import TensorProto, helper, numpy_helper
+    n = meta.segment_samples
+    nodes = [helper.make_node("Slice", ["audio", "zero", "one", "one"], ["index_f"]),
+             helper.make_node("Cast", ["index_f"], ["index"], to=TensorProto.INT64),
+             helper.make_node("Squeeze", ["index", "one"], ["index_1d"]),
+             helper.make_node("Gather", ["table", "index_1d"], ["logits"], axis=0),
+             helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)]
+    outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", len(meta.labels)])]
+    consts = [numpy_helper.from_array(np.array([0], np.int64), "zero"),
+              numpy_helper.from_array(np.array([1], np.int64), "one"),
+              numpy_helper.from_array(segment_logits.astype(np.float32), "table")]
+    if meta.tags:
+        consts.append(numpy_helper.from_array(((np.arange(len(meta.tags)) + 1) / 10).astype(np.float32)[None],
+                                              "tag_scores"))
+        nodes += [helper.make_node("Mul", ["index_f", "zero_f"], ["nothing"]),
+                  helper.make_node("Add", ["nothing", "tag_scores"], ["tags"])]
+        consts.append(numpy_helper.from_array(np.array(0, np.float32), "zero_f"))
+        outputs.append(helper.make_tensor_value_info("tags", TensorProto.FLOAT, ["batch", len(meta.tags)]))
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", n])],
+                              outputs, initializer=consts)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    helper.set_model_props(proto, meta.to_props())
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+def ramp(segment_count: int, n: int) -> np.ndarray:
+    """Audio whose segment i starts with the sample value i."""
+    audio = np.zeros(segment_count * n, np.float32)
+    audio[::n] = np.arange(segment_count)
+    return audio
+
+
+def test_the_answer_has_uncertain_tags_and_a_timeline(tmp_path):
+    tags = tuple(f"tag{j}" for j in range(8))
+    meta = contract.ModelMeta("tiny", "1", contract.LABELS, 1000, 3000, {"kind": "test"}, pooling="mean_logits",
+                              tags=tags, uncertain_below=0.6)
+    logits = np.full((3, 10), -5.0)
+    logits[0, 6] = logits[1, 6] = 3.0  # metal, metal, then rock
+    logits[2, 9] = 3.0
+    answer = model.Model(tiny_model(tmp_path / "tiny.onnx", meta, logits)).classify(ramp(3, 3000), start=60.0)
+    assert answer["genre"] == "metal" and answer["segments"] == 3
+    mean = logits.mean(axis=0)
+    assert answer["confidence"] == round(float(np.exp(mean[6]) / np.exp(mean).sum()), 4)
+    assert answer["uncertain"] is (answer["confidence"] < 0.6)
+    assert [(t["start"], t["genre"]) for t in answer["timeline"]] == [(60.0, "metal"), (63.0, "metal"), (66.0, "rock")]
+    assert answer["timeline"][0]["confidence"] == round(float(np.exp(3) / (np.exp(3) + 9 * np.exp(-5))), 4)
+    assert answer["tags"] == [{"tag": f"tag{j}", "score": round((j + 1) / 10, 4)} for j in (7, 6, 5, 4, 3)]
+
+
+def test_a_confident_answer_is_not_flagged_unless_it_rests_on_one_segment(tmp_path):
+    meta = contract.ModelMeta("tiny", "1", contract.LABELS, 1000, 3000, {"kind": "test"}, uncertain_below=0.6)
+    logits = np.full((2, 10), -5.0)
+    logits[:, 1] = 5.0  # classical, very sure
+    tiny = model.Model(tiny_model(tmp_path / "tiny.onnx", meta, logits))
+    two = tiny.classify(ramp(2, 3000))
+    assert (two["genre"], two["uncertain"], "tags" in two) == ("classical", False, False)
+    one = tiny.classify(ramp(1, 3000))
+    assert one["confidence"] > 0.99 and one["uncertain"] is True

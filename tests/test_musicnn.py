@@ -63,8 +63,8 @@ def test_export_gives_the_keras_scores_from_raw_audio(segments_16k, tmp_path):
     assert np.abs(full - reference).max() <= 1e-4
     served = model.Model(path)  # runs the power twin, fed by numpy's FFT
     assert (served.meta.sample_rate, served.meta.segment_samples, served.meta.batch) == (16000, 48000, 1)
-    scores, count = served.scores(segments_16k.reshape(-1))
-    assert count == 4 and np.abs(scores - full.mean(axis=0)).max() <= 1e-5
+    probabilities, tags = served.run(segments_16k.reshape(-1))
+    assert tags is None and np.abs(probabilities - full).max() <= 1e-5
 
 
 def test_the_shipped_model_and_its_twin(tmp_path):
