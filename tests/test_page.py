@@ -1,10 +1,13 @@
 """The page at GET /, in a real headless Chromium (Debian's, driven by Playwright) against a real
 functions-framework server; each test saves a screenshot in tests/screenshots/."""
 import json
+import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from playwright.sync_api import expect, sync_playwright
 
 import function_server
@@ -54,13 +57,20 @@ def api_answer(server, *curl_args) -> dict:
 
 def check_result(page, expected: dict):
     expect(page.locator("#result")).to_be_visible(timeout=30_000)
-    expect(page.locator("#genre")).to_have_text(expected["genre"])
+    ranked = sorted(expected["scores"], key=expected["scores"].get, reverse=True)
+    heading = f"Not sure: {ranked[0]} or {ranked[1]}?" if expected["uncertain"] else expected["genre"]
+    expect(page.locator("#genre")).to_have_text(heading)
+    expect(page.locator("#unsure")).to_be_visible() if expected["uncertain"] else expect(
+        page.locator("#unsure")).to_be_hidden()
     expect(page.locator("#genre")).to_be_focused()
     rows = page.locator("#scores li")
     expect(rows).to_have_count(len(contract.LABELS))
-    best = max(expected["scores"], key=expected["scores"].get)
-    expect(rows.first).to_contain_text(best)
-    expect(rows.first).to_contain_text(f"{round(expected['scores'][best] * 1000) / 10:g}%")
+    expect(rows.first).to_contain_text(ranked[0])
+    expect(rows.first).to_contain_text(f"{round(expected['scores'][ranked[0]] * 1000) / 10:g}%")
+    cells = page.locator("#timeline-cells span")
+    expect(cells).to_have_count(len(expected["timeline"]))
+    for i, segment in enumerate(expected["timeline"]):
+        expect(cells.nth(i)).to_have_attribute("title", re.compile(rf"^{round(segment['start'])}–.* s: {segment['genre']} "))
     expect(page.locator("#error")).to_be_hidden()
 
 
@@ -81,6 +91,30 @@ def test_classify_an_uploaded_file(page, server, media):
     page.get_by_role("button", name="Classify file").click()
     check_result(page, api_answer(server, "-F", f"file=@{media / 'song.flac'}"))
     expect(page.locator("#summary")).to_contain_text("song.flac")
+
+
+def test_an_uncertain_answer_names_the_top_two(page, server, served):
+    page.fill("#url", f"{served}/song.flac")
+    page.fill("#duration", "4")  # one 3-s segment: never trusted
+    page.get_by_role("button", name="Classify link").click()
+    expected = api_answer(server, "-G", "--data-urlencode", f"url={served}/song.flac", "-d", "duration=4")
+    assert expected["uncertain"] is True and expected["segments"] == 1
+    check_result(page, expected)
+
+
+def test_the_timeline_shows_where_the_music_changes(page, server, gtzan, tmp_path):
+    halves = [sf.read(gtzan / clip, frames=12 * 22050, dtype="float32")[0]
+              for clip in ("classical/classical.00000.flac", "metal/metal.00000.flac")]
+    mix = tmp_path / "classical-then-metal.wav"
+    sf.write(mix, np.concatenate(halves), 22050)
+    page.set_input_files("#file", mix)
+    page.get_by_role("button", name="Classify file").click()
+    expected = api_answer(server, "-F", f"file=@{mix}")
+    timeline = [segment["genre"] for segment in expected["timeline"]]
+    assert len(timeline) == 8 and timeline[0] != timeline[-1], timeline  # the model hears the change
+    check_result(page, expected)
+    expect(page.locator("#legend")).to_contain_text(timeline[0])
+    expect(page.locator("#legend")).to_contain_text(timeline[-1])
 
 
 def test_a_bad_link_shows_the_error_in_plain_words(page, served):
