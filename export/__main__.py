@@ -56,21 +56,23 @@ def run_crossval(args, family) -> dict:
     clips = [c for c, _ in loaded]
     inputs = family.inputs(loaded, args)
     groups = folds.artists(Path(args.artists or Path(args.data) / "artists.csv"), [c.stem for c in clips])
-    results = {"family": family.NAME, "options": family.describe(args), "clips": len(clips),
-               "artists": len(set(groups)),
-               "grouped": dict(crossval.cross_validate(family, clips, inputs, folds.grouped(clips, groups), args),
-                               protocol=f"StratifiedGroupKFold({folds.GROUPED_FOLDS}) by artist, "
-                                        f"seeds {list(folds.GROUPED_SEEDS)}; pooled track-level per repeat"),
-               "two_fold": dict(crossval.cross_validate(family, clips, inputs, folds.two_fold(clips, splits_dir), args),
-                                protocol="fit train list -> score valid list and back; pooled")}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    grouped, answers = crossval.cross_validate(family, clips, inputs, folds.grouped(clips, groups), args)
+    two_fold, _ = crossval.cross_validate(family, clips, inputs, folds.two_fold(clips, splits_dir), args)
+    results = {"family": family.NAME, "options": family.describe(args), "clips": len(clips),
+               "artists": len(set(groups)),
+               "grouped": dict(grouped, protocol=f"StratifiedGroupKFold({folds.GROUPED_FOLDS}) by artist, seeds "
+                                                 f"{list(folds.GROUPED_SEEDS)}; pooled track-level per repeat"),
+               "two_fold": dict(two_fold, protocol="fit train list -> score valid list and back; pooled"),
+               "calibration": crossval.calibration(answers, family.meta().pooling, out / f"calibration_{family.NAME}.png",
+                                                   f"{family.NAME}: grouped CV, out of fold")}
     (out / f"crossval_{family.NAME}.json").write_text(json.dumps(results, indent=2) + "\n")
-    grouped = results["grouped"]
     crossval.plot_confusion(grouped, out / f"confusion_{family.NAME}.png",
                             f"{family.NAME}: grouped CV x{grouped['repeats']} ({grouped['track_accuracy']:.0%})")
     for protocol in ("grouped", "two_fold"):
         print(f"== {family.NAME}, {results[protocol]['protocol']}\n{evaluate.report(results[protocol])}")
+    print(f"== calibration, out of fold: {json.dumps(results['calibration'])}")
     return results
 
 
@@ -96,7 +98,7 @@ def run_evaluate(args):
     clips, splits_dir = _clips(args)
     _, meta = evaluate.session(args.model)
     loaded = dataset.load(dataset.select(clips, splits_dir, args.split), meta.sample_rate)
-    print(evaluate.report(evaluate.summarize(evaluate.predict(args.model, loaded))))
+    print(evaluate.report(evaluate.summarize(evaluate.predict(args.model, loaded), meta.pooling)))
 
 
 def main(argv=None):

@@ -5,20 +5,22 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
+from scipy.special import softmax
 
 ECE_BINS = 15
 
 
-def temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    """The T > 0 that minimises the negative log-likelihood of softmax(logits / T)."""
+def temperature(probabilities_at, y: np.ndarray) -> float:
+    """The T in [0.05, 20] that minimises the negative log-likelihood of probabilities_at(T)
+    (answers' probabilities [n, labels] when every logit is divided by T)."""
     def nll(log_t):
-        return -log_softmax(logits / np.exp(log_t), axis=1)[np.arange(len(y)), y].mean()
+        return -np.log(np.maximum(probabilities_at(np.exp(log_t))[np.arange(len(y)), y], 1e-300)).mean()
     return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
 
 
-def scaled(logits: np.ndarray, t: float) -> np.ndarray:
-    return softmax(logits / t, axis=1)
+def scaled(probabilities: np.ndarray, t: float) -> np.ndarray:
+    """Probabilities with their logits divided by t (log p is the logit up to a constant per row)."""
+    return softmax(np.log(np.maximum(probabilities, 1e-300)) / t, axis=-1)
 
 
 def ece(probabilities: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:

@@ -1,25 +1,33 @@
 """The cross-validation driver: a family fitted and scored fold by fold, every clip scored once
-per repeat (folds.py), and the pooled figures: mean and spread over repeats, per-genre F1, the
-confusion matrix summed over repeats."""
+per repeat (folds.py); the pooled figures (mean and spread over repeats, per-genre F1, the
+confusion matrix summed over repeats); and the calibration of the out-of-fold answers."""
 from pathlib import Path
 
 import numpy as np
 
-from export import evaluate
+from export import calibrate, evaluate
+from inference import segments
+
+PRECISION = 0.85  # answers not flagged uncertain must be right this often, out of fold
 
 
-def cross_validate(family, clips, inputs, protocol, options) -> dict:
-    """Pooled track-level figures of each repeat, their mean and spread, and each fold's accuracy."""
-    repeats, folds = [], {}
+def cross_validate(family, clips, inputs, protocol, options) -> tuple[dict, list]:
+    """Pooled track-level figures of each repeat, their mean and spread, and each fold's accuracy;
+    and the out-of-fold answers: per repeat, per fold, the (true label, segment probabilities)
+    of the clips it scored."""
+    pooling = family.meta().pooling
+    repeats, folds, answers = [], {}, []
     for repeat in protocol:
-        scored = [None] * len(clips)
+        scored, by_fold = [None] * len(clips), []
         for name, fit, score in repeat:
             trained = family.fit([inputs[i] for i in fit], [clips[i].genre for i in fit], options)
             for i, probabilities in zip(score, family.predict(trained, [inputs[i] for i in score]), strict=True):
                 scored[i] = (evaluate.LABELS.index(clips[i].genre), probabilities)
-            folds[name] = evaluate.summarize([scored[i] for i in score])["track_accuracy"]
+            by_fold.append([scored[i] for i in score])
+            folds[name] = evaluate.summarize(by_fold[-1], pooling)["track_accuracy"]
             print(f"[{family.NAME}] {name}: fit {len(fit)}, score {len(score)}: track {folds[name]:.3f}", flush=True)
-        repeats.append(evaluate.summarize(scored))
+        repeats.append(evaluate.summarize(scored, pooling))
+        answers.append(by_fold)
     accuracy = [r["track_accuracy"] for r in repeats]
     return {"tracks": len(clips), "repeats": len(repeats),
             "track_accuracy": float(np.mean(accuracy)), "track_accuracy_min": min(accuracy),
@@ -27,7 +35,39 @@ def cross_validate(family, clips, inputs, protocol, options) -> dict:
             "segment_accuracy": float(np.mean([r["segment_accuracy"] for r in repeats])),
             "f1": {g: float(np.mean([r["f1"][g] for r in repeats]).round(3)) for g in evaluate.LABELS},
             "confusion": np.sum([r["confusion"] for r in repeats], axis=0).tolist(),
-            "labels": list(evaluate.LABELS), "folds": folds}
+            "labels": list(evaluate.LABELS), "folds": folds}, answers
+
+
+def _tracks(scored, pooling: str, t: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Track probabilities [n, labels] with logits divided by t, and true labels."""
+    return (np.array([segments.pool(calibrate.scaled(p, t), pooling) for _, p in scored]),
+            np.array([y for y, _ in scored]))
+
+
+def calibration(answers: list, pooling: str, diagram: Path, title: str) -> dict:
+    """A temperature fitted on all out-of-fold answers (every repeat), the figures before and after
+    it, the same after a temperature fitted without the fold scored (cross-fitted: honest), and
+    the threshold under which answers are flagged uncertain (chosen on the calibrated answers);
+    the reliability diagram of before and after drawn at `diagram`."""
+    everything = [a for by_fold in answers for fold in by_fold for a in fold]
+
+    def fitted(scored):
+        y = _tracks(scored, pooling)[1]
+        return calibrate.temperature(lambda t: _tracks(scored, pooling, t)[0], y)
+
+    t = fitted(everything)
+    raw, y = _tracks(everything, pooling)
+    calibrated = _tracks(everything, pooling, t)[0]
+    crossed = [(_tracks(fold, pooling, fitted([a for other in by_fold if other is not fold for a in other]))[0],
+                _tracks(fold, pooling)[1]) for by_fold in answers for fold in by_fold]
+    crossed_p, crossed_y = np.concatenate([p for p, _ in crossed]), np.concatenate([y for _, y in crossed])
+    threshold, flagged = calibrate.uncertain_below(calibrated, y, PRECISION)
+    kept = calibrated.max(axis=1) >= threshold
+    calibrate.reliability_diagram({"before": (raw, y), f"after (T = {t:.2f})": (calibrated, y)}, diagram, title)
+    return {"temperature": round(t, 4), "answers": len(y), "before": calibrate.figures(raw, y),
+            "after": calibrate.figures(calibrated, y), "after_cross_fitted": calibrate.figures(crossed_p, crossed_y),
+            "uncertain_below": round(threshold, 4), "flagged": flagged,
+            "accuracy_not_flagged": float(np.mean(calibrated[kept].argmax(axis=1) == y[kept])) if kept.any() else None}
 
 
 def plot_confusion(m: dict, path: Path, title: str):

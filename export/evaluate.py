@@ -24,10 +24,11 @@ def predict(model_path, loaded) -> list[tuple[int, np.ndarray]]:
             for clip, audio in loaded]
 
 
-def summarize(predictions) -> dict:
-    """Track- and segment-level accuracy, per-genre F1 and the track confusion matrix."""
+def summarize(predictions, pooling: str = "mean") -> dict:
+    """Track- and segment-level accuracy, per-genre F1 and the track confusion matrix of
+    (true label index, segment probabilities) pairs, tracks pooled as the model pools them."""
     y_track = np.array([y for y, _ in predictions])
-    p_track = np.array([int(np.argmax(segments.pool(p))) for _, p in predictions])
+    p_track = np.array([int(np.argmax(segments.pool(p, pooling))) for _, p in predictions])
     y_seg = np.concatenate([np.full(len(p), y) for y, p in predictions])
     p_seg = np.concatenate([np.argmax(p, axis=1) for _, p in predictions])
     ids = list(range(len(LABELS)))

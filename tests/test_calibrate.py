@@ -17,9 +17,11 @@ def overconfident(n=4000, seed=0):
 
 def test_temperature_undoes_overconfidence():
     logits, y = overconfident()
-    t = calibrate.temperature(logits, y)
+    before = softmax(logits, axis=1)
+    t = calibrate.temperature(lambda t: calibrate.scaled(before, t), y)
     assert t == pytest.approx(3.0, rel=0.1)
-    before, after = softmax(logits, axis=1), calibrate.scaled(logits, t)
+    after = calibrate.scaled(before, t)
+    assert np.abs(after - softmax(logits / t, axis=1)).max() < 1e-9
     assert calibrate.ece(before, y) > 0.1 > 0.03 > calibrate.ece(after, y)
     assert calibrate.brier(after, y) < calibrate.brier(before, y)
 

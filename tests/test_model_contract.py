@@ -109,6 +109,10 @@ class Memorise:
     NAME = "memorise"
 
     @staticmethod
+    def meta():
+        return contract.ModelMeta("memorise", "1", contract.LABELS, 1000, 3000, {})
+
+    @staticmethod
     def fit(inputs, genres, options):
         return dict(zip([float(x[0]) for x in inputs], genres, strict=True))
 
@@ -121,12 +125,33 @@ class Memorise:
 def test_the_driver_scores_each_clip_once_per_repeat_on_unseen_folds(gtzan, clips):
     inputs = [np.array([i]) for i in range(len(clips))]  # unique per clip: memory cannot help
     groups = folds.artists(gtzan / "artists.csv", [c.stem for c in clips])
-    result = crossval.cross_validate(Memorise, clips, inputs, folds.grouped(clips, groups), argparse.Namespace())
+    result, answers = crossval.cross_validate(Memorise, clips, inputs, folds.grouped(clips, groups),
+                                              argparse.Namespace())
     blues = sum(c.genre == "blues" for c in clips)
     assert result["repeats"] == 3 and result["tracks"] == len(clips) and len(result["folds"]) == 15
     assert result["track_accuracy"] == pytest.approx(blues / len(clips))  # only the fallback is ever right
     assert np.array(result["confusion"]).sum() == 3 * len(clips)
     assert result["track_accuracy_min"] == result["track_accuracy_max"]
+    assert [sum(len(fold) for fold in repeat) for repeat in answers] == [len(clips)] * 3
+
+
+def test_calibration_of_out_of_fold_answers(tmp_path):
+    """Answers right 70% of the time at 0.99 confidence: a temperature above 1 brings the
+    confidence down towards 0.7, cross-fitted figures included, and a diagram is drawn."""
+    rng = np.random.default_rng(1)
+    def answer():
+        y = int(rng.integers(10))
+        guess = y if rng.random() < 0.7 else (y + 1) % 10
+        p = np.full((3, 10), 0.01 / 9)
+        p[:, guess] = 0.99
+        return y, p
+    answers = [[[answer() for _ in range(40)] for _ in range(5)] for _ in range(2)]
+    figures = crossval.calibration(answers, "mean_logits", tmp_path / "c.png", "test")
+    assert figures["temperature"] > 1 and figures["answers"] == 400
+    assert figures["before"]["ece"] > 0.2 > 0.05 > figures["after"]["ece"]
+    assert figures["after_cross_fitted"]["ece"] < 0.1
+    assert (figures["flagged"], figures["accuracy_not_flagged"]) == (1.0, None)  # equally sure of every answer
+    assert (tmp_path / "c.png").exists()
 
 
 def test_the_cli_lists_the_families():
