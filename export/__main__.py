@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from export import crossval, dataset, evaluate, families, folds
+from export import crossval, dataset, evaluate, families, folds, to_onnx
 
 
 def _common(parser, split_default: str | None):
@@ -83,13 +83,17 @@ def run_train(args, family) -> Path:
     trained = family.fit(family.inputs(loaded, args), [c.genre for c, _ in loaded], args)
     card = {"training": dict(family.describe(args), data=str(args.data), split=args.split, clips=len(loaded),
                              seconds=round(time.perf_counter() - started, 1))}
+    model = family.onnx(trained)
     scores = Path(args.out) / f"crossval_{family.NAME}.json"
-    if scores.exists():
+    if scores.exists():  # written by crossval into the same folder: its figures, and its calibration baked in
         results = json.loads(scores.read_text())
         card["crossval"] = {p: {k: results[p][k] for k in ("protocol", "track_accuracy", "track_accuracy_min",
                                                            "track_accuracy_max", "segment_accuracy", "f1")}
                             for p in ("grouped", "two_fold")}
-    path = family.export(trained, Path(args.out) / f"{family.NAME}.onnx", card)
+        card["calibration"] = results["calibration"]
+        model = to_onnx.calibrated(model, results["calibration"]["temperature"],
+                                   results["calibration"]["uncertain_below"])
+    path = to_onnx.write(model, Path(args.out) / f"{family.NAME}.onnx", card)
     print(f"trained {family.NAME} on {len(loaded)} clips in {card['training']['seconds']:.0f} s -> {path}")
     return path
 

@@ -6,6 +6,7 @@ spectrum with numpy's FFT instead, see inference/features.py).
 
     python -m export.to_onnx models/genre_cnn.onnx   # (re)write models/genre_cnn.power.onnx
 """
+import dataclasses
 import hashlib
 import json
 import sys
@@ -51,6 +52,24 @@ def compose(front: onnx.ModelProto, model, meta: ModelMeta) -> onnx.ModelProto:
     onnx.helper.set_model_props(merged, meta.to_props())
     onnx.checker.check_model(merged, full_check=True)
     return merged
+
+
+def calibrated(model: onnx.ModelProto, t: float, uncertain_below: float) -> onnx.ModelProto:
+    """The model with its logits divided by t (probabilities p -> softmax(log(p) / t): log p is the
+    logit up to a constant per segment) and the threshold under which answers are uncertain."""
+    inner = OUTPUT + "_uncalibrated"
+    for node in model.graph.node:
+        node.output[:] = [inner if o == OUTPUT else o for o in node.output]
+        node.input[:] = [inner if i == OUTPUT else i for i in node.input]
+    model.graph.initializer.append(numpy_helper.from_array(np.array(t, np.float32), "temperature"))
+    model.graph.node.extend([helper.make_node("Log", [inner], ["log_probabilities"]),
+                             helper.make_node("Div", ["log_probabilities", "temperature"], ["calibrated_logits"]),
+                             helper.make_node("Softmax", ["calibrated_logits"], [OUTPUT], axis=-1)])
+    meta = ModelMeta.from_props({p.key: p.value for p in model.metadata_props})
+    del model.metadata_props[:]
+    helper.set_model_props(model, dataclasses.replace(meta, uncertain_below=uncertain_below).to_props())
+    onnx.checker.check_model(model, full_check=True)
+    return model
 
 
 def power_twin(full: onnx.ModelProto) -> onnx.ModelProto:

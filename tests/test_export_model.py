@@ -76,7 +76,7 @@ def test_seed_architecture_has_the_seeds_parameter_count():
 def test_train_export_evaluate_round_trip(loaded, arch, tmp_path):
     options = argparse.Namespace(arch=arch, epochs=2, per_clip=4, seed=cnn.SEED)
     model = cnn.fit(cnn.inputs(loaded, options), [c.genre for c, _ in loaded], options)
-    path = cnn.export(model, tmp_path / "genre_cnn.onnx", {"arch": arch})
+    path = to_onnx.write(cnn.onnx(model), tmp_path / "genre_cnn.onnx", {"arch": arch})
     exported = onnx.load(path)
     meta = {p.key: p.value for p in exported.metadata_props}
     assert json.loads(meta["labels"]) == list(contract.LABELS)
@@ -122,3 +122,20 @@ def test_shipped_power_twin_is_derived_from_the_shipped_model(tmp_path):
     assert twin.read_bytes() == shipped.with_name("genre_cnn.power.onnx").read_bytes()
     card = json.loads(shipped.with_suffix(".json").read_text())
     assert serving.Model(shipped).sha256 == card["sha256"]
+
+
+def test_calibration_is_baked_into_the_model_and_its_twin(tmp_path, loaded):
+    shipped = onnx.load(ROOT / "models" / "genre_cnn.onnx")
+    path = to_onnx.write(to_onnx.calibrated(onnx.load(ROOT / "models" / "genre_cnn.onnx"), 2.0, 0.55),
+                         tmp_path / "calibrated.onnx", {})
+    audio = np.concatenate([segments.split(a, cnn.SEGMENT_SAMPLES)[:2] for _, a in loaded])
+    raw = ort.InferenceSession(shipped.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"audio": audio})[0]
+    ours = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"audio": audio})[0]
+    expected = np.exp(np.log(raw) / 2) / np.exp(np.log(raw) / 2).sum(axis=1, keepdims=True)
+    assert np.abs(ours - expected).max() < 1e-5 and (ours.argmax(1) == raw.argmax(1)).all()
+    served = serving.Model(path)  # the twin carries both
+    assert served.meta.uncertain_below == 0.55 and served.meta.input == "power"
+    first = segments.split(loaded[0][1], cnn.SEGMENT_SAMPLES)
+    direct = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"audio": first})[0]
+    assert np.abs(served.run(loaded[0][1])[0] - direct).max() <= 1e-5

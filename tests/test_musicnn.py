@@ -57,7 +57,7 @@ def test_export_gives_the_keras_scores_from_raw_audio(segments_16k, tmp_path):
     net = family.backbone()
     head = keras.Sequential([keras.Input((net.output.shape[-1],)),
                              keras.layers.Dense(len(contract.LABELS), activation="softmax")])
-    path = family.export(head, tmp_path / "genre_musicnn.onnx", {})
+    path = to_onnx.write(family.onnx(head), tmp_path / "genre_musicnn.onnx", {})
     reference = head(net(np.stack([musicnn.log_mel(s)[:musicnn.N_FRAMES] for s in segments_16k]))).numpy()
     full = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"audio": segments_16k})[0]
     assert np.abs(full - reference).max() <= 1e-4

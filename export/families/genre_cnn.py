@@ -128,10 +128,9 @@ def predict(model: keras.Model, audio: list[np.ndarray]) -> list[np.ndarray]:
     return [model.predict(front(segments.split(a, SEGMENT_SAMPLES)), verbose=0) for a in audio]
 
 
-def export(model: keras.Model, path, card: dict):
-    """Front-end + network as one ONNX model at `path` (+ serving twin, .json)."""
-    front = frontend.build(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES)
-    return to_onnx.write(to_onnx.compose(front, model, meta()), path, dict(card, parameters=model.count_params()))
+def onnx(model: keras.Model):
+    """Front-end + network as one ONNX model."""
+    return to_onnx.compose(frontend.build(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES), model, meta())
 
 
 def describe(options) -> dict:

@@ -65,13 +65,10 @@ def predict(model: keras.Model, features: list[np.ndarray]) -> list[np.ndarray]:
     return [model.predict(f, verbose=0) for f in features]
 
 
-def export(model: keras.Model, path, card: dict):
-    """Front-end + frozen network + head as one ONNX model at `path` (+ serving twin, .json):
-    audio at 16 kHz -> 10 probabilities."""
-    net = backbone()
-    full = keras.Sequential([keras.Input((musicnn.N_FRAMES, musicnn.N_MELS)), net, model])
-    front = frontend.build(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES)
-    return to_onnx.write(to_onnx.compose(front, full, meta()), path, card)
+def onnx(model: keras.Model):
+    """Front-end + frozen network + head as one ONNX model: audio at 16 kHz -> 10 probabilities."""
+    full = keras.Sequential([keras.Input((musicnn.N_FRAMES, musicnn.N_MELS)), backbone(), model])
+    return to_onnx.compose(frontend.build(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES), full, meta())
 
 
 def describe(options) -> dict:
