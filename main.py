@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import functions_framework
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from inference import config, errors, pipeline
+from inference import config, decode, errors, pipeline
 from inference.errors import ClassifyError
 
 SETTINGS = config.load()
@@ -68,7 +68,7 @@ def _upload(request) -> tuple[bytes, str | None]:
             raise errors.missing_file()
         data, name = upload.read(cap + 1), upload.filename
     else:
-        data, name = request.stream.read(cap + 1), None
+        data, name = request.get_data(cache=True), None  # cached: request.form can still parse it
     if len(data) > cap:
         raise errors.upload_too_large(cap)
     return data, name
@@ -98,6 +98,13 @@ def _handle(request, seen: dict) -> dict:
     if request.method not in ("GET", "POST"):
         raise errors.method_not_allowed()
     mimetype = request.mimetype
+    if request.method == "POST" and mimetype == "application/x-www-form-urlencoded":  # curl's type for --data-binary
+        data, _ = _upload(request)
+        if decode.looks_like_audio(data[:16]):
+            seen["kind"] = "upload"
+            return pipeline.upload(data, SETTINGS, **_start_and_duration(request.args))
+        if data and "url" not in request.form:
+            raise errors.neither_form_nor_audio()
     if request.method == "GET" or mimetype in LINK_TYPES:
         seen["kind"] = "link"
         fields = _link_fields(request)
@@ -121,6 +128,10 @@ def _cors(headers: dict) -> dict:
 
 
 def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
+    if request.path != "/":
+        body = errors.not_found().body()
+        seen["error"] = body["error"]["code"]
+        return 404, json.dumps(body), _cors({"Content-Type": "application/json"})
     if request.method == "OPTIONS":
         seen["kind"] = "preflight"
         return 204, "", _cors({"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
@@ -152,7 +163,7 @@ def _log(request, status: int, seen: dict, started: float):
     outcome = seen["genre"] or seen["error"] or ""
     where = f" {seen['site']}" if seen["site"] else ""
     entry = {"severity": "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO",
-             "message": f"{request.method} {seen['kind'] or 'request'}{where} -> {status} {outcome}".rstrip(),
+             "message": f"{request.method} {seen['kind']}{where} -> {status} {outcome}".rstrip(),
              "status": status, "duration_ms": round(seconds * 1000, 1), **seen,
              "httpRequest": {"requestMethod": request.method, "status": status, "latency": f"{seconds:.3f}s"}}
     sys.stdout.write(json.dumps(entry) + "\n")
@@ -162,7 +173,7 @@ def _log(request, status: int, seen: dict, started: float):
 @functions_framework.http
 def classify(request):
     """The HTTP entry point (Cloud Functions gen2, functions-framework)."""
-    started, seen = time.perf_counter(), {"kind": None, "site": None, "genre": None, "error": None}
+    started, seen = time.perf_counter(), {"kind": "other", "site": None, "genre": None, "error": None}
     status, body, headers = _respond(request, seen)
     _log(request, status, seen, started)
     return body, status, headers

@@ -11,6 +11,15 @@ from inference import errors
 
 FORMATS = "mov,matroska,webm,ogg,mp3,flac,wav,aac,au,aiff,asf,caf,w64,amr,ac3,eac3"
 OPTIONS = {"format_whitelist": FORMATS, "protocol_whitelist": "http,https,tls,tcp"}
+# The first bytes of the containers above (an MP3 without ID3 starts with an MPEG frame sync: 11 bits set).
+SIGNATURES = (b"fLaC", b"ID3", b"OggS", b"RIFF", b"FORM", b".snd", b"\x1a\x45\xdf\xa3", b"caff", b"#!AMR",
+              b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", b"\x0b\x77")
+
+
+def looks_like_audio(head: bytes) -> bool:
+    """Whether bytes start like one of the accepted audio containers (for bodies sent with the wrong type)."""
+    return (head.startswith(SIGNATURES) or head[4:8] == b"ftyp"
+            or len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
 
 
 def probe_duration(container) -> float | None:

@@ -20,6 +20,7 @@ CATALOGUE = {
     "bad_parameter": Code(400, "start and duration must be numbers of seconds"),
     "empty_upload": Code(400, "the upload is empty"),
     "missing_file": Code(400, 'the form has no field "file"'),
+    "not_found": Code(404, "the function answers at / only"),
     "method_not_allowed": Code(405, "use GET ?url=..., or POST"),
     "upload_too_large": Code(413, "the upload is too large"),
     "unsupported_media_type": Code(415, "send application/json, audio/*, application/octet-stream or "
@@ -62,6 +63,7 @@ url_not_allowed = functools.partial(ClassifyError, "url_not_allowed")
 bad_parameter = functools.partial(ClassifyError, "bad_parameter")
 empty_upload = functools.partial(ClassifyError, "empty_upload")
 missing_file = functools.partial(ClassifyError, "missing_file")
+not_found = functools.partial(ClassifyError, "not_found")
 method_not_allowed = functools.partial(ClassifyError, "method_not_allowed")
 unsupported_url = functools.partial(ClassifyError, "unsupported_url")
 source_unavailable = functools.partial(ClassifyError, "source_unavailable")
@@ -86,6 +88,13 @@ def upload_too_large(cap_bytes: int) -> ClassifyError:
 
 def unsupported_media_type(mimetype: str) -> ClassifyError:
     return ClassifyError("unsupported_media_type", f"{CATALOGUE['unsupported_media_type'].message}, not {mimetype}")
+
+
+def neither_form_nor_audio() -> ClassifyError:
+    """A body sent as a url-encoded form (curl's default type) that has no url field and is not audio."""
+    return ClassifyError("unsupported_media_type", "the body is neither a form with a url field nor audio: send audio "
+                         "with Content-Type: audio/... (curl -H 'Content-Type: audio/mpeg' --data-binary @song.mp3) "
+                         "or as a form (curl -F file=@song.mp3)")
 
 
 def bad_window(source_seconds: float) -> ClassifyError:

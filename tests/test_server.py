@@ -56,7 +56,9 @@ def test_uploads(server, media, no_leftovers):
     assert status == 200 and raw["segments"] == 3, raw
     status, form = curl(url, "-F", f"file=@{clip}", "-F", "duration=9")
     assert status == 200 and form["source"]["title"] == "song.flac", form
-    assert form["scores"] == pytest.approx(raw["scores"], abs=1e-6)
+    assert form["scores"] == pytest.approx(raw["scores"], abs=2e-4)
+    status, plain = curl(url + "?duration=9", "--data-binary", f"@{clip}")  # curl's default type: a form
+    assert status == 200 and plain["scores"] == raw["scores"], plain
 
 
 @pytest.mark.parametrize("args, status, code", [
@@ -70,6 +72,7 @@ def test_uploads(server, media, no_leftovers):
     (["-H", "Content-Type: application/octet-stream", "--data-binary", ""], 400, "empty_upload"),
     (["-H", "Content-Type: text/csv", "-d", "a,b"], 415, "unsupported_media_type"),
     (["-X", "PATCH"], 405, "method_not_allowed"),
+    (["--data-binary", "not audio, not a form"], 415, "unsupported_media_type"),
 ])
 def test_bad_input(server, args, status, code, no_leftovers):
     got, body = curl(server.url, *args)
@@ -125,6 +128,17 @@ def test_one_structured_log_line_per_request(server, served, media):
     assert server.stderr.read_text() == "", "the server wrote to stderr"
 
 
+def test_every_log_line_has_a_documented_kind(server):
+    before = len(server.stdout.read_text().splitlines())
+    assert curl(server.url, "-X", "PATCH")[0] == 405
+    assert curl(server.url, "-H", "Content-Type: text/csv", "-d", "a,b")[0] == 415
+    assert curl(server.url + "nowhere")[0] == 404
+    kinds = [json.loads(line)["kind"] for line in server.stdout.read_text().splitlines()[before:]]
+    assert kinds == ["other", "other", "other"]
+    readme = (ROOT / "README.md").read_text()
+    assert "`link`, `upload`, `page`, `preflight`, `other`" in readme
+
+
 def test_concurrent_requests_get_their_own_answers(server, gtzan, no_leftovers):
     """The seed wrote every request to one file; here 16 requests for 8 different clips, links and
     uploads at once, each get the answer the same clip gets alone."""
@@ -143,7 +157,7 @@ def test_concurrent_requests_get_their_own_answers(server, gtzan, no_leftovers):
     assert len({json.dumps(a) for a in alone.values()}) == len(clips), "the clips should score differently"
     for (_, clip), (status, body) in zip(jobs, answers):
         assert status == 200, body
-        assert body["scores"] == pytest.approx(alone[clip], abs=1e-5), clip.name
+        assert body["scores"] == pytest.approx(alone[clip], abs=2e-4), clip.name
 
 
 def test_the_first_links_of_a_fresh_instance_may_arrive_together(model_path, served, tmp_path):
@@ -172,6 +186,6 @@ def test_cli_prints_the_same_json(model_path, media, served):
     for done in (by_file, by_link):
         assert done.returncode == 0, done.stderr
     file_answer, link_answer = json.loads(by_file.stdout), json.loads(by_link.stdout)
-    assert file_answer["segments"] == 2 and file_answer["scores"] == pytest.approx(link_answer["scores"], abs=1e-6)
+    assert file_answer["segments"] == 2 and file_answer["scores"] == pytest.approx(link_answer["scores"], abs=2e-4)
     missing = run(str(media / "nothing.flac"))
     assert missing.returncode == 1 and json.loads(missing.stdout)["error"]["code"] == "unreadable_file"
