@@ -1,36 +1,30 @@
-"""python -m inference <file-or-url> [--start S] [--duration S]: print the function's JSON answer."""
+"""python -m inference <file-or-url> [--start S] [--duration S]: print the function's JSON answer (indented;
+the server answers the same JSON on one line). python -m inference batch ...: a whole library (--help)."""
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from inference import config, errors, pipeline
+from inference import batch, config
 from inference.errors import ClassifyError
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["batch"]:
+        return batch.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m inference", description=__doc__)
-    parser.add_argument("source", help="an audio file, or a link (http/https)")
+    parser.add_argument("source", help="an audio file, or a link (http/https); `batch` for many")
     parser.add_argument("--start", type=float)
     parser.add_argument("--duration", type=float)
     args = parser.parse_args(argv)
-    settings = config.load()
     try:
-        if "://" in args.source:
-            answer = pipeline.link(args.source, settings, args.start, args.duration)
-        else:
-            path = Path(args.source)
-            if path.stat().st_size > settings.max_upload_bytes:
-                raise errors.upload_too_large(settings.max_upload_bytes)
-            answer = pipeline.upload(path.read_bytes(), settings, args.start, args.duration, filename=path.name)
+        answer = batch.here(args.source, config.load(), args.start, args.duration)
     except ClassifyError as exc:
-        print(json.dumps(exc.body(), indent=2))
-        return 1
+        answer = exc.body()
     except OSError as exc:
-        print(json.dumps(errors.unreadable_file(str(exc)).body(), indent=2))
-        return 1
+        answer = batch.unreadable(exc, args.source).body()
     print(json.dumps(answer, indent=2))
-    return 0
+    return 1 if "error" in answer else 0
 
 
 if __name__ == "__main__":

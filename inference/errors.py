@@ -40,6 +40,7 @@ CATALOGUE = {
     "model_unavailable": Code(503, "the model could not be loaded"),
     "timeout": Code(504, "the source did not deliver in time"),
     "unreadable_file": Code(None, "the file could not be read"),
+    "unreachable": Code(None, "no answer from the function (batch --endpoint), after the retries"),
 }
 
 
@@ -76,6 +77,7 @@ source_blocked = functools.partial(ClassifyError, "source_blocked")
 model_unavailable = functools.partial(ClassifyError, "model_unavailable")
 timeout = functools.partial(ClassifyError, "timeout")
 unreadable_file = functools.partial(ClassifyError, "unreadable_file")
+unreachable = functools.partial(ClassifyError, "unreachable")
 
 
 def site_not_allowed(host: str, allowed: tuple[str, ...]) -> ClassifyError:

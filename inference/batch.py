@@ -1,0 +1,324 @@
+"""python -m inference batch INPUT...: classify a music library, in this process or with the deployed function.
+
+INPUT: audio files, folders (searched recursively for audio files), lists (.txt, .m3u: one path or
+link a line, `#` comments; `-` reads stdin). One JSON line per item, written as each finishes:
+{"input": ..., ...the answer...} or {"input": ..., "status": ..., "error": {"code", "message"}}.
+Exit status: 0 every item answered (4xx answers included), 1 some not, 2 bad arguments."""
+import argparse
+import contextlib
+import csv
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
+
+import urllib3
+
+from inference import config, errors, pipeline
+from inference.errors import ClassifyError
+
+AUDIO = {".aac", ".aif", ".aiff", ".au", ".flac", ".m4a", ".mka", ".mp3", ".mp4", ".oga", ".ogg", ".opus", ".wav",
+         ".webm", ".wma"}
+LISTS = {".txt", ".m3u", ".m3u8"}
+CSV_COLUMNS = ["input", "genre", "confidence", "uncertain", "status", "error"]
+
+
+def is_link(item: str) -> bool:
+    return "://" in item
+
+
+def here(item: str, settings: config.Settings, start=None, duration=None) -> dict:
+    """The function's answer for a file or link, computed in this process; ClassifyError for a bad one.
+    OSError for a file that cannot be read."""
+    if is_link(item):
+        return pipeline.link(item, settings, start, duration)
+    path = Path(item)
+    if path.stat().st_size > settings.max_upload_bytes:
+        raise errors.upload_too_large(settings.max_upload_bytes)
+    return pipeline.upload(path.read_bytes(), settings, start, duration, filename=path.name)
+
+
+def error_row(item: str, code: str, message: str, status: int | None = None) -> dict:
+    row = {"input": item, "error": {"code": code, "message": message}}
+    return row if status is None else {"input": item, "status": status, **row}
+
+
+def failed(item: str, error: ClassifyError) -> dict:
+    return error_row(item, error.code, error.message, error.status)
+
+
+def unreadable(exc: OSError, item: str) -> ClassifyError:
+    return errors.unreadable_file(f"{exc.strerror or exc}: {item}")
+
+
+def answered(row: dict) -> bool:
+    """An answer, or an error the item itself causes (4xx, an unreadable file): not worth retrying."""
+    return "error" not in row or (row["error"]["code"] != "unreachable" and (row.get("status") or 0) < 500)
+
+
+def find_items(inputs: list[str], stdin) -> list[str]:
+    """Every file and link the inputs name, in order, each once. ValueError for an input that is missing."""
+    found = []
+    for given in inputs:
+        path = Path(given)
+        if given == "-":
+            found += _lines(stdin, None)
+        elif is_link(given):
+            found.append(given)
+        elif path.is_dir():
+            found += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in AUDIO and p.is_file())
+        elif not path.exists():
+            raise ValueError(f"no such file or folder: {given}")
+        elif path.suffix.lower() in LISTS:
+            with open(path, encoding="utf-8") as f:
+                found += _lines(f, path.parent)
+        else:
+            found.append(given)
+    return list(dict.fromkeys(found))
+
+
+def _lines(f, base: Path | None) -> list[str]:
+    """The items of a list: links as they are, paths relative to the list's folder."""
+    items = [line.strip() for line in f]
+    return [item if is_link(item) or base is None else str(base / item)
+            for item in items if item and not item.startswith("#")]
+
+
+class Local:
+    """The shipped model in this process."""
+
+    def __init__(self, settings: config.Settings, start, duration):
+        self.settings, self.start, self.duration = settings, start, duration
+
+    def __call__(self, item: str) -> dict:
+        try:
+            return {"input": item, **here(item, self.settings, self.start, self.duration)}
+        except ClassifyError as exc:
+            return failed(item, exc)
+        except OSError as exc:
+            return failed(item, unreadable(exc, item))
+
+
+class Remote:
+    """The deployed function: links as JSON, files as multipart uploads; 429, 503 and connection errors
+    retried with exponential backoff and jitter, honouring Retry-After (urllib3's Retry)."""
+
+    def __init__(self, endpoint: str, token: str | None, start, duration, jobs: int, timeout: float, retries: int):
+        self.endpoint, self.max_upload_bytes = endpoint, config.load().max_upload_bytes
+        self.window = {k: v for k, v in (("start", start), ("duration", duration)) if v is not None}
+        # POST is not in Retry's default allowed_methods: classifying is idempotent, so every method is retried.
+        retry = urllib3.Retry(total=retries, status_forcelist=(429, 503), allowed_methods=None, backoff_factor=0.5,
+                              backoff_jitter=0.5, backoff_max=30, retry_after_max=120, raise_on_status=False)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = urllib3.PoolManager(maxsize=jobs, retries=retry, headers=headers,
+                                        timeout=urllib3.Timeout(connect=10, read=timeout))
+
+    def __call__(self, item: str) -> dict:
+        try:
+            form = None if is_link(item) else self._form(item)
+        except ClassifyError as exc:
+            return failed(item, exc)
+        except OSError as exc:
+            return failed(item, unreadable(exc, item))
+        try:
+            if form is None:
+                response = self.http.request("POST", self.endpoint, json={"url": item, **self.window})
+            else:
+                response = self.http.request("POST", self.endpoint, fields=form)
+        except urllib3.exceptions.HTTPError as exc:
+            reason = getattr(exc, "reason", None) or exc
+            return failed(item, errors.unreachable(f"no answer from {self.endpoint}: {reason}"))
+        return self._row(item, response)
+
+    def _form(self, item: str) -> dict:
+        path = Path(item)
+        if path.stat().st_size > self.max_upload_bytes:
+            raise errors.upload_too_large(self.max_upload_bytes)
+        return {"file": (path.name, path.read_bytes(), "application/octet-stream"),
+                **{k: str(v) for k, v in self.window.items()}}
+
+    def _row(self, item: str, response) -> dict:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status == 200 and isinstance(body, dict) and "genre" in body:
+            return {"input": item, **body}
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            error = body["error"]
+            return error_row(item, str(error.get("code")), str(error.get("message")), response.status)
+        text = response.data[:200].decode("utf-8", "replace").strip()  # a proxy's or a login page, not an answer
+        return failed(item, errors.unreachable(f"HTTP {response.status} from {self.endpoint}, not the function's "
+                                               f"answer (a missing or expired --token gives 403): {text}"))
+
+
+def run(work, items: list[str], jobs: int):
+    """work(item) for each item on `jobs` threads, yielding rows as they finish; at most `jobs` in flight,
+    so at most `jobs` decoded windows (or uploads) are alive at once."""
+    pool = ThreadPoolExecutor(jobs, thread_name_prefix="batch")
+    todo, pending = iter(items), set()
+    try:
+        while True:
+            pending |= {pool.submit(work, item) for item in itertools.islice(todo, jobs - len(pending))}
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+class Output:
+    """Rows as JSON lines or CSV, flushed one by one; an existing file is resumed: its answered items are
+    returned by `done`, its cut-off last line and unanswered items dropped."""
+
+    def __init__(self, path: Path | None, as_csv: bool):
+        self.as_csv, self.done = as_csv, set()
+        kept = self._resume(path) if path and path.exists() else []
+        self.file = open(path, "a", encoding="utf-8", newline="") if path else sys.stdout  # noqa: SIM115
+        self.csv = csv.DictWriter(self.file, CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
+        if as_csv and not kept:
+            self.csv.writeheader()
+
+    def _resume(self, path: Path) -> list[str]:
+        text = path.read_text(encoding="utf-8")
+        lines = [line + "\n" for line in text.split("\n")[:-1]]  # without a last line cut off by a kill
+        header, body = (lines[:1], lines[1:]) if self.as_csv else ([], lines)
+        kept = []
+        for line in body:
+            row = self._parse(header, line)
+            if row and answered(row) and row["input"] not in self.done:
+                kept.append(line)
+                self.done.add(row["input"])
+        if "".join(header + kept) != text:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(header + kept), encoding="utf-8")
+            os.replace(tmp, path)
+        return header + kept
+
+    def _parse(self, header: list[str], line: str) -> dict | None:
+        if not self.as_csv:
+            with contextlib.suppress(ValueError):
+                row = json.loads(line)
+                return row if isinstance(row, dict) and isinstance(row.get("input"), str) else None
+            return None
+        row = next(csv.DictReader(header + [line]), None)
+        if not row or not row.get("input"):
+            return None
+        if row.get("error"):
+            return error_row(row["input"], row["error"], "", int(row["status"]) if row.get("status") else None)
+        return {"input": row["input"]}
+
+    def write(self, row: dict):
+        if self.as_csv:
+            error = row.get("error") or {}
+            self.csv.writerow({**row, "error": error.get("code", ""),
+                               "uncertain": row.get("uncertain", ""), "status": row.get("status", "")})
+        else:
+            self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+
+    def close(self):
+        if self.file is not sys.stdout:
+            self.file.close()
+
+
+class Progress:
+    """items done / total, rate, ETA and errors on one line of stderr, when it is a terminal."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.stream, self.done, self.errors = total, stream, 0, 0
+        self.shown, self.began = stream.isatty(), time.monotonic()
+
+    def step(self, row: dict):
+        self.done += 1
+        self.errors += "error" in row
+        if self.shown:
+            rate = self.done / max(time.monotonic() - self.began, 1e-9)
+            eta = (self.total - self.done) / rate
+            self.stream.write(f"\r{self.done}/{self.total} items, {rate:.2f}/s, ETA {eta:.0f} s, "
+                              f"{self.errors} errors\033[K")
+            self.stream.flush()
+
+    def finish(self):
+        if self.shown:
+            self.stream.write("\n")
+
+
+def summary(rows: list[dict], skipped: int, seconds: float) -> str:
+    genres = Counter(row["genre"] for row in rows if "genre" in row)
+    failed = Counter(row["error"]["code"] for row in rows if "error" in row)
+    parts = [f"{len(rows)} items in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.2f}/s)",
+             ", ".join(f"{g} {n}" for g, n in genres.most_common()) or "no genre",
+             "errors: " + (", ".join(f"{c} {n}" for c, n in failed.most_common()) or "none")]
+    if skipped:
+        parts.append(f"{skipped} skipped (already answered)")
+    return "; ".join(parts)
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m inference batch", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder, list (.txt/.m3u) or -")
+    parser.add_argument("--out", type=Path, help="results file (default: stdout); resumed if it exists")
+    parser.add_argument("--csv", action="store_true", help="a CSV table instead of JSON lines")
+    parser.add_argument("--endpoint", help="the deployed function's URL (default: classify in this process)")
+    parser.add_argument("--token", default=os.environ.get("GENRE_TOKEN"),
+                        help="identity token for a private function (default: $GENRE_TOKEN)")
+    parser.add_argument("--jobs", type=int, help="items at once (default: the core count; 8 with --endpoint)")
+    parser.add_argument("--start", type=_seconds)
+    parser.add_argument("--duration", type=_seconds)
+    parser.add_argument("--timeout", type=_seconds, default=120.0, help="seconds per request (--endpoint)")
+    parser.add_argument("--retries", type=int, default=6, help="retries per request (--endpoint)")
+    return parser
+
+
+def main(argv=None, stdin=sys.stdin) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    jobs = args.jobs if args.jobs is not None else 8 if args.endpoint else os.cpu_count() or 1
+    if jobs < 1 or args.retries < 0:
+        parser.error("--jobs must be at least 1 and --retries at least 0")
+    if args.endpoint and not args.endpoint.startswith(("http://", "https://")):
+        parser.error("--endpoint must be an http(s) URL")
+    try:
+        items = find_items(args.inputs, stdin)
+        if args.endpoint:
+            work = Remote(args.endpoint, args.token, args.start, args.duration, jobs, args.timeout, args.retries)
+        else:
+            settings = config.load()
+            pipeline.check_window(args.start, args.duration, settings)
+            work = Local(settings, args.start, args.duration)
+    except (ValueError, OSError) as exc:
+        parser.error(str(exc))
+    except ClassifyError as exc:
+        parser.error(exc.message)
+    if not items:
+        parser.error("no audio files or links found in " + " ".join(args.inputs))
+    began = time.monotonic()
+    output = Output(args.out, args.csv)
+    todo = [item for item in items if item not in output.done]
+    progress, rows = Progress(len(todo)), []
+    try:
+        for row in run(work, todo, jobs):
+            output.write(row)
+            progress.step(row)
+            rows.append({k: row[k] for k in ("genre", "error") if k in row} | {"ok": answered(row)})
+    finally:
+        progress.finish()
+        output.close()
+    print(summary(rows, len(items) - len(todo), time.monotonic() - began), file=sys.stderr)
+    return 0 if all(row["ok"] for row in rows) else 1

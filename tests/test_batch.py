@@ -1,0 +1,227 @@
+"""`python -m inference batch`: a folder or list in, one line per item out, here or against a real
+functions-framework process; retries, resume after a kill, CSV, exit statuses."""
+import csv
+import http.server
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import function_server
+from conftest import ROOT
+from inference import batch, contract
+
+GENRES = ("blues", "jazz", "metal", "rock")
+
+
+def run_batch(model_path, *args, stdin=None, **env_vars) -> subprocess.CompletedProcess:
+    env = dict(os.environ, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1", **env_vars)
+    return subprocess.run([sys.executable, "-m", "inference", "batch", *args], cwd=ROOT, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=300)
+
+
+def rows(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def library(gtzan, tmp_path_factory):
+    """A folder of 8 shared clips in genre subfolders, and a text file that is not audio."""
+    folder = tmp_path_factory.mktemp("library")
+    for genre in GENRES:
+        (folder / genre).mkdir()
+        for clip in sorted((gtzan / genre).glob("*.flac"))[:2]:
+            shutil.copy(clip, folder / genre / clip.name)
+    (folder / "notes.txt").write_text("not a list of songs\n")
+    return folder
+
+
+def test_local_mode_over_a_folder(model_path, library, tmp_path):
+    out = tmp_path / "results.jsonl"
+    done = run_batch(model_path, str(library), "--duration", "3", "--jobs", "2", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    answers = rows(out)
+    assert sorted(a["input"] for a in answers) == sorted(str(p) for p in library.rglob("*.flac"))
+    for answer in answers:
+        assert answer["genre"] in contract.LABELS and answer["segments"] == 1 and answer["source"]["kind"] == "upload"
+        assert answer["source"]["title"] == os.path.basename(answer["input"])
+    assert "8 items in" in done.stderr and "errors: none" in done.stderr
+    assert "\r" not in done.stderr, "no progress bar when stderr is not a terminal"
+
+
+def test_mixed_list_with_a_bad_path_and_links(model_path, media, served, tmp_path):
+    shutil.copy(media / "song.flac", tmp_path / "song.flac")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# my songs\nsong.flac\n\nmissing.flac\n{served}/song.flac\n{served}/noise.mp3\nsong.flac\n")
+    done = run_batch(model_path, str(listing), "-", "--duration", "3", stdin=f"{served}/page.html\n")
+    assert done.returncode == 0, done.stderr  # every item answered, errors included
+    by_input = {row["input"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert len(done.stdout.splitlines()) == len(by_input) == 5  # song.flac listed twice, answered once
+    assert by_input[str(tmp_path / "song.flac")]["genre"] == by_input[f"{served}/song.flac"]["genre"]
+    assert by_input[f"{served}/page.html"]["source"]["kind"] == "link"
+    assert by_input[str(tmp_path / "missing.flac")]["error"]["code"] == "unreadable_file"
+    assert by_input[f"{served}/noise.mp3"] == {"input": f"{served}/noise.mp3", "status": 422,
+                                               "error": by_input[f"{served}/noise.mp3"]["error"]}
+    assert by_input[f"{served}/noise.mp3"]["error"]["code"] == "not_audio"
+    assert "not_audio 1" in done.stderr and "unreadable_file 1" in done.stderr
+
+
+def test_remote_mode_against_a_real_server(model_path, media, served, tmp_path):
+    clip = tmp_path / "song.flac"
+    shutil.copy(media / "song.flac", clip)
+    items = [str(clip), f"{served}/song.flac", f"{served}/missing.flac"]
+    local = run_batch(model_path, *items, "--duration", "6")
+    with function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1") as server:
+        remote = run_batch(model_path, *items, "--duration", "6", "--endpoint", server.url, "--jobs", "3")
+    assert local.returncode == remote.returncode == 0, remote.stderr
+    here, there = ({row["input"]: row for row in map(json.loads, done.stdout.splitlines())} for done in (local, remote))
+    assert set(there) == set(items)
+    for item in items[:2]:
+        assert there[item]["scores"] == pytest.approx(here[item]["scores"], abs=2e-4)
+        assert there[item]["segments"] == 2
+    assert there[str(clip)]["source"]["title"] == "song.flac"  # sent as a multipart upload with its name
+    assert there[items[2]]["status"] == 422 and there[items[2]]["error"]["code"] == "source_unavailable"
+
+
+class Flaky(http.server.BaseHTTPRequestHandler):
+    """Answers 503 with Retry-After: 1 twice, then 200; a link ending in /bad gets 400 every time."""
+    seen: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.seen.append((body, self.headers.get("Authorization")))
+        if b"/bad" in body:
+            self._send(400, {"error": {"code": "invalid_url", "message": "no"}})
+        elif sum(b"/bad" not in b for b, _ in self.seen) <= 2:
+            self._send(503, {"error": {"code": "busy", "message": "try later"}}, {"Retry-After": "1"})
+        else:
+            self._send(200, {"genre": "rock", "confidence": 0.9, "scores": {"rock": 0.9}})
+
+    def _send(self, status, body, headers=()):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in dict(headers).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def flaky():
+    Flaky.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", Flaky.seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_remote_retries_503_honouring_retry_after_and_not_400(model_path, media, tmp_path, flaky):
+    url, seen = flaky
+    clip = tmp_path / "song.flac"
+    shutil.copy(media / "song.flac", clip)
+    began = time.monotonic()
+    done = run_batch(model_path, str(clip), "--endpoint", url, "--jobs", "1", GENRE_TOKEN="id-token-1")
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - began >= 2, "Retry-After: 1 was not waited for, twice"
+    assert json.loads(done.stdout)["genre"] == "rock"
+    assert len(seen) == 3
+    for body, authorization in seen:  # the upload was sent whole each time
+        assert clip.read_bytes() in body and b'filename="song.flac"' in body
+        assert authorization == "Bearer id-token-1"
+    seen.clear()
+    done = run_batch(model_path, "http://example.com/bad", "--endpoint", url, "--token", "t2")
+    assert done.returncode == 0 and len(seen) == 1 and seen[0][1] == "Bearer t2"
+    assert json.loads(done.stdout)["status"] == 400
+
+
+def test_unreachable_endpoint_exits_1_and_is_retried_on_resume(model_path, tmp_path, flaky):
+    out = tmp_path / "out.jsonl"
+    nowhere = f"http://127.0.0.1:{function_server.free_port()}/"
+    done = run_batch(model_path, "https://example.com/a", "--endpoint", nowhere, "--retries", "1", "--out", str(out))
+    assert done.returncode == 1 and rows(out)[0]["error"]["code"] == "unreachable", done.stderr
+    url, seen = flaky
+    again = run_batch(model_path, "https://example.com/a", "--endpoint", url, "--out", str(out))
+    assert again.returncode == 0 and len(seen) == 3
+    assert [row.get("genre") for row in rows(out)] == ["rock"]  # the failed line is replaced, not kept
+
+
+def test_resume_after_a_kill_answers_every_item_once(model_path, gtzan, tmp_path):
+    clips = [str(p) for genre in GENRES for p in sorted((gtzan / genre).glob("*.flac"))[:5]]
+    listing, out = tmp_path / "list.txt", tmp_path / "out.jsonl"
+    listing.write_text("\n".join(clips) + "\n")
+    env = dict(os.environ, GENRE_MODEL=str(model_path))
+    command = [sys.executable, "-m", "inference", "batch", str(listing), "--duration", "3", "--jobs", "1",
+               "--out", str(out)]
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while (not out.exists() or out.read_text().count("\n") < 3) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    written = out.read_text().count("\n")
+    assert 3 <= written < len(clips), "the run was not cut mid-way"
+    with open(out, "a") as f:
+        f.write('{"input": "' + clips[-1] + '", "genre": "ro')  # a line cut off by the kill
+    second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    inputs = [row["input"] for row in rows(out)]
+    assert sorted(inputs) == sorted(clips), "every item exactly once"
+    assert f"{written} skipped" in second.stderr
+
+
+def test_csv_table_and_its_resume(model_path, library, tmp_path):
+    out = tmp_path / "out.csv"
+    items = [str(library / "rock"), str(tmp_path / "gone.flac")]
+    (tmp_path / "list.txt").write_text("\n".join(items[1:]) + "\n")
+    args = [items[0], str(tmp_path / "list.txt"), "--duration", "3", "--csv", "--out", str(out)]
+    assert run_batch(model_path, *args).returncode == 0
+    table = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert list(table[0]) == ["input", "genre", "confidence", "uncertain", "status", "error"]
+    assert len(table) == 3 and {row["error"] for row in table} == {"", "unreadable_file"}
+    for row in table:
+        assert (row["genre"] in contract.LABELS and 0 < float(row["confidence"]) <= 1) or row["error"]
+    again = run_batch(model_path, *args)
+    assert again.returncode == 0 and "3 skipped" in again.stderr
+    assert list(csv.DictReader(io.StringIO(out.read_text()))) == table
+
+
+@pytest.mark.parametrize("args", [["nowhere/"], ["--jobs", "0", "x.flac"], ["--endpoint", "ftp://h/", "x.flac"],
+                                  ["--duration", "0", "x.flac"], ["--duration", "nan", "x.flac"], ["EMPTY"], []])
+def test_bad_arguments_exit_2(model_path, tmp_path, args):
+    (tmp_path / "EMPTY").mkdir()
+    (tmp_path / "x.flac").write_bytes(b"")
+    done = subprocess.run([sys.executable, "-m", "inference", "batch", *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 2 and "error:" in done.stderr, done.stderr
+
+
+def test_progress_only_on_a_terminal():
+    class Stream(io.StringIO):
+        def __init__(self, tty):
+            super().__init__()
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    shown, hidden = Stream(True), Stream(False)
+    for stream in (shown, hidden):
+        progress = batch.Progress(2, stream)
+        progress.step({"genre": "rock"})
+        progress.step({"error": {"code": "not_audio"}})
+        progress.finish()
+    assert hidden.getvalue() == ""
+    assert "\r2/2 items" in shown.getvalue() and "1 errors" in shown.getvalue()
