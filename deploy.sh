@@ -3,6 +3,8 @@
 #   ./deploy.sh            deploy
 #   ./deploy.sh --dry-run  print the gcloud command instead of running it
 # Settings (environment variables, with defaults):
+#   PUBLIC=0: only callers with an identity token of an account granted roles/run.invoker;
+#   PUBLIC=1: anyone (the page in a browser), at the owner's cost, capped by MAX_INSTANCES
 #   FUNCTION_NAME=genre-classifier  REGION=us-central1  PROJECT=(gcloud's default)
 #   MEMORY=1GiB  CPU=1  TIMEOUT=60s  MAX_INSTANCES=10  CONCURRENCY=4
 #   the function's settings (inference/config.py, README) are passed to it when set;
@@ -21,6 +23,12 @@ for arg in "$@"; do
   esac
 done
 
+case "${PUBLIC:-0}" in
+  0) access=--no-allow-unauthenticated ;;
+  1) access=--allow-unauthenticated ;;
+  *) echo "deploy.sh: PUBLIC must be 0 (callers need an identity token) or 1 (anyone may call)" >&2; exit 2 ;;
+esac
+
 env_vars="ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2"  # no telemetry; fewer glibc arenas: -70 MiB RSS under concurrency
 # the variables of inference/config.py marked deployed, in its order (tests/test_deploy.py checks)
 for name in GENRE_MODEL GENRE_DEFAULT_START_S GENRE_DEFAULT_DURATION_S GENRE_MAX_DURATION_S \
@@ -31,7 +39,7 @@ done
 if [[ -n "${YTDLP_COOKIES_SECRET:-}" ]]; then env_vars+="@YTDLP_COOKIES=/secrets/cookies.txt"; fi
 
 cmd=(gcloud functions deploy "${FUNCTION_NAME:-genre-classifier}"
-  --gen2 --runtime=python311 --trigger-http --allow-unauthenticated
+  --gen2 --runtime=python311 --trigger-http "$access"
   --entry-point=classify --source=.
   --region="${REGION:-us-central1}"
   --memory="${MEMORY:-1GiB}" --cpu="${CPU:-1}" --timeout="${TIMEOUT:-60s}"

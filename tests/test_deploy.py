@@ -13,7 +13,7 @@ FAKE_GCLOUD = """#!/bin/sh
 printf '%s\\n' "$@" > "$GCLOUD_ARGS"
 """
 DEFAULTS = ["functions", "deploy", "genre-classifier", "--gen2", "--runtime=python311", "--trigger-http",
-            "--allow-unauthenticated", "--entry-point=classify", "--source=.", "--region=us-central1",
+            "--no-allow-unauthenticated", "--entry-point=classify", "--source=.", "--region=us-central1",
             "--memory=1GiB", "--cpu=1", "--timeout=60s", "--max-instances=10", "--concurrency=4",
             "--set-env-vars=^@^ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2"]
 
@@ -44,6 +44,15 @@ def test_defaults(tmp_path):
     done, args = deploy(tmp_path)
     assert done.returncode == 0, done.stderr
     assert args == DEFAULTS
+
+
+def test_public_only_when_asked(tmp_path):
+    done, args = deploy(tmp_path, PUBLIC="1")
+    assert done.returncode == 0, done.stderr
+    assert args == [a.replace("--no-allow-unauthenticated", "--allow-unauthenticated") for a in DEFAULTS]
+    (tmp_path / "again").mkdir()
+    done, args = deploy(tmp_path / "again", PUBLIC="yes")
+    assert done.returncode == 2 and args is None and "PUBLIC must be 0" in done.stderr
 
 
 def test_overrides_by_environment(tmp_path):
