@@ -83,7 +83,7 @@ def run_train(args, family) -> Path:
     trained = family.fit(family.inputs(loaded, args), [c.genre for c, _ in loaded], args)
     card = {"training": dict(family.describe(args), data=str(args.data), split=args.split, clips=len(loaded),
                              seconds=round(time.perf_counter() - started, 1))}
-    model = family.onnx(trained)
+    model = family.onnx(trained, args)
     scores = Path(args.out) / f"crossval_{family.NAME}.json"
     if scores.exists():  # written by crossval into the same folder: its figures, and its calibration baked in
         results = json.loads(scores.read_text())

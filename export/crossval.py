@@ -29,7 +29,7 @@ def cross_validate(family, clips, inputs, protocol, options) -> tuple[dict, list
         repeats.append(evaluate.summarize(scored, pooling))
         answers.append(by_fold)
     accuracy = [r["track_accuracy"] for r in repeats]
-    return {"tracks": len(clips), "repeats": len(repeats),
+    return {"tracks": len(clips), "segments": repeats[0]["segments"], "repeats": len(repeats),
             "track_accuracy": float(np.mean(accuracy)), "track_accuracy_min": min(accuracy),
             "track_accuracy_max": max(accuracy),
             "segment_accuracy": float(np.mean([r["segment_accuracy"] for r in repeats])),

@@ -1,13 +1,14 @@
-"""musicnn (Pons and Serra, 2019) with its Million Song Dataset weights, rebuilt in Keras.
+"""musicnn (Pons and Serra, 2019) with its Million Song Dataset (MSD) or MagnaTagATune (MTT)
+weights, rebuilt in Keras.
 
 The weights come from the PyPI wheel musicnn==0.1.0 (ISC license), whose pins are obsolete: the
 wheel is downloaded without its dependencies (`python -m export.musicnn fetch`) and only the TF1
-checkpoint in it is read. The network mirrors musicnn/models.py build_musicnn (MSD_musicnn:
-mid-end 64 filters, back-end 200 units); tests/test_musicnn.py checks it against the original
-graph restored from the checkpoint's .meta.
+checkpoints in it are read. The network mirrors musicnn/models.py build_musicnn (MSD_musicnn and
+MTT_musicnn alike: mid-end 64 filters, back-end 200 units, 50 tags); tests/test_musicnn.py checks
+it against the original graphs restored from the checkpoints' .meta.
 
 Input: [batch, 187 frames, 96 mel bands] of log10(10000 * mel power + 1) at 16 kHz, n_fft 512,
-hop 256 (librosa.feature.melspectrogram defaults otherwise). Output: 50 MSD tag probabilities.
+hop 256 (librosa.feature.melspectrogram defaults otherwise). Output: 50 tag probabilities.
 """
 import subprocess
 import sys
@@ -18,33 +19,40 @@ import numpy as np
 
 WHEEL = "musicnn-0.1.0-py3-none-any.whl"
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "musicnn"
-CHECKPOINT = "musicnn/MSD_musicnn/"  # in the wheel; its files are named ".meta", ".index", ...
+CHECKPOINTS = "musicnn/{}_musicnn/"  # in the wheel; its files are named ".meta", ".index", ...
+WEIGHTS = ("MSD", "MTT")
 
 SAMPLE_RATE, N_FFT, HOP_LENGTH, N_MELS, N_FRAMES = 16000, 512, 256, 96, 187
-TAGS = ("rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock",
+TAGS = {"MSD": ("rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock",
         "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow",
         "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock",
         "ambient", "acoustic", "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country",
         "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb",
-        "indie pop", "sad", "House", "happy")
+        "indie pop", "sad", "House", "happy"),
+        "MTT": ("guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",
+                "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing",
+                "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal",
+                "pop", "soft", "sitar", "solo", "man", "classic", "choir", "voice", "new age", "dance", "male voice",
+                "female vocal", "beats", "harp", "cello", "no voice", "weird", "country", "metal", "female voice",
+                "choral")}
 
 
 def fetch() -> Path:
-    """The checkpoint folder, downloading the wheel (no dependencies) on first use."""
-    folder = CACHE / CHECKPOINT
-    if not (folder / ".index").exists():
+    """The checkpoints' folder, downloading the wheel (no dependencies) on first use."""
+    if not all((CACHE / CHECKPOINTS.format(name) / ".index").exists() for name in WEIGHTS):
         CACHE.mkdir(parents=True, exist_ok=True)
         if not (CACHE / WHEEL).exists():
             subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "musicnn==0.1.0",
                             "-d", str(CACHE)], check=True)
         with zipfile.ZipFile(CACHE / WHEEL) as wheel:
-            wheel.extractall(CACHE, [n for n in wheel.namelist() if n.startswith(CHECKPOINT)])
-    return folder
+            wheel.extractall(CACHE, [n for n in wheel.namelist()
+                                     if n.startswith(tuple(CHECKPOINTS.format(name) for name in WEIGHTS))])
+    return CACHE / "musicnn"
 
 
-def checkpoint() -> Path:
-    """The checkpoint folder; an error saying how to fetch it if it is missing."""
-    folder = CACHE / CHECKPOINT
+def checkpoint(weights: str = "MSD") -> Path:
+    """The checkpoint folder of MSD or MTT weights; an error saying how to fetch it if it is missing."""
+    folder = CACHE / CHECKPOINTS.format(weights)
     if not (folder / ".index").exists():
         raise FileNotFoundError(f"musicnn's weights are missing: run `python -m export.musicnn fetch` ({folder})")
     return folder
@@ -94,15 +102,15 @@ def build():
         ops.stack([ops.max(f, axis=1), ops.mean(f, axis=1)], axis=-1), (-1, 2 * f.shape[-1])))(features)
     penultimate = bn("batch_normalization_10")(
         layers.Dense(200, activation="relu", name="dense")(bn("batch_normalization_9")(pooled_time)))
-    tags = layers.Dense(len(TAGS), activation="sigmoid", name="dense_1")(penultimate)
-    return keras.Model(spectrogram, [tags, penultimate], name="musicnn_msd")
+    tags = layers.Dense(50, activation="sigmoid", name="dense_1")(penultimate)
+    return keras.Model(spectrogram, [tags, penultimate], name="musicnn")
 
 
-def load():
-    """The Keras network with the MSD checkpoint's weights."""
+def load(weights: str = "MSD"):
+    """The Keras network with the MSD or MTT checkpoint's weights."""
     import tensorflow as tf
     model = build()
-    reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint()) + "/")
+    reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint(weights)) + "/")
     order = {"Conv2D": ("kernel", "bias"), "Dense": ("kernel", "bias"),
              "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance")}
     for layer in model.layers:
@@ -111,7 +119,7 @@ def load():
     return model
 
 
-def original():
+def original(weights: str = "MSD"):
     """The original TF1 graph restored from the checkpoint's .meta, as musicnn's package runs it:
     a function log-mel patches [batch, 187, 96] -> the 50 tag scores (for tests and benchmarks).
     Its stale _output_shapes attributes are dropped (TF 2 refuses them on the gradient nodes), and
@@ -119,7 +127,7 @@ def original():
     import tensorflow as tf
     from tensorflow.core.protobuf import meta_graph_pb2
     from tensorflow.python.framework import config
-    folder = checkpoint()
+    folder = checkpoint(weights)
     meta = meta_graph_pb2.MetaGraphDef()
     meta.ParseFromString((folder / ".meta").read_bytes())
     for node in meta.graph_def.node:

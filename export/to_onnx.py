@@ -32,20 +32,28 @@ def merged_opsets(opsets) -> list:
 
 def compose(front: onnx.ModelProto, model, meta: ModelMeta) -> onnx.ModelProto:
     """An ONNX front-end graph followed by a Keras model fed with its output, as one graph with
-    the metadata the serving code reads."""
+    the metadata the serving code reads. The Keras model gives the probabilities, or a dict of
+    named outputs (OUTPUT and, for a model with tags, TAGS_OUTPUT)."""
     import tensorflow as tf
     import tf2onnx
     features = front.graph.output[0]
     shape = tuple(d.dim_value for d in features.type.tensor_type.shape.dim[1:])
-    function = tf.function(lambda x: {OUTPUT: model(x, training=False)})
+
+    def outputs(x):
+        out = model(x, training=False)
+        return out if isinstance(out, dict) else {OUTPUT: out}
     signature = [tf.TensorSpec((None, *shape), tf.float32, name=features.name)]
-    net, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=frontend.OPSET)
+    net, _ = tf2onnx.convert.from_function(tf.function(outputs), input_signature=signature, opset=frontend.OPSET)
     front.ir_version = net.ir_version
+    names = [o.name for o in net.graph.output]
     merged = onnx.compose.merge_models(front, net, io_map=[(features.name, net.graph.input[0].name)],
                                        prefix2="net/")
-    merged.graph.output[0].name = OUTPUT
+    for output in merged.graph.output:
+        output.name = output.name.removeprefix("net/")
+    renamed = {f"net/{name}": name for name in names}
     for node in merged.graph.node:
-        node.output[:] = [OUTPUT if o == "net/" + OUTPUT else o for o in node.output]
+        node.input[:] = [renamed.get(i, i) for i in node.input]
+        node.output[:] = [renamed.get(o, o) for o in node.output]
     opsets = merged_opsets(merged.opset_import)
     del merged.opset_import[:]
     merged.opset_import.extend(opsets)

@@ -33,6 +33,10 @@ class Model:
         self.labels, self.sample_rate = self.meta.labels, self.meta.sample_rate
         if [i.name for i in self.session.get_inputs()] != [self.meta.input]:
             raise contract.ContractError(f"the model's input is not {self.meta.input!r}")
+        self._outputs = [contract.OUTPUT] + ([contract.TAGS_OUTPUT] if self.meta.tags else [])
+        missing = set(self._outputs) - {o.name for o in self.session.get_outputs()}
+        if missing:
+            raise contract.ContractError(f"the model has no output {sorted(missing)[0]!r}")
         if self.meta.input == contract.POWER_INPUT:
             self._prepare = functools.partial(features.power_spectrum, n_fft=self.meta.features["n_fft"],
                                               hop_length=self.meta.features["hop_length"],
@@ -50,7 +54,7 @@ class Model:
         batch = segments.split(audio, self.meta.segment_samples)
         # segments per run: a large network's activations for a whole window cost hundreds of MiB
         step = self.meta.batch or len(batch)
-        outputs = [self.session.run(None, {self.meta.input: self._prepare(batch[i:i + step])})
+        outputs = [self.session.run(self._outputs, {self.meta.input: self._prepare(batch[i:i + step])})
                    for i in range(0, len(batch), step)]
         probabilities = np.concatenate([out[0] for out in outputs])
         return probabilities, np.concatenate([out[1] for out in outputs]) if self.meta.tags else None

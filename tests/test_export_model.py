@@ -76,7 +76,7 @@ def test_seed_architecture_has_the_seeds_parameter_count():
 def test_train_export_evaluate_round_trip(loaded, arch, tmp_path):
     options = argparse.Namespace(arch=arch, epochs=2, per_clip=4, seed=cnn.SEED)
     model = cnn.fit(cnn.inputs(loaded, options), [c.genre for c, _ in loaded], options)
-    path = to_onnx.write(cnn.onnx(model), tmp_path / "genre_cnn.onnx", {"arch": arch})
+    path = to_onnx.write(cnn.onnx(model, options), tmp_path / "genre_cnn.onnx", {"arch": arch})
     exported = onnx.load(path)
     meta = {p.key: p.value for p in exported.metadata_props}
     assert json.loads(meta["labels"]) == list(contract.LABELS)

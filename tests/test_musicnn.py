@@ -1,6 +1,7 @@
 """export/musicnn.py and the genre_musicnn family: the Keras port of musicnn's MSD network against the
 original TF1 graph, the log-mel front-end against librosa, the export against Keras, and the
 shipped genre_musicnn model."""
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +12,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
 
 from conftest import ROOT
 from export import frontend, musicnn, to_onnx
@@ -26,13 +29,15 @@ def patches(gtzan) -> np.ndarray:
                      for clip in clips])
 
 
-def test_the_port_gives_the_original_tag_scores(patches):
-    ported = musicnn.load().predict(patches, verbose=0)[0]
-    original = musicnn.original()(patches)
-    assert ported.shape == original.shape == (4, len(musicnn.TAGS))
+@pytest.mark.parametrize("weights, expected", [("MSD", ["rock", "jazz", None, "Hip-Hop"]),
+                                               ("MTT", [None, None, "classical", None])])
+def test_the_port_gives_the_original_tag_scores(patches, weights, expected):
+    ported = musicnn.load(weights).predict(patches, verbose=0)[0]
+    original = musicnn.original(weights)(patches)
+    assert ported.shape == original.shape == (4, len(musicnn.TAGS[weights]))
     assert np.abs(ported - original).max() <= 1e-4
-    top = [musicnn.TAGS[row.argmax()] for row in original]
-    assert top[0] == "rock" and top[1] == "jazz" and top[3] == "Hip-Hop", top  # sane tags, not noise
+    top = [musicnn.TAGS[weights][row.argmax()] for row in original]
+    assert all(e in (None, t) for e, t in zip(expected, top, strict=True)), top  # sane tags, not noise
 
 
 @pytest.fixture(scope="module")
@@ -52,19 +57,38 @@ def test_the_onnx_front_end_is_librosas_log_mel(segments_16k):
     assert np.abs(ours - reference).max() <= 1e-4
 
 
-def test_export_gives_the_keras_scores_from_raw_audio(segments_16k, tmp_path):
+def test_export_gives_the_keras_scores_and_tags_from_raw_audio(segments_16k, tmp_path):
     keras.utils.set_random_seed(0)
     net = family.backbone()
     head = keras.Sequential([keras.Input((net.output.shape[-1],)),
                              keras.layers.Dense(len(contract.LABELS), activation="softmax")])
-    path = to_onnx.write(family.onnx(head), tmp_path / "genre_musicnn.onnx", {})
-    reference = head(net(np.stack([musicnn.log_mel(s)[:musicnn.N_FRAMES] for s in segments_16k]))).numpy()
-    full = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"audio": segments_16k})[0]
-    assert np.abs(full - reference).max() <= 1e-4
+    path = to_onnx.write(family.onnx(head, argparse.Namespace(backbone="MSD")), tmp_path / "genre_musicnn.onnx", {})
+    features = net(np.stack([musicnn.log_mel(s)[:musicnn.N_FRAMES] for s in segments_16k])).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    full, tags = session.run(["probabilities", "tags"], {"audio": segments_16k})
+    assert np.abs(full - head(features).numpy()).max() <= 1e-4
+    assert np.abs(tags - features[:, -50:]).max() <= 1e-4  # the network's own tag scores
     served = model.Model(path)  # runs the power twin, fed by numpy's FFT
     assert (served.meta.sample_rate, served.meta.segment_samples, served.meta.batch) == (16000, 48000, 1)
-    probabilities, tags = served.run(segments_16k.reshape(-1))
-    assert tags is None and np.abs(probabilities - full).max() <= 1e-5
+    assert served.meta.tags == musicnn.TAGS["MSD"] and served.meta.pooling == "mean_logits"
+    probabilities, served_tags = served.run(segments_16k.reshape(-1))
+    assert np.abs(probabilities - full).max() <= 1e-5 and np.abs(served_tags - tags).max() <= 1e-5
+
+
+def test_the_clip_head_is_the_regression_on_mean_features():
+    """Shipped per segment with logits averaged, the head equals the logistic regression applied
+    to the clip's mean features."""
+    rng = np.random.default_rng(0)
+    features = [rng.normal(size=(int(rng.integers(3, 11)), 250)) + (i % 10) * 0.3 for i in range(60)]
+    genres = [contract.LABELS[i % 10] for i in range(60)]
+    head = family.fit(features, genres, argparse.Namespace(head="clip", c=0.01))
+    means = np.stack([f.mean(axis=0) for f in features])
+    scaler = StandardScaler().fit(means)
+    regression = LogisticRegression(C=0.01, class_weight="balanced", max_iter=5000).fit(
+        scaler.transform(means), [contract.LABELS.index(g) for g in genres])
+    expected = regression.predict_proba(scaler.transform(means))
+    pooled = np.stack([segments.pool(p, "mean_logits") for p in family.predict(head, features)])
+    assert np.abs(pooled - expected).max() < 1e-4
 
 
 def test_the_shipped_model_and_its_twin(tmp_path):

@@ -7,7 +7,7 @@ A family module defines:
     inputs(loaded, options)         per clip, what fit() and predict() take (audio, or features)
     fit(inputs, genres, options)    a trained model
     predict(trained, inputs)        per clip, segment probabilities [segments, labels]
-    onnx(trained)                   the ONNX model (to_onnx.compose), metadata meta()
+    onnx(trained, options)          the ONNX model (to_onnx.compose), metadata as meta() says
     describe(options) -> dict       what the card says of its training
 and its module docstring's first line is its summary in `python -m export --help`.
 """

@@ -128,7 +128,7 @@ def predict(model: keras.Model, audio: list[np.ndarray]) -> list[np.ndarray]:
     return [model.predict(front(segments.split(a, SEGMENT_SAMPLES)), verbose=0) for a in audio]
 
 
-def onnx(model: keras.Model):
+def onnx(model: keras.Model, options):
     """Front-end + network as one ONNX model."""
     return to_onnx.compose(frontend.build(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES), model, meta())
 
