@@ -31,6 +31,7 @@ FEATURES = {"kind": "log_mel", "n_fft": musicnn.N_FFT, "hop_length": musicnn.HOP
 # against 182 ms and 473 MiB for the 10 segments at once (inference/model.py reads "batch").
 BATCH = 1
 C = 0.01  # L2 strength of the clip head: the inner-CV choice most often; 0.001-0.3 all score within noise
+ABSENT_LOGIT = -30.0  # a genre with no clip to learn from (one side of the 2-fold protocol has no pop)
 SEGMENT_EPOCHS, SEGMENT_L2, SEED = 300, 1e-3, 1234  # the segment head
 
 
@@ -71,8 +72,10 @@ def _clip_head(features: list[np.ndarray], y: np.ndarray, c: float) -> keras.Mod
     means = np.stack([f.mean(axis=0) for f in features])
     scaler = StandardScaler().fit(means)
     regression = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(scaler.transform(means), y)
-    kernel = regression.coef_.T / scaler.scale_[:, None]
-    return _dense(kernel, regression.intercept_ - scaler.mean_ @ kernel)
+    coef, intercept = np.zeros((len(LABELS), means.shape[1])), np.full(len(LABELS), ABSENT_LOGIT)
+    coef[regression.classes_], intercept[regression.classes_] = regression.coef_, regression.intercept_
+    kernel = coef.T / scaler.scale_[:, None]
+    return _dense(kernel, intercept - scaler.mean_ @ kernel)
 
 
 def _segment_head(features: list[np.ndarray], y: np.ndarray) -> keras.Model:
