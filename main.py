@@ -6,12 +6,15 @@
     POST /  audio bytes (audio/*, application/octet-stream) classify an upload
     POST /  multipart/form-data with a field "file"          the same
 """
+import io
 import json
 import math
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import functions_framework
@@ -23,6 +26,7 @@ from inference.errors import ClassifyError
 SETTINGS = config.load()
 LINK_TYPES = ("application/json", "application/x-www-form-urlencoded")
 UPLOAD_TYPES = ("audio/", "video/", "application/octet-stream")
+UPLOAD_CHUNK = 2**20  # an upload is read in chunks of this size into a temporary file
 PAGE = (Path(__file__).resolve().parent / "web" / "index.html").read_bytes()
 PAGE_HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "public, max-age=600",
                 "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -35,7 +39,7 @@ def _number(value, name: str) -> float | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 400 digits
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number):
         raise errors.bad_parameter(f"{name} must be a number of seconds")
@@ -57,28 +61,51 @@ def _url(value, seen: dict) -> str:
     return url
 
 
-def _upload(request) -> tuple[bytes, str | None]:
+def _upload(request) -> tuple[BinaryIO, str | None]:
+    """The uploaded bytes as a temporary file (never more than a chunk in memory; gone when closed)."""
     cap = SETTINGS.max_upload_bytes
     if request.content_length is not None and request.content_length > cap + 2**16:
         raise errors.upload_too_large(cap)
     request.max_content_length = cap + 2**16  # multipart overhead; werkzeug enforces it on read
     if request.mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None:
-            raise errors.missing_file()
-        data, name = upload.read(cap + 1), upload.filename
+        upload = _form_file(request)
+        data, name = upload.stream, upload.filename  # werkzeug spools files over 500 KB to a temporary file
+    elif request.mimetype == "application/x-www-form-urlencoded":  # in memory: request.form can still parse it
+        data, name = io.BytesIO(request.get_data(cache=True)), None
     else:
-        data, name = request.get_data(cache=True), None  # cached: request.form can still parse it
-    if len(data) > cap:
+        data, name = tempfile.SpooledTemporaryFile(max_size=UPLOAD_CHUNK), None
+        try:  # at most cap + 1 bytes: reading to werkzeug's limit would make functions-framework's own read raise
+            while (left := cap + 1 - data.tell()) > 0 and (chunk := request.stream.read(min(UPLOAD_CHUNK, left))):
+                data.write(chunk)
+        except BaseException:
+            data.close()
+            raise
+    size = data.seek(0, io.SEEK_END)
+    data.seek(0)
+    if size > cap:
+        data.close()
         raise errors.upload_too_large(cap)
     return data, name
 
 
+def _form_file(request):
+    """The form's "file" part. Werkzeug refuses too many parts, or too large a text field, as "too large"."""
+    try:
+        upload = request.files.get("file")
+    except RequestEntityTooLarge:
+        if request.content_length is None and request.stream.is_exhausted:  # chunked, and over the cap
+            raise
+        raise errors.bad_form(request.max_form_parts, request.max_form_memory_size) from None
+    if upload is None:
+        raise errors.missing_file()
+    return upload
+
+
 def _wants_page(request) -> bool:
-    """A GET with none of the API's parameters, unless the client asks for JSON over HTML."""
+    """A GET with none of the API's parameters, unless the client asks for JSON over HTML (no Accept: the page)."""
     accept = request.accept_mimetypes
     return (not {"url", "start", "duration"} & set(request.args)
-            and accept.best_match(["text/html", "application/json"]) == "text/html")
+            and (not accept or accept.best_match(["text/html", "application/json"]) == "text/html"))
 
 
 def _link_fields(request):
@@ -87,7 +114,10 @@ def _link_fields(request):
         return request.args
     if request.mimetype == "application/x-www-form-urlencoded":
         return request.form
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the decoder goes
+        body = None
     if not isinstance(body, dict):
         raise errors.bad_json()
     return body
@@ -100,10 +130,12 @@ def _handle(request, seen: dict) -> dict:
     mimetype = request.mimetype
     if request.method == "POST" and mimetype == "application/x-www-form-urlencoded":  # curl's type for --data-binary
         data, _ = _upload(request)
-        if decode.looks_like_audio(data[:16]):
-            seen["kind"] = "upload"
-            return pipeline.upload(data, SETTINGS, **_start_and_duration(request.args))
-        if data and "url" not in request.form:
+        with data:
+            head = data.read(16)
+            if decode.looks_like_audio(head):
+                seen["kind"] = "upload"
+                return pipeline.upload(data, SETTINGS, **_start_and_duration(request.args))
+        if head and "url" not in request.form:
             raise errors.neither_form_nor_audio()
     if request.method == "GET" or mimetype in LINK_TYPES:
         seen["kind"] = "link"
@@ -111,10 +143,10 @@ def _handle(request, seen: dict) -> dict:
         return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **_start_and_duration(fields))
     if mimetype == "multipart/form-data" or mimetype.startswith(UPLOAD_TYPES):
         seen["kind"] = "upload"
-        fields = request.args if mimetype != "multipart/form-data" else {**request.args, **request.form}
-        start_and_duration = _start_and_duration(fields)
         data, name = _upload(request)
-        return pipeline.upload(data, SETTINGS, filename=name, **start_and_duration)
+        with data:
+            fields = request.args if mimetype != "multipart/form-data" else {**request.args, **request.form}
+            return pipeline.upload(data, SETTINGS, filename=name, **_start_and_duration(fields))
     if not mimetype and not request.content_length:
         raise errors.missing_url('give a link as {"url": "https://..."} or upload audio')
     raise errors.unsupported_media_type(mimetype)

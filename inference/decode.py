@@ -30,7 +30,7 @@ def probe_duration(container) -> float | None:
 def open_audio(source):
     """An open PyAV container with at least one audio stream; ClassifyError if it is not audio."""
     try:
-        container = av.open(source, container_options=OPTIONS)
+        container = av.open(source, mode="r", container_options=OPTIONS)  # "r": a temporary file says "w+b"
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise errors.not_audio(f"the data is not audio in a known format ({exc.__class__.__name__})") from None
     if not container.streams.audio:

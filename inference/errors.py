@@ -20,6 +20,7 @@ CATALOGUE = {
     "bad_parameter": Code(400, "start and duration must be numbers of seconds"),
     "empty_upload": Code(400, "the upload is empty"),
     "missing_file": Code(400, 'the form has no field "file"'),
+    "bad_form": Code(400, "the form has too many parts or too large a field"),
     "not_found": Code(404, "the function answers at / only"),
     "method_not_allowed": Code(405, "use GET ?url=..., or POST"),
     "upload_too_large": Code(413, "the upload is too large"),
@@ -29,6 +30,7 @@ CATALOGUE = {
     "source_unavailable": Code(422, "the link could not be read"),
     "not_audio": Code(422, "the data is not audio in a known format"),
     "no_audio": Code(422, "no audio in the requested window"),
+    "too_short": Code(422, "the window holds less than one segment (3 s) of audio"),
     "bad_window": Code(422, "start is beyond the end of the source"),
     "source_too_long": Code(422, "the source is too long"),
     "live_stream": Code(422, "live streams cannot be classified; give a recorded track"),
@@ -117,3 +119,12 @@ def upstream_status(http_status: int) -> ClassifyError:
     if http_status < 500:
         return source_unavailable(f"the link answered HTTP {http_status}")
     return source_unreachable(f"the site answered HTTP {http_status}")
+
+
+def too_short(seconds: float, needed: float) -> ClassifyError:
+    return ClassifyError("too_short", f"the window holds {seconds:.1f} s of audio; at least {needed:g} s are needed")
+
+
+def bad_form(max_parts: int, max_field_bytes: int) -> ClassifyError:
+    return ClassifyError("bad_form", f"a form may have at most {max_parts} parts, and fields other than "
+                                     f'"file" of at most {max_field_bytes // 1000} KB')

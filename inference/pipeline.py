@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+from typing import BinaryIO
 
 from inference import decode, errors, model, remote, resolve
 from inference.config import Settings
@@ -13,6 +14,12 @@ from inference.errors import ClassifyError
 
 _workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fetch")
 _cpu_slots = threading.BoundedSemaphore(os.cpu_count() or 1)  # uploads: decoding is CPU-bound too
+# inference, links and uploads alike: onnxruntime's memory arena grows to the most runs at once and
+# keeps that size (musicnn, 30 s: 138 MiB after 2 runs at once, 302 MiB after 8)
+_inference_slots = threading.BoundedSemaphore(os.cpu_count() or 1)
+# An upload whose header claims more seconds than its bytes could hold at 4 kbit/s (below AMR-NB's
+# 4.75, the lowest rate of any accepted codec) is lying: its claim is not used.
+MIN_UPLOAD_BYTES_PER_SECOND = 500
 
 
 def check_window(start: float | None, duration: float | None, settings: Settings):
@@ -40,22 +47,30 @@ def choose_window(start: float | None, duration: float | None, source_seconds: f
 
 
 def _analyse(source, settings: Settings, deadline: float, *, start: float | None, duration: float | None,
-             known_seconds: float | None = None, began: float) -> tuple[dict, float | None, dict]:
+             known_seconds: float | None = None, upload_bytes: int | None = None,
+             began: float) -> tuple[dict, float | None, dict]:
     """Open, decode the window and score it: the answer's main part, the source's length, and the
-    milliseconds that fetching and decoding (from `began`, a perf_counter) and inference took."""
+    milliseconds that fetching and decoding (from `began`, a perf_counter) and inference took.
+    For an upload (upload_bytes given), a stated length its bytes could not hold is not trusted."""
     genre_model = model.get(settings.model_path)
     container = decode.open_audio(source)
     try:
         seconds = known_seconds or decode.probe_duration(container)
+        if seconds and upload_bytes is not None and seconds > upload_bytes / MIN_UPLOAD_BYTES_PER_SECOND:
+            seconds = None
         if seconds and seconds > settings.max_source_minutes * 60:
             raise errors.source_too_long(seconds, settings.max_source_minutes)
         start, duration = choose_window(start, duration, seconds, settings)
         audio = decode.read_window(container, start, duration, genre_model.sample_rate, deadline)
     finally:
         container.close()
+    segment = genre_model.meta.segment_samples
+    if len(audio) < segment:  # less than one segment: refused, not padded
+        raise errors.too_short(len(audio) / genre_model.sample_rate, segment / genre_model.sample_rate)
     timings = {"fetch_decode": _ms(began)}
     began = time.perf_counter()
-    verdict = genre_model.classify(audio, start)
+    with _inference_slots:
+        verdict = genre_model.classify(audio, start)
     timings["inference"] = _ms(began)
     return {**verdict, "window": {"start": round(start, 3), "duration": round(len(audio) / genre_model.sample_rate, 3)},
             "model": genre_model.info()}, seconds, timings
@@ -69,17 +84,20 @@ def _answer(result: dict, source: dict, timings: dict, started: float) -> dict:
     return {**result, "source": source, "timings_ms": {**timings, "total": _ms(started)}}
 
 
-def upload(data: bytes, settings: Settings, start=None, duration=None, filename: str | None = None) -> dict:
-    """Classify an uploaded clip held in memory."""
+def upload(data: bytes | BinaryIO, settings: Settings, start=None, duration=None, filename: str | None = None) -> dict:
+    """Classify an uploaded clip: bytes, or a seekable binary file (a spooled upload)."""
     started = time.perf_counter()
     check_window(start, duration, settings)
-    if not data:
+    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(0)
+    if not size:
         raise errors.empty_upload()
     deadline = time.monotonic() + settings.time_budget
     with _cpu_slots:
-        result, seconds, timings = _analyse(io.BytesIO(data), settings, deadline, start=start, duration=duration,
-                                            began=started)
-    source = {"kind": "upload", "title": filename, "duration": seconds, "bytes": len(data)}
+        result, seconds, timings = _analyse(stream, settings, deadline, start=start, duration=duration,
+                                            upload_bytes=size, began=started)
+    source = {"kind": "upload", "title": filename, "duration": seconds, "bytes": size}
     return _answer(result, source, timings, started)
 
 

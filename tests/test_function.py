@@ -2,13 +2,15 @@
 import io
 import json
 import math
+import struct
 import time
 import urllib.parse
 
+import numpy as np
 import pytest
 
 import local_http
-from conftest import ROOT
+from conftest import ROOT, encode
 from inference import contract, remote
 from inference.errors import ClassifyError
 
@@ -95,8 +97,12 @@ def test_preflight_and_configured_origin(client, reconfigure):
 
 BAD_REQUESTS = [
     ("no body", dict(method="POST"), 400, "missing_url"),
-    ("GET without url", dict(method="GET"), 400, "missing_url"),
+    ("GET without url, JSON wanted", dict(method="GET", headers={"Accept": "application/json"}), 400, "missing_url"),
+    ("GET with a window but no url", dict(method="GET", query_string={"duration": "9"}), 400, "missing_url"),
     ("bad JSON", dict(method="POST", data="{url:", content_type="application/json"), 400, "bad_json"),
+    ("JSON nested 1000 deep", dict(method="POST", data='{"url": ' + "[" * 1000 + "]" * 1000 + "}",
+                                   content_type="application/json"), 400, "bad_json"),
+    ("JSON nested 100000 deep", dict(method="POST", data="[" * 100_000, content_type="application/json"), 400, "bad_json"),
     ("JSON not an object", dict(method="POST", json=["http://x"]), 400, "bad_json"),
     ("url not a string", dict(method="POST", json={"url": 5}), 400, "missing_url"),
     ("not a URL", dict(method="POST", json={"url": "just words"}), 400, "invalid_url"),
@@ -106,6 +112,8 @@ BAD_REQUESTS = [
     ("metadata address", dict(method="POST", json={"url": "http://169.254.169.254/latest/"}), 400, "url_not_allowed"),
     ("credentials in URL", dict(method="POST", json={"url": "http://u:p@127.0.0.1/"}), 400, "url_not_allowed"),
     ("bad start", dict(method="POST", json={"url": "http://127.0.0.1/", "start": "soon"}), 400, "bad_parameter"),
+    ("start a 400-digit integer", dict(method="POST", data='{"url": "http://127.0.0.1/", "start": 1' + "0" * 400 + "}",
+                                      content_type="application/json"), 400, "bad_parameter"),
     ("negative start", dict(method="GET", query_string={"url": "http://127.0.0.1/", "start": "-1"}), 400, "bad_parameter"),
     ("duration too long", dict(method="POST", json={"url": "{served}/song.flac", "duration": 61}), 400, "bad_parameter"),
     ("duration not finite", dict(method="POST", json={"url": "{served}/song.flac", "duration": "nan"}), 400, "bad_parameter"),
@@ -117,6 +125,10 @@ BAD_REQUESTS = [
     ("upload: not audio", dict(method="POST", data=b"\x00garbage" * 1000, content_type="audio/mpeg"), 422, "not_audio"),
     ("upload: empty", dict(method="POST", data=b"", content_type="application/octet-stream"), 400, "empty_upload"),
     ("upload: form without file", dict(method="POST", data={"x": "1"}, content_type="multipart/form-data"), 400, "missing_file"),
+    ("upload: form with 1001 parts", dict(method="POST", data={f"x{i}": "1" for i in range(1001)},
+                                          content_type="multipart/form-data"), 400, "bad_form"),
+    ("upload: form with a 600 KB text field", dict(method="POST", data={"start": "1" * 600_000},
+                                                   content_type="multipart/form-data"), 400, "bad_form"),
     ("unsupported content type", dict(method="POST", data="hello", content_type="text/plain"), 415, "unsupported_media_type"),
     ("form without url", dict(method="POST", data="start=3", content_type="application/x-www-form-urlencoded"),
      415, "unsupported_media_type"),
@@ -155,6 +167,44 @@ def test_too_long_source_is_refused(client, reconfigure, served, media):
                    client.post("/", data=(media / "song.flac").read_bytes(), content_type="audio/flac")):
         assert (answer.status_code, answer.json["error"]["code"]) == (422, "source_too_long")
         assert "15 min" not in answer.json["error"]["message"]
+
+
+def wav(audio_seconds: float, claimed_seconds: float, rate: int = 22050) -> bytes:
+    """A 16-bit mono WAV of noise whose header claims claimed_seconds."""
+    pcm = np.random.default_rng(0).integers(-3000, 3000, int(audio_seconds * rate), dtype="<i2").tobytes()
+    claim = int(claimed_seconds * rate) * 2
+    return (b"RIFF" + struct.pack("<I", 36 + claim) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+            + b"data" + struct.pack("<I", claim) + pcm)
+
+
+def test_less_than_one_segment_of_audio_is_too_short(client, served, media, tmp_path):
+    encode(media / "song.flac", tmp_path / "short.flac", "flac", "flac", seconds=1.5)
+    data = (tmp_path / "short.flac").read_bytes()
+    for answer in (client.post("/", data=data, content_type="audio/flac"),
+                   client.post("/", data={"file": (io.BytesIO(data), "short.flac")}, content_type="multipart/form-data"),
+                   client.post("/", json={"url": f"{served}/song.flac", "start": 28.5}),
+                   client.post("/?duration=2.9", data=(media / "song.flac").read_bytes(), content_type="audio/flac")):
+        assert (answer.status_code, answer.json["error"]["code"]) == (422, "too_short"), answer.json
+        assert "at least 3 s" in answer.json["error"]["message"]
+    assert "holds 1.6 s of audio" in client.post("/", data=data, content_type="audio/flac").json["error"]["message"]
+    check_answer(client.post("/?duration=3", data=(media / "song.flac").read_bytes(), content_type="audio/flac").json, 1)
+
+
+def test_a_wav_header_claiming_10_hours_over_1_s_of_audio_is_too_short(client):
+    answer = client.post("/", data=wav(1, 10 * 3600), content_type="audio/wav")
+    assert (answer.status_code, answer.json["error"]["code"]) == (422, "too_short"), answer.json
+
+
+def test_an_upload_claiming_more_than_its_bytes_can_hold_is_not_taken_at_its_word(client, media, tmp_path):
+    """A FLAC header (which FFmpeg believes) claiming 40 hours over 4 s: classified from 0 s, length unknown."""
+    encode(media / "song.flac", tmp_path / "clip.flac", "flac", "flac", seconds=4)
+    data = bytearray((tmp_path / "clip.flac").read_bytes())
+    fields = int.from_bytes(data[18:26], "big")  # STREAMINFO: rate, channels, bits, then 36 bits of sample count
+    data[18:26] = ((fields >> 36 << 36) | 22050 * 3600 * 40).to_bytes(8, "big")
+    answer = client.post("/", data=bytes(data), content_type="audio/flac")
+    assert answer.status_code == 200, answer.json
+    assert answer.json["window"]["start"] == 0 and answer.json["source"]["duration"] is None
+    check_answer(answer.json, 1)
 
 
 def test_loopback_is_refused_without_the_test_switch(client, reconfigure, served):
