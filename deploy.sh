@@ -30,6 +30,7 @@ case "${PUBLIC:-0}" in
 esac
 
 env_vars="ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2"  # no telemetry; fewer glibc arenas: -70 MiB RSS under concurrency
+env_vars+="@THREADS=64"  # functions-framework's gunicorn threads (default 4 per core): see README, Hostile clients
 # the variables of inference/config.py marked deployed, in its order (tests/test_deploy.py checks)
 for name in GENRE_MODEL GENRE_DEFAULT_START_S GENRE_DEFAULT_DURATION_S GENRE_MAX_DURATION_S \
             GENRE_MAX_SOURCE_MINUTES GENRE_MAX_UPLOAD_MB GENRE_MAX_FETCH_MB GENRE_TIME_BUDGET_S \

@@ -6,6 +6,9 @@ from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "genre_musicnn.onnx"  # the better in cross-validation; models/genre_cnn.onnx is the other
+# functions-framework's THREADS (gunicorn's threads; its default is 4 per core), as deploy.sh sets it
+# and the tests' and benchmarks' servers use it: 63 clients stuck sending still leave one thread (README)
+SERVER_THREADS = 64
 
 
 @dataclass(frozen=True)

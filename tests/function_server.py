@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from conftest import ROOT
+from inference import config
 
 
 class Running(NamedTuple):
@@ -48,7 +49,7 @@ def start(folder: Path, **env_vars: str):
     temp, stdout, stderr = folder / "tmp", folder / "stdout", folder / "stderr"
     temp.mkdir()
     port = free_port()
-    env = dict(os.environ, TMPDIR=str(temp), **env_vars)
+    env = dict(os.environ, TMPDIR=str(temp), THREADS=str(config.SERVER_THREADS), **env_vars)
     command = [os.path.join(os.path.dirname(sys.executable), "functions-framework"), "--target", "classify",
                "--source", str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", str(port)]
     with open(stdout, "w") as out, open(stderr, "w") as err:

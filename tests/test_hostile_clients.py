@@ -1,0 +1,95 @@
+"""Hostile clients against a real functions-framework server on 127.0.0.1: slow senders, deep JSON,
+forms of many parts, huge headers, no Accept header. Each gets its documented answer, and a normal
+request is still answered meanwhile."""
+import contextlib
+import json
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+import function_server
+
+SLOW_CLIENTS = 16
+ANSWER_WITHIN_S = 2.0  # the one timing assertion: generous for a normal request that needs no audio work
+
+
+@pytest.fixture(scope="module")
+def server(model_path, tmp_path_factory):
+    with function_server.start(tmp_path_factory.mktemp("clients"), GENRE_MODEL=str(model_path)) as running:
+        yield running
+
+
+def post(server, body: bytes, content_type: str, **headers) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a POST."""
+    request = urllib.request.Request(server.url, data=body, headers={"Content-Type": content_type, **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, answer.headers["Content-Type"], answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
+def address(server) -> tuple[str, int]:
+    parts = urllib.parse.urlsplit(server.url)
+    return parts.hostname, parts.port
+
+
+def error_code(answer: tuple[int, str, bytes]) -> tuple[int, str]:
+    status, content_type, body = answer
+    assert content_type == "application/json", body[:200]
+    return status, json.loads(body)["error"]["code"]
+
+
+def test_slow_clients_do_not_starve_the_server(server):
+    """16 clients sending a request one byte a second: each holds one of gunicorn's threads while it
+    sends; a normal request must still be answered."""
+    request = b"POST /?duration=3 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\nContent-Length: 100\r\n\r\n"
+    with contextlib.ExitStack() as stack:
+        slow = [stack.enter_context(socket.create_connection(address(server)))
+                for _ in range(SLOW_CLIENTS)]
+        for i in range(3):  # by now every slow client has a thread waiting for the rest of its request
+            for sock in slow:
+                sock.send(request[i:i + 1])
+            time.sleep(1)
+        began = time.monotonic()
+        normal = urllib.request.Request(server.url, headers={"Accept": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(normal, timeout=ANSWER_WITHIN_S + 3)
+        took = time.monotonic() - began
+        assert answer.value.code == 400 and json.loads(answer.value.read())["error"]["code"] == "missing_url"
+        assert took < ANSWER_WITHIN_S, f"a normal request took {took:.1f} s beside {SLOW_CLIENTS} slow clients"
+
+
+def test_json_nested_deeper_than_the_decoder_goes_is_bad_json(server):
+    body = b'{"url": ' + b"[" * 974 + b"]" * 974 + b"}"  # a 2 KB body
+    assert error_code(post(server, body, "application/json")) == (400, "bad_json")
+
+
+def test_a_form_with_too_many_parts_is_bad_form_not_too_large(server):
+    boundary = "b0undary"
+    parts = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="x{i}"\r\n\r\n1\r\n' for i in range(1001))
+    body = (parts + f"--{boundary}--\r\n").encode()
+    answer = post(server, body, f"multipart/form-data; boundary={boundary}")
+    assert error_code(answer) == (400, "bad_form")
+    assert "1000 parts" in json.loads(answer[2])["error"]["message"]
+
+
+def test_a_get_without_accept_gets_the_page(server):
+    with socket.create_connection(address(server), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head = answer.split(b"\r\n\r\n", 1)[0].decode()
+    assert head.startswith("HTTP/1.1 200") and "Content-Type: text/html" in head, head
+
+
+def test_a_100_kb_header_is_refused_by_gunicorn_before_the_function(server):
+    """gunicorn answers 431 in HTML before the function runs; no functions-framework setting reaches it."""
+    status, content_type, _ = post(server, b"{}", "application/json", **{"X-Big": "a" * 100_000})
+    assert (status, content_type) == (431, "text/html")
+    assert error_code(post(server, b"{}", "application/json")) == (400, "missing_url")  # and the server is fine
