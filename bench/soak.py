@@ -25,6 +25,8 @@ from pathlib import Path
 
 from serving import GTZAN, ROOT, percentile, process_tree, wait_until_up
 
+from inference.config import SERVER_THREADS  # noqa: E402 (serving puts the repository on sys.path)
+
 
 def worker_state(pid: int, temp: Path) -> dict:
     """RSS (MiB), open files and threads of the serving process, and files in its temp folder."""
@@ -34,9 +36,10 @@ def worker_state(pid: int, temp: Path) -> dict:
             "temp_files": sum(len(files) for _, _, files in os.walk(temp))}
 
 
-def start_server(temp: Path, port: int) -> subprocess.Popen:
-    env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", MALLOC_ARENA_MAX="2", TMPDIR=str(temp),
-               GENRE_TESTING_ALLOW_LOOPBACK="1")  # the links point at 127.0.0.1
+def start_server(temp: Path, port: int, **env_vars: str) -> subprocess.Popen:
+    """functions-framework with deploy.sh's settings (and env_vars), its temp folder in temp."""
+    env = {**os.environ, "ORT_DISABLE_TELEMETRY": "1", "MALLOC_ARENA_MAX": "2", "THREADS": str(SERVER_THREADS), "TMPDIR": str(temp),
+           "GENRE_TESTING_ALLOW_LOOPBACK": "1", **env_vars}  # the links point at 127.0.0.1
     return subprocess.Popen([str(Path(sys.executable).parent / "functions-framework"), "--target", "classify",
                              "--source", str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -61,6 +64,9 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--clips", type=int, default=20, help="GTZAN clips to draw from")
+    parser.add_argument("--only", choices=["uploads", "links"], help="one kind of request instead of both mixed")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="another environment variable for the server, e.g. MALLOC_ARENA_MAX=8")
     args = parser.parse_args(argv)
     every = sorted(GTZAN.glob("*/*.flac"))
     clips = every[::max(1, len(every) // args.clips)][:args.clips]
@@ -70,14 +76,15 @@ def main(argv=None) -> int:
     media_url = f"http://127.0.0.1:{media.server_address[1]}"
     temp = Path(tempfile.mkdtemp(prefix="soak-"))
     port = 19000 + os.getpid() % 1000
-    server = start_server(temp, port)
+    server = start_server(temp, port, **dict(pair.split("=", 1) for pair in args.env))
     url = f"http://127.0.0.1:{port}/"
 
     def call(i: int) -> tuple[str, int, float]:
         rng = random.Random(i)
         clip = rng.choice(clips)
         query = urllib.parse.urlencode({"duration": rng.choice([3, 10, 30])})
-        if rng.random() < 0.5:
+        share = {"uploads": 1.0, "links": 0.0}.get(args.only, 0.5)
+        if rng.random() < share:
             kind, request = "upload", urllib.request.Request(f"{url}?{query}", data=bodies[clip],
                                                              headers={"Content-Type": "audio/flac"})
         else:
@@ -130,7 +137,8 @@ def main(argv=None) -> int:
     statuses = collections.Counter((kind, status) for kind, status, _ in results)
     errors = sum(n for (_, status), n in statuses.items() if status != 200)
     ms = [t for _, _, t in results]
-    print(f"{args.clients} clients for {elapsed:.0f} s, {len(clips)} clips, uploads and links mixed")
+    print(f"{args.clients} clients for {elapsed:.0f} s, {len(clips)} clips, {args.only or 'uploads and links mixed'}"
+          f"{', server env ' + ' '.join(args.env) if args.env else ''}")
     print(f"requests {len(results)} ({len(results) / elapsed:.1f}/s), errors {errors}, "
           f"by kind and status: {dict(sorted(statuses.items()))}")
     if ms:

@@ -22,3 +22,11 @@ def test_soak_smoke_run():
     assert "errors 0" in done.stdout and "LEAK" not in done.stdout, done.stdout
     for line in ("rss_mib", "open_files", "temp_files", "worker RSS over the run"):
         assert line in done.stdout, done.stdout
+
+
+def test_uploads_benchmark_smoke_run():
+    for form in ([], ["--form"]):
+        done = subprocess.run([sys.executable, str(ROOT / "bench" / "uploads.py"), "--clients", "3", "--mb", "2", *form],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+        assert "statuses {422: 3}" in done.stdout and "temp files after 0" in done.stdout, done.stdout
