@@ -65,6 +65,7 @@ def _upload(request) -> tuple[BinaryIO, str | None]:
     """The uploaded bytes as a temporary file (never more than a chunk in memory; gone when closed)."""
     cap = SETTINGS.max_upload_bytes
     if request.content_length is not None and request.content_length > cap + 2**16:
+        request.stream = io.BytesIO()  # unread: else functions-framework reads it whole into memory after the answer
         raise errors.upload_too_large(cap)
     request.max_content_length = cap + 2**16  # multipart overhead; werkzeug enforces it on read
     if request.mimetype == "multipart/form-data":
@@ -73,7 +74,7 @@ def _upload(request) -> tuple[BinaryIO, str | None]:
     elif request.mimetype == "application/x-www-form-urlencoded":  # in memory: request.form can still parse it
         data, name = io.BytesIO(request.get_data(cache=True)), None
     else:
-        data, name = tempfile.SpooledTemporaryFile(max_size=UPLOAD_CHUNK), None
+        data, name = tempfile.SpooledTemporaryFile(max_size=UPLOAD_CHUNK), None  # noqa: SIM115 (the caller closes it)
         try:  # at most cap + 1 bytes: reading to werkzeug's limit would make functions-framework's own read raise
             while (left := cap + 1 - data.tell()) > 0 and (chunk := request.stream.read(min(UPLOAD_CHUNK, left))):
                 data.write(chunk)

@@ -102,7 +102,8 @@ BAD_REQUESTS = [
     ("bad JSON", dict(method="POST", data="{url:", content_type="application/json"), 400, "bad_json"),
     ("JSON nested 1000 deep", dict(method="POST", data='{"url": ' + "[" * 1000 + "]" * 1000 + "}",
                                    content_type="application/json"), 400, "bad_json"),
-    ("JSON nested 100000 deep", dict(method="POST", data="[" * 100_000, content_type="application/json"), 400, "bad_json"),
+    ("JSON nested 100000 deep", dict(method="POST", data="[" * 100_000, content_type="application/json"),
+     400, "bad_json"),
     ("JSON not an object", dict(method="POST", json=["http://x"]), 400, "bad_json"),
     ("url not a string", dict(method="POST", json={"url": 5}), 400, "missing_url"),
     ("not a URL", dict(method="POST", json={"url": "just words"}), 400, "invalid_url"),
@@ -173,21 +174,23 @@ def wav(audio_seconds: float, claimed_seconds: float, rate: int = 22050) -> byte
     """A 16-bit mono WAV of noise whose header claims claimed_seconds."""
     pcm = np.random.default_rng(0).integers(-3000, 3000, int(audio_seconds * rate), dtype="<i2").tobytes()
     claim = int(claimed_seconds * rate) * 2
-    return (b"RIFF" + struct.pack("<I", 36 + claim) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
-            + b"data" + struct.pack("<I", claim) + pcm)
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)  # PCM, mono, 16-bit
+    return b"RIFF" + struct.pack("<I", 36 + claim) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", claim) + pcm
 
 
 def test_less_than_one_segment_of_audio_is_too_short(client, served, media, tmp_path):
     encode(media / "song.flac", tmp_path / "short.flac", "flac", "flac", seconds=1.5)
     data = (tmp_path / "short.flac").read_bytes()
     for answer in (client.post("/", data=data, content_type="audio/flac"),
-                   client.post("/", data={"file": (io.BytesIO(data), "short.flac")}, content_type="multipart/form-data"),
+                   client.post("/", data={"file": (io.BytesIO(data), "short.flac")},
+                               content_type="multipart/form-data"),
                    client.post("/", json={"url": f"{served}/song.flac", "start": 28.5}),
                    client.post("/?duration=2.9", data=(media / "song.flac").read_bytes(), content_type="audio/flac")):
         assert (answer.status_code, answer.json["error"]["code"]) == (422, "too_short"), answer.json
         assert "at least 3 s" in answer.json["error"]["message"]
     assert "holds 1.6 s of audio" in client.post("/", data=data, content_type="audio/flac").json["error"]["message"]
-    check_answer(client.post("/?duration=3", data=(media / "song.flac").read_bytes(), content_type="audio/flac").json, 1)
+    three_seconds = client.post("/?duration=3", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
+    check_answer(three_seconds.json, 1)
 
 
 def test_a_wav_header_claiming_10_hours_over_1_s_of_audio_is_too_short(client):
