@@ -65,7 +65,6 @@ def _upload(request) -> tuple[BinaryIO, str | None]:
     """The uploaded bytes as a temporary file (never more than a chunk in memory; gone when closed)."""
     cap = SETTINGS.max_upload_bytes
     if request.content_length is not None and request.content_length > cap + 2**16:
-        request.stream = io.BytesIO()  # unread: else functions-framework reads it whole into memory after the answer
         raise errors.upload_too_large(cap)
     request.max_content_length = cap + 2**16  # multipart overhead; werkzeug enforces it on read
     if request.mimetype == "multipart/form-data":
@@ -208,5 +207,6 @@ def classify(request):
     """The HTTP entry point (Cloud Functions gen2, functions-framework)."""
     started, seen = time.perf_counter(), {"kind": "other", "site": None, "genre": None, "error": None}
     status, body, headers = _respond(request, seen)
+    request.stream = io.BytesIO()  # a body left unread stays so: functions-framework would read it into memory
     _log(request, status, seen, started)
     return body, status, headers
