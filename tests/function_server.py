@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from conftest import ROOT
 from inference import config
+
+from conftest import ROOT
 
 
 class Running(NamedTuple):

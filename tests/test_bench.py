@@ -26,7 +26,7 @@ def test_soak_smoke_run():
 
 def test_uploads_benchmark_smoke_run():
     for form in ([], ["--form"]):
-        done = subprocess.run([sys.executable, str(ROOT / "bench" / "uploads.py"), "--clients", "3", "--mb", "2", *form],
-                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        command = [sys.executable, str(ROOT / "bench" / "uploads.py"), "--clients", "3", "--mb", "2", *form]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr[-3000:]
         assert "statuses {422: 3}" in done.stdout and "temp files after 0" in done.stdout, done.stdout

@@ -6,8 +6,9 @@ import subprocess
 import pathspec
 import pytest
 
-from conftest import ROOT
 from inference import config
+
+from conftest import ROOT
 
 FAKE_GCLOUD = """#!/bin/sh
 printf '%s\\n' "$@" > "$GCLOUD_ARGS"
