@@ -123,7 +123,7 @@ UPLOAD = {"main.py", "requirements.txt", "web/index.html", "models/genre_cnn.onn
           *(f"inference/{p.name}" for p in (ROOT / "inference").glob("*.py"))}
 JUNK = [".venv/lib/site.py", ".cache/musicnn/musicnn-0.1.0-py3-none-any.whl", "inference/__pycache__/x.cpython-311.pyc", "tests/screenshots/page.png",
         ".pytest_cache/v/x", ".hypothesis/examples/x", "build/x.o", "export/train.py", "bench/serving.py",
-        "models/confusion.png", "models/crossval.json", "openapi.yaml", ".git/config"]
+        "models/confusion.png", "models/crossval.json", "openapi.yaml", ".git/config", ".ruff_cache/0.17/x"]
 
 
 def uploaded(paths) -> set[str]:
