@@ -94,13 +94,19 @@ def test_the_clip_head_is_the_regression_on_mean_features():
     assert max(p[:, contract.LABELS.index("pop")].max() for p in family.predict(head, features)) < 1e-9
 
 
-def test_the_shipped_model_and_its_twin(tmp_path):
+def test_the_shipped_model_its_twin_and_its_calibration(tmp_path):
     shipped = ROOT / "models" / "genre_musicnn.onnx"
-    meta = {p.key: p.value for p in onnx.load(shipped).metadata_props}
-    assert (meta["name"], meta["sample_rate"], meta["segment_samples"]) == ("genre_musicnn", "16000", "48000")
-    assert json.loads(meta["labels"]) == list(contract.LABELS)
+    meta = contract.ModelMeta.from_props({p.key: p.value for p in onnx.load(shipped).metadata_props})
+    assert (meta.name, meta.sample_rate, meta.segment_samples, meta.batch) == ("genre_musicnn", 16000, 48000, 1)
+    assert (meta.labels, meta.pooling, meta.tags) == (contract.LABELS, "mean_logits", musicnn.TAGS["MSD"])
     copy = Path(shutil.copy(shipped, tmp_path / shipped.name))
     twin = to_onnx.write_twin(copy)
     assert twin.read_bytes() == shipped.with_name("genre_musicnn.power.onnx").read_bytes()
-    card = json.loads((ROOT / "models" / "crossval_musicnn.json").read_text())
-    assert card["tracks"] == 119 and set(card["folds"]) == {"train->valid", "valid->train"}
+    scores = json.loads((ROOT / "models" / "crossval_genre_musicnn.json").read_text())
+    assert scores["clips"] == 119 and scores["grouped"]["repeats"] == 3 and len(scores["grouped"]["folds"]) == 15
+    assert set(scores["two_fold"]["folds"]) == {"train->valid", "valid->train"}
+    card = json.loads(shipped.with_suffix(".json").read_text())
+    assert card["calibration"] == scores["calibration"]  # what crossval measured is what the model carries
+    assert meta.uncertain_below == scores["calibration"]["uncertain_below"]
+    temperature = next(i for i in onnx.load(shipped).graph.initializer if i.name == "temperature")
+    assert onnx.numpy_helper.to_array(temperature) == np.float32(scores["calibration"]["temperature"])

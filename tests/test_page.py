@@ -20,7 +20,7 @@ SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 @pytest.fixture(scope="module")
 def server(model_path, tmp_path_factory):
     with function_server.start(tmp_path_factory.mktemp("page-server"), GENRE_MODEL=str(model_path),
-                               GENRE_TESTING_ALLOW_LOOPBACK="1", GENRE_TIME_BUDGET_S="3") as running:
+                               GENRE_TESTING_ALLOW_LOOPBACK="1", GENRE_TIME_BUDGET_S="8") as running:
         yield running
 
 
@@ -132,5 +132,5 @@ def test_progress_while_a_slow_source_works_then_the_timeout(page, served):
     expect(page.locator("#progress")).to_be_visible()
     expect(page.get_by_role("button", name="Classify link")).to_be_disabled()
     expect(page.locator("#status")).to_contain_text("Fetching and listening… 1 s", timeout=5_000)
-    expect(page.locator("#error")).to_contain_text("took too long", timeout=15_000)
+    expect(page.locator("#error")).to_contain_text("took too long", timeout=20_000)
     expect(page.locator("#progress")).to_be_hidden()
