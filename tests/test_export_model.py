@@ -125,11 +125,11 @@ def test_shipped_power_twin_is_derived_from_the_shipped_model(tmp_path):
 
 
 def test_calibration_is_baked_into_the_model_and_its_twin(tmp_path, loaded):
-    shipped = onnx.load(ROOT / "models" / "genre_cnn.onnx")
-    path = to_onnx.write(to_onnx.calibrated(onnx.load(ROOT / "models" / "genre_cnn.onnx"), 2.0, 0.55),
-                         tmp_path / "calibrated.onnx", {})
+    network = cnn.cnn_network(np.random.default_rng(0).normal(size=(8, *cnn.INPUT_SHAPE)))  # untrained will do
+    uncalibrated = cnn.onnx(network, None)
+    path = to_onnx.write(to_onnx.calibrated(cnn.onnx(network, None), 2.0, 0.55), tmp_path / "calibrated.onnx", {})
     audio = np.concatenate([segments.split(a, cnn.SEGMENT_SAMPLES)[:2] for _, a in loaded])
-    raw = ort.InferenceSession(shipped.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+    raw = ort.InferenceSession(uncalibrated.SerializeToString(), providers=["CPUExecutionProvider"]).run(
         None, {"audio": audio})[0]
     ours = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"audio": audio})[0]
     expected = np.exp(np.log(raw) / 2) / np.exp(np.log(raw) / 2).sum(axis=1, keepdims=True)
