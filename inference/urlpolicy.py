@@ -12,9 +12,32 @@ from inference import errors
 from inference.config import Settings
 
 
+# IPv6 ranges that carry an IPv4 address in their last 32 bits: IPv4-compatible (::a.b.c.d) and
+# NAT64's well-known prefix. ipaddress calls them global whatever they carry.
+_LAST_32_BITS = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"))
+# NAT64's local-use prefix (RFC 8215): a site's own translator, never a public destination.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def _embedded(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address carries: IPv4-mapped, IPv4-compatible, NAT64, 6to4,
+    Teredo (server and client); none for a plain IPv6 address."""
+    if ip.ipv4_mapped:
+        return (ip.ipv4_mapped,)
+    if any(ip in net for net in _LAST_32_BITS):
+        return (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF),)
+    if ip.sixtofour:
+        return (ip.sixtofour,)
+    return ip.teredo or ()
+
+
 def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64:
+            return False
+        inside = _embedded(ip)
+        if inside:
+            return all(_public(v4) for v4 in inside)
     return ip.is_global and not ip.is_multicast
 
 
