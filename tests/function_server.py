@@ -2,6 +2,7 @@
 127.0.0.1, with its output in files."""
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def start(folder: Path, **env_vars: str):
     command = [os.path.join(os.path.dirname(sys.executable), "functions-framework"), "--target", "classify",
                "--source", str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", str(port)]
     with open(stdout, "w") as out, open(stderr, "w") as err:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err)
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True)
     try:
         for _ in range(150):
             if process.poll() is not None:
@@ -67,4 +68,9 @@ def start(folder: Path, **env_vars: str):
         yield Running(f"http://127.0.0.1:{port}/", temp, stdout, stderr, process.pid)
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # e.g. a worker thread still held by a source: fail, but leave nothing
+            os.killpg(process.pid, signal.SIGKILL)  # the server and its workers (its own session)
+            process.wait()
+            raise

@@ -26,6 +26,9 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.end_headers()
             time.sleep(STALL_S)
             return None
+        if self.path.startswith("/status/"):  # /status/500 answers HTTP 500
+            self.send_error(int(self.path.split("/")[2]))
+            return None
         if self.path.startswith("/redirect?to="):  # /redirect?to=URL answers 302 to URL
             self.send_response(302)
             self.send_header("Location", urllib.parse.unquote(self.path.split("=", 1)[1]))

@@ -102,7 +102,8 @@ def test_train_export_evaluate_round_trip(loaded, arch, tmp_path):
     served = serving.Model(path)
     assert served.meta.input == "power"
     for _, clip in loaded:
-        segment_p = session.run(None, {"audio": segments.split(clip, cnn.SEGMENT_SAMPLES)})[0]
+        size = cnn.SEGMENT_SAMPLES  # whole segments, cut here by hand: the tail dropped
+        segment_p = session.run(None, {"audio": clip[: len(clip) // size * size].reshape(-1, size)})[0]
         assert np.abs(served.run(clip)[0] - segment_p).max() <= 1e-5
 
     predictions = evaluate.predict(path, loaded)

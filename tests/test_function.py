@@ -5,6 +5,7 @@ import math
 import struct
 import time
 import urllib.parse
+import wave
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def test_direct_link_defaults_to_a_centred_30_s_window(client, served, media):
     assert body["window"] == {"start": pytest.approx(0.007, abs=0.01), "duration": 30.0}
     assert body["source"]["kind"] == "link" and body["source"]["duration"] == pytest.approx(30.0, abs=0.1)
     assert body["source"]["bytes_fetched"] < 1.5 * (media / "song.flac").stat().st_size  # no re-download
-    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    assert answer.headers["Access-Control-Allow-Origin"] == "*" and "Vary" not in answer.headers
 
 
 def test_link_in_an_html_page_with_an_audio_tag(client, served):
@@ -73,13 +74,14 @@ def test_scores_match_the_model_on_the_decoded_clip(client, reconfigure, media, 
     import librosa
     import numpy as np
     import onnxruntime as ort
-    from inference import segments
     model_path = ROOT / "models" / f"{name}.onnx"
     reconfigure(model_path=model_path)
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
     audio, _ = librosa.load(media / "song.flac", sr=int(meta["sample_rate"]), offset=3, duration=6)
-    expected = segments.pool(session.run(None, {"audio": segments.split(audio, int(meta["segment_samples"]))})[0])
+    size = int(meta["segment_samples"])  # whole segments, each scored, then their mean
+    whole = audio[: len(audio) // size * size].reshape(-1, size)
+    expected = session.run(None, {"audio": whole})[0].mean(axis=0)
     body = client.post("/?start=3&duration=6", data=(media / "song.flac").read_bytes(), content_type="audio/flac").json
     assert body["model"]["name"] == name and body["genre"] == contract.LABELS[int(np.argmax(expected))]
     assert np.abs(np.array(list(body["scores"].values())) - expected).max() < tolerance
@@ -92,7 +94,9 @@ def test_preflight_and_configured_origin(client, reconfigure):
     assert answer.headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert "POST" in answer.headers["Access-Control-Allow-Methods"]
     assert "Content-Type" in answer.headers["Access-Control-Allow-Headers"]
-    assert client.post("/", json={}).headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert answer.headers["Vary"] == "Origin"  # caches must not serve one origin's answer to another
+    error = client.post("/", json={})
+    assert error.headers["Access-Control-Allow-Origin"] == "https://app.example" and error.headers["Vary"] == "Origin"
 
 
 BAD_REQUESTS = [
@@ -119,6 +123,7 @@ BAD_REQUESTS = [
     ("duration too long", dict(method="POST", json={"url": "{served}/song.flac", "duration": 61}), 400, "bad_parameter"),
     ("duration not finite", dict(method="POST", json={"url": "{served}/song.flac", "duration": "nan"}), 400, "bad_parameter"),
     ("404", dict(method="GET", query_string={"url": "{served}/missing.flac"}), 422, "source_unavailable"),
+    ("upstream 500", dict(method="GET", query_string={"url": "{served}/status/500"}), 502, "source_unreachable"),
     ("HTML without audio", dict(method="POST", json={"url": "{served}/empty.html"}), 422, "unsupported_url"),
     ("link to bytes that are not audio", dict(method="POST", json={"url": "{served}/noise.mp3"}), 422, "not_audio"),
     ("start past the end", dict(method="POST", json={"url": "{served}/song.flac", "start": 45}), 422, "bad_window"),
@@ -154,12 +159,21 @@ def test_bad_requests_get_a_clear_json_error(client, served, request_args, statu
     assert answer.headers["Content-Type"] == "application/json"
 
 
-def test_oversize_upload_is_refused_with_413(client, reconfigure, media):
-    reconfigure(max_upload_bytes=100_000)
+@pytest.mark.parametrize("over, status", [(1, 413), (0, 200)], ids=["a byte over the cap", "at the cap"])
+def test_upload_cap(client, reconfigure, media, over, status):
     data = (media / "song.flac").read_bytes()
+    reconfigure(max_upload_bytes=len(data) - over)
     for answer in (client.post("/", data=data, content_type="audio/flac"),
                    client.post("/", data={"file": (io.BytesIO(data), "song.flac")}, content_type="multipart/form-data")):
-        assert (answer.status_code, answer.json["error"]["code"]) == (413, "upload_too_large")
+        assert answer.status_code == status, answer.json
+        assert answer.json.get("error", {}).get("code") == ("upload_too_large" if over else None)
+
+
+def test_far_oversize_upload_is_refused_before_it_is_read(client, reconfigure, media):
+    reconfigure(max_upload_bytes=100_000)
+    answer = client.post("/", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
+    assert (answer.status_code, answer.json["error"]["code"]) == (413, "upload_too_large")
+    assert "0 MB" in answer.json["error"]["message"]
 
 
 def test_too_long_source_is_refused(client, reconfigure, served, media):
@@ -270,6 +284,26 @@ def test_download_cap(client, reconfigure, media):
     assert (answer.status_code, answer.json["error"]["code"]) == (422, "source_too_large")
 
 
+def test_download_cap_holds_on_a_server_with_ranges(client, reconfigure, served):
+    reconfigure(max_fetch_bytes=200_000)
+    answer = client.post("/", json={"url": f"{served}/song.flac", "start": 0, "duration": 30})
+    assert (answer.status_code, answer.json["error"]["code"]) == (422, "source_too_large")
+
+
+@pytest.mark.parametrize("under, status", [(0, 200), (1, 422)], ids=["exactly the file", "a byte less"])
+def test_download_cap_at_the_size_of_the_file(client, reconfigure, media, under, status):
+    """Read once without ranges, the file costs exactly its size: a cap of that size lets it through."""
+    size = (media / "song.flac").stat().st_size
+    reconfigure(max_fetch_bytes=size - under)
+    with local_http.Server(media, ranges=False) as url:
+        answer = client.post("/", json={"url": f"{url}/song.flac"})
+    assert answer.status_code == status, answer.json
+    if status == 200:
+        assert answer.json["source"]["bytes_fetched"] == size
+    else:
+        assert answer.json["error"]["code"] == "source_too_large"
+
+
 def test_a_stalling_source_ends_in_a_timeout(client, reconfigure, served):
     reconfigure(time_budget=2.0)
     began = time.monotonic()
@@ -308,3 +342,64 @@ def test_unknown_paths_are_404(client, method, path):
     answer = client.open(path, method=method, json={"url": "http://127.0.0.1/"} if method == "POST" else None)
     assert answer.status_code == 404 and answer.json["error"]["code"] == "not_found", answer.data[:200]
     assert answer.headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.fixture(scope="module")
+def tiled(media):
+    """tiled(seconds): the clip repeated to exactly `seconds`, as 16-bit mono WAV at 22050 Hz."""
+    import av
+    import numpy as np
+    with av.open(str(media / "song.flac")) as source:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=22050)
+        clip = np.concatenate([chunk.to_ndarray().reshape(-1) for frame in source.decode(audio=0)
+                               for chunk in resampler.resample(frame)])
+
+    def make(seconds: float) -> bytes:
+        out = io.BytesIO()
+        with wave.open(out, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(22050)
+            wav.writeframes(np.resize(clip, int(seconds * 22050)).tobytes())
+        return out.getvalue()
+    return make
+
+
+@pytest.mark.parametrize("seconds, start", [(120, 60.0), (90, 60.0), (89, 29.5), (45, 7.5)])
+def test_default_window_starts_at_60_s_or_is_centred_in_a_shorter_source(client, tiled, seconds, start):
+    """30 s from 60 s in where the source has them; else 30 s in its middle."""
+    answer = client.post("/", data=tiled(seconds), content_type="audio/wav")
+    assert answer.status_code == 200, answer.json
+    assert answer.json["window"]["start"] == pytest.approx(start, abs=0.01)
+    assert answer.json["window"]["duration"] == pytest.approx(30.0, abs=0.05)
+    assert answer.json["source"]["duration"] == pytest.approx(seconds, abs=0.01)
+
+
+@pytest.mark.parametrize("duration, status", [(60, 200), (60.01, 400)])
+def test_duration_cap_is_the_maximum_not_the_default(client, tiled, duration, status):
+    answer = client.post(f"/?duration={duration}", data=tiled(120), content_type="audio/wav")
+    assert answer.status_code == status, answer.json
+    if status == 200:
+        assert answer.json["window"]["start"] == pytest.approx(60.0, abs=0.01)
+        assert answer.json["window"]["duration"] == pytest.approx(60.0, abs=0.05)
+        assert answer.json["segments"] == 20
+    else:
+        assert answer.json["error"]["code"] == "bad_parameter" and "at most 60 s" in answer.json["error"]["message"]
+
+
+@pytest.mark.parametrize("minutes, status", [(0.75, 200), (0.745, 422)])
+def test_source_length_cap_at_its_limit(client, reconfigure, tiled, minutes, status):
+    reconfigure(max_source_minutes=minutes)
+    answer = client.post("/?duration=3", data=tiled(45), content_type="audio/wav")
+    assert answer.status_code == status, answer.json
+    if status == 422:
+        assert answer.json["error"]["code"] == "source_too_long"
+
+
+@pytest.mark.parametrize("status, expected", [(404, (422, "source_unavailable")), (499, (422, "source_unavailable")),
+                                              (500, (502, "source_unreachable")), (503, (502, "source_unreachable"))])
+def test_upstream_errors_blame_the_link_for_4xx_and_the_site_for_5xx(settings, served, status, expected):
+    with pytest.raises(ClassifyError) as failed:
+        remote.RemoteFile(f"{served}/status/{status}", settings, deadline=time.monotonic() + 10)
+    assert (failed.value.status, failed.value.code) == expected
+    assert f"HTTP {status}" in failed.value.message
