@@ -121,5 +121,5 @@ def addresses(url: str | None) -> tuple[str, ...]:
     try:
         parts = urlsplit(url or "")
         return tuple({info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 80)}) if parts.hostname else ()
-    except (OSError, ValueError, UnicodeError):
+    except (OSError, ValueError):  # unresolvable; not a URL, or a bad host name (UnicodeError)
         return ()

@@ -2,6 +2,7 @@
 import dataclasses
 import ipaddress
 import socket
+import sys
 import threading
 
 import pytest
@@ -102,6 +103,7 @@ def test_non_http_urls_are_invalid(url):
 
 def test_public_address_passes_and_is_pinned():
     assert urlpolicy.check("https://8.8.8.8/x", SETTINGS) == ("8.8.8.8", 443, "8.8.8.8")
+    assert urlpolicy.check("http://8.8.8.8/x", SETTINGS) == ("8.8.8.8", 80, "8.8.8.8")
 
 
 def test_test_switch_allows_only_loopback():
@@ -123,10 +125,12 @@ def test_allow_list_matches_sites_and_their_subdomains(monkeypatch):
         assert urlpolicy.check(url, listed) == (host, 443, "142.250.1.1")
 
 
-def test_unresolvable_host_is_a_502():
+@pytest.mark.parametrize("host", ["no-such-host.invalid", f"{'a' * 64}.example"])  # a label too long: UnicodeError
+def test_unresolvable_host_is_a_502(host):
     with pytest.raises(ClassifyError) as failed:
-        urlpolicy.check("http://no-such-host.invalid/", SETTINGS)
+        urlpolicy.check(f"http://{host}/", SETTINGS)
     assert (failed.value.status, failed.value.code) == (502, "source_unreachable")
+    assert host in failed.value.message
 
 
 def test_guard_refuses_this_threads_connections_to_private_addresses():
@@ -146,3 +150,35 @@ def test_guard_refuses_this_threads_connections_to_private_addresses():
         assert urlpolicy.refused() is None
     socket.create_connection(("127.0.0.1", port), timeout=2).close()  # outside a guard: untouched
     listener.close()
+
+
+@pytest.mark.parametrize("address", ["/run/some.sock", "", 12345], ids=["AF_UNIX path", "empty", "not a string"])
+def test_guard_refuses_sockets_that_are_not_ip(address):
+    with urlpolicy.guard(SETTINGS), pytest.raises(ConnectionRefusedError):
+        sys.audit("socket.connect", None, address)  # the event socket.connect() raises, with that address
+    assert urlpolicy.refused() == "a non-IP socket"
+
+
+def test_guard_judges_a_scoped_ipv6_address_by_its_address():
+    with urlpolicy.guard(SETTINGS), pytest.raises(ConnectionRefusedError):
+        sys.audit("socket.connect", None, ("fe80::1%2", 80, 0, 2))
+    assert urlpolicy.refused() == "fe80::1%2"
+
+
+def test_guard_installs_its_audit_hook_once(monkeypatch):
+    installed = []
+    monkeypatch.setattr(urlpolicy, "_hook_installed", False)
+    monkeypatch.setattr(sys, "addaudithook", installed.append)  # audit hooks cannot be removed: count them
+    for _ in range(3):
+        with urlpolicy.guard(SETTINGS):
+            pass
+    assert installed == [urlpolicy._audit]
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("http://127.0.0.1:3128", ("127.0.0.1",)), ("http://[::1]/", ("::1",)),
+    (None, ()), ("", ()), ("http://[::1/", ()),  # no URL; not a URL
+    ("http://no-such-host.invalid:3128", ()), (f"http://{'a' * 64}.example/", ()),  # unresolvable; a label too long
+])
+def test_addresses_of_a_url(url, expected):
+    assert urlpolicy.addresses(url) == expected

@@ -1,0 +1,158 @@
+"""Mutation testing of the serving code with cosmic-ray: each file of inference/ and main.py is
+mutated (one small change at a time) in a copy of the working tree, the fast tests that cover it
+run against each mutant, and killed / survived are printed per file. Slow: run it by hand
+whenever serving code changes, not in CI.
+
+    nice -n 10 python tools/mutation.py                         # every file below
+    nice -n 10 python tools/mutation.py inference/urlpolicy.py  # some files
+    python tools/mutation.py --survivors inference/urlpolicy.py # and the diff of each survivor
+
+Mutants listed in tools/equivalent_mutants.txt (no test can tell them apart) are skipped."""
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENT = ROOT / "tools" / "equivalent_mutants.txt"
+# file -> (the fast tests that cover it, seconds a mutant's test run may take before it counts as killed)
+TARGETS = {
+    "inference/urlpolicy.py": ("tests/test_urlpolicy.py tests/test_resolve.py", 60),
+    "inference/segments.py": ("tests/test_function.py", 240),
+    "inference/classify.py": ("tests/test_function.py", 240),
+    "inference/remote.py": ("tests/test_function.py", 240),
+    "inference/resolve.py": ("tests/test_resolve.py tests/test_function.py", 240),
+    "inference/decode.py": ("tests/test_function.py", 240),
+    "inference/model.py": ("tests/test_function.py", 240),
+    "inference/features.py": ("tests/test_export_model.py", 240),
+    "inference/errors.py": ("tests/test_function.py", 240),
+    "main.py": ("tests/test_function.py tests/test_server.py", 300),
+}
+# Operators left out: random or redundant ones. A binary operator is replaced by its natural
+# opposite only, a comparison by its negation and its boundary twin.
+EXCLUDED_OPERATORS = [
+    r"core/Variable(Replacer|Inserter)",
+    r"core/ReplaceBinaryOperator_(?!Add_Sub|Sub_Add|Mul_Div|Div_Mul|FloorDiv_Mul|Mod_FloorDiv|Pow_Mul"
+    r"|BitAnd_BitOr|BitOr_BitAnd|BitXor_BitOr|LShift_RShift|RShift_LShift)",
+    r"core/ReplaceComparisonOperator_(?!Eq_NotEq|NotEq_Eq|Lt_GtE|Lt_LtE|LtE_Gt|LtE_Lt|Gt_LtE|Gt_GtE|GtE_Lt"
+    r"|GtE_Gt|In_NotIn|NotIn_In|Is_IsNot|IsNot_Is)",
+]
+
+
+def equivalents() -> set[tuple[str, str, str]]:
+    """(file, original line, mutated line) of each mutant listed as equivalent: entries of three lines,
+    "FILE: why", "- original line", "+ mutated line"."""
+    rows, lines = set(), [line for line in EQUIVALENT.read_text().splitlines() if line.strip() and line[0] != "#"]
+    for head, minus, plus in zip(lines[::3], lines[1::3], lines[2::3], strict=True):
+        assert minus.startswith("- ") and plus.startswith("+ "), f"{EQUIVALENT}: bad entry at {head}"
+        rows.add((head.split(":", 1)[0], minus[2:].strip(), plus[2:].strip()))
+    return rows
+
+
+def changed_lines(diff: str) -> tuple[str, str]:
+    """The removed and added lines of a one-line mutant's diff, stripped."""
+    body = [d for d in diff.splitlines() if d[:1] in "+-" and not d.startswith(("+++", "---"))]
+    return (" ".join(d[1:].strip() for d in body if d[0] == "-"), " ".join(d[1:].strip() for d in body if d[0] == "+"))
+
+
+def run(path: str, tree: Path, survivors: bool) -> Counter:
+    tests, timeout = TARGETS[path]
+    name = path.replace("/", "_")
+    config, db = tree / f"{name}.toml", tree / f"{name}.sqlite"
+    config.write_text(f'[cosmic-ray]\nmodule-path = "{path}"\ntimeout = {timeout}\nexcluded-modules = []\n'
+                      f'test-command = "{sys.executable} -m pytest -x -q -p no:cacheprovider {tests}"\n'
+                      f'[cosmic-ray.distributor]\nname = "local"\n'
+                      f'[cosmic-ray.filters.operators-filter]\nexclude-operators = {json.dumps(EXCLUDED_OPERATORS)}\n')
+    cosmic = [sys.executable, "-m", "cosmic_ray.cli"]
+    subprocess.run([*cosmic, "init", config.name, db.name], cwd=tree, check=True)
+    subprocess.run([sys.executable, "-m", "cosmic_ray.tools.filters.operators_filter", db.name, config.name],
+                   cwd=tree, check=True)
+    try:
+        subprocess.run([*cosmic, "exec", config.name, db.name], cwd=tree, check=True)
+    except KeyboardInterrupt:  # Ctrl-C: count what ran, then stop
+        interrupted = True
+    else:
+        interrupted = False
+    dump = subprocess.run([*cosmic, "dump", db.name], cwd=tree, check=True, capture_output=True, text=True).stdout
+    skip = equivalents()
+    counts = Counter()
+    for line in dump.splitlines():
+        _item, result = json.loads(line)
+        if result is None:
+            counts["pending"] += 1
+            continue
+        if result["worker_outcome"] == "skipped":
+            continue  # a left-out operator
+        outcome = result.get("test_outcome")
+        if (path, *changed_lines(result.get("diff") or "")) in skip:
+            outcome = "equivalent"
+        counts[outcome] += 1
+        if survivors and outcome == "survived":
+            print(result["diff"])
+    if interrupted:
+        raise Interrupted(counts)
+    return counts
+
+
+class Interrupted(Exception):
+    """The run was stopped; args[0] holds the counts of the file it stopped in."""
+
+
+def copy_tree() -> Path:
+    """The working tree (tracked and untracked files, not ignored ones) in a temporary folder, next
+    to a link to ../shared, so that mutants never touch the real files."""
+    top = Path(tempfile.mkdtemp(prefix="mutation-"))
+    (top / "shared").symlink_to((ROOT.parent / "shared").resolve())
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (top / "repo" / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, top / "repo" / name)
+    for link in (".cache",):
+        if (ROOT / link).exists():
+            (top / "repo" / link).symlink_to((ROOT / link).resolve())
+    return top
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="*", help=f"some of: {' '.join(TARGETS)} (default: all)")
+    parser.add_argument("--survivors", action="store_true", help="print the diff of each surviving mutant")
+    args = parser.parse_args()
+    unknown = set(args.files) - set(TARGETS)
+    if unknown:
+        parser.error(f"not a target: {' '.join(sorted(unknown))}")
+    top = copy_tree()
+    totals = Counter()
+    rows = []
+    try:
+        for path in args.files or TARGETS:
+            try:
+                counts = run(path, top / "repo", args.survivors)
+            except Interrupted as stopped:
+                rows.append((f"{path} (stopped)", stopped.args[0]))
+                totals += stopped.args[0]
+                break
+            totals += counts
+            rows.append((path, counts))
+            print(_row(path, counts), flush=True)
+    finally:
+        shutil.rmtree(top)
+    print("\n".join(["", f"{'file':34} killed survived equivalent incompetent not-run  killed%"]
+                    + [_row(path, counts) for path, counts in rows] + [_row("total", totals)]))
+
+
+def _row(path: str, counts: Counter) -> str:
+    judged = counts["killed"] + counts["survived"]
+    share = f"{100 * counts['killed'] / judged:.1f}%" if judged else "-"
+    return (f"{path:34} {counts['killed']:6} {counts['survived']:8} {counts['equivalent']:10} "
+            f"{counts['incompetent']:11} {counts['pending']:7}  {share:>7}")
+
+
+if __name__ == "__main__":
+    main()
