@@ -11,6 +11,7 @@ Mutants listed in tools/equivalent_mutants.txt (no test can tell them apart) are
 import argparse
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -127,6 +128,7 @@ def main():
     unknown = set(args.files) - set(TARGETS)
     if unknown:
         parser.error(f"not a target: {' '.join(sorted(unknown))}")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill PID stops it as Ctrl-C does
     top = copy_tree()
     totals = Counter()
     rows = []
