@@ -24,13 +24,15 @@ EQUIVALENT = ROOT / "tools" / "equivalent_mutants.txt"
 TARGETS = {
     "inference/urlpolicy.py": ("tests/test_urlpolicy.py tests/test_resolve.py", 60),
     "inference/segments.py": ("tests/test_function.py", 240),
-    "inference/classify.py": ("tests/test_function.py", 240),
+    "inference/errors.py": ("tests/test_function.py", 240),
+    "inference/pipeline.py": ("tests/test_function.py", 240),
+    "inference/model.py": ("tests/test_model_contract.py tests/test_function.py", 240),
+    "inference/contract.py": ("tests/test_model_contract.py tests/test_function.py", 240),
+    "inference/features.py": ("tests/test_function.py", 240),
+    "inference/decode.py": ("tests/test_function.py", 240),
     "inference/remote.py": ("tests/test_function.py", 240),
     "inference/resolve.py": ("tests/test_resolve.py tests/test_function.py", 240),
-    "inference/decode.py": ("tests/test_function.py", 240),
-    "inference/model.py": ("tests/test_function.py", 240),
-    "inference/features.py": ("tests/test_export_model.py", 240),
-    "inference/errors.py": ("tests/test_function.py", 240),
+    "inference/config.py": ("tests/test_function.py", 240),
     "main.py": ("tests/test_function.py tests/test_server.py", 300),
 }
 # Operators left out: random or redundant ones. A binary operator is replaced by its natural
@@ -64,8 +66,11 @@ def run(path: str, tree: Path, survivors: bool) -> Counter:
     tests, timeout = TARGETS[path]
     name = path.replace("/", "_")
     config, db = tree / f"{name}.toml", tree / f"{name}.sqlite"
+    command = f"{sys.executable} -m pytest -x -q -p no:cacheprovider {tests}"
+    if subprocess.run(command.split(), cwd=tree, capture_output=True).returncode:  # else every mutant is "killed"
+        sys.exit(f"{tests} fail without any mutant: fix them first")
     config.write_text(f'[cosmic-ray]\nmodule-path = "{path}"\ntimeout = {timeout}\nexcluded-modules = []\n'
-                      f'test-command = "{sys.executable} -m pytest -x -q -p no:cacheprovider {tests}"\n'
+                      f'test-command = "{command}"\n'
                       f'[cosmic-ray.distributor]\nname = "local"\n'
                       f'[cosmic-ray.filters.operators-filter]\nexclude-operators = {json.dumps(EXCLUDED_OPERATORS)}\n')
     cosmic = [sys.executable, "-m", "cosmic_ray.cli"]
