@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 from inference import errors
 from inference.config import Settings
 
-
 # IPv6 ranges that carry an IPv4 address in their last 32 bits: IPv4-compatible (::a.b.c.d) and
 # NAT64's well-known prefix. ipaddress calls them global whatever they carry.
 _LAST_32_BITS = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"))
