@@ -23,7 +23,7 @@ EQUIVALENT = ROOT / "tools" / "equivalent_mutants.txt"
 # file -> (the fast tests that cover it, seconds a mutant's test run may take before it counts as killed)
 TARGETS = {
     "inference/urlpolicy.py": ("tests/test_urlpolicy.py", 60),
-    "inference/segments.py": ("tests/test_function.py", 240),
+    "inference/segments.py": ("tests/test_segments.py tests/test_function.py", 240),
     "inference/errors.py": ("tests/test_function.py", 240),
     "inference/pipeline.py": ("tests/test_function.py", 240),
     "inference/model.py": ("tests/test_model_contract.py tests/test_function.py", 240),
