@@ -388,13 +388,14 @@ def test_duration_cap_is_the_maximum_not_the_default(client, tiled, duration, st
         assert answer.json["error"]["code"] == "bad_parameter" and "at most 60 s" in answer.json["error"]["message"]
 
 
-@pytest.mark.parametrize("minutes, status", [(0.75, 200), (0.745, 422)])
+@pytest.mark.parametrize("minutes, status", [(1.5, 200), (1.49, 422)])
 def test_source_length_cap_at_its_limit(client, reconfigure, tiled, minutes, status):
     reconfigure(max_source_minutes=minutes)
-    answer = client.post("/?duration=3", data=tiled(45), content_type="audio/wav")
+    answer = client.post("/?duration=3", data=tiled(90), content_type="audio/wav")
     assert answer.status_code == status, answer.json
     if status == 422:
-        assert answer.json["error"]["code"] == "source_too_long"
+        assert answer.json["error"] == {"code": "source_too_long",
+                                        "message": "the source lasts 2 min; at most 1.49 min are accepted"}
 
 
 @pytest.mark.parametrize("status, expected", [(404, (422, "source_unavailable")), (499, (422, "source_unavailable")),
