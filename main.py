@@ -64,9 +64,10 @@ def _url(value, seen: dict) -> str:
 def _upload(request) -> tuple[BinaryIO, str | None]:
     """The uploaded bytes as a temporary file (never more than a chunk in memory; gone when closed)."""
     cap = SETTINGS.max_upload_bytes
-    if request.content_length is not None and request.content_length > cap + 2**16:
+    body_cap = cap + 2**16  # room for multipart overhead; werkzeug enforces it on read (chunked bodies)
+    if request.content_length is not None and request.content_length > body_cap:
         raise errors.upload_too_large(cap)
-    request.max_content_length = cap + 2**16  # multipart overhead; werkzeug enforces it on read
+    request.max_content_length = body_cap
     if request.mimetype == "multipart/form-data":
         upload = _form_file(request)
         data, name = upload.stream, upload.filename  # werkzeug spools files over 500 KB to a temporary file

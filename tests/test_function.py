@@ -111,6 +111,7 @@ BAD_REQUESTS = [
     ("JSON not an object", dict(method="POST", json=["http://x"]), 400, "bad_json"),
     ("url not a string", dict(method="POST", json={"url": 5}), 400, "missing_url"),
     ("not a URL", dict(method="POST", json={"url": "just words"}), 400, "invalid_url"),
+    ("unclosed IPv6 literal", dict(method="POST", json={"url": "http://[::1/a.mp3"}), 400, "invalid_url"),
     ("ftp:", dict(method="POST", json={"url": "ftp://127.0.0.1/song.flac"}), 400, "invalid_url"),
     ("file:", dict(method="POST", json={"url": "file:///etc/passwd"}), 400, "invalid_url"),
     ("private address", dict(method="POST", json={"url": "http://10.1.2.3/a.mp3"}), 400, "url_not_allowed"),
@@ -167,6 +168,14 @@ def test_upload_cap(client, reconfigure, media, over, status):
                    client.post("/", data={"file": (io.BytesIO(data), "song.flac")}, content_type="multipart/form-data")):
         assert answer.status_code == status, answer.json
         assert answer.json.get("error", {}).get("code") == ("upload_too_large" if over else None)
+
+
+def test_multipart_overhead_is_allowed_64_kib(client, reconfigure, media):
+    data = (media / "song.flac").read_bytes()
+    reconfigure(max_upload_bytes=len(data))
+    answer = client.post("/", data={"file": (io.BytesIO(data), "song.flac"), "note": "x" * (2**16 + 2**15)},
+                         content_type="multipart/form-data")
+    assert (answer.status_code, answer.json["error"]["code"]) == (413, "upload_too_large")
 
 
 def test_far_oversize_upload_is_refused_before_it_is_read(client, reconfigure, media):

@@ -17,7 +17,8 @@ SETTINGS = dataclasses.replace(config.load(), testing_allow_loopback=False, allo
     "http://127.0.0.1/", "http://localhost:8080/a.mp3", "http://[::1]/", "http://[::ffff:127.0.0.1]/",
     "http://0.0.0.0/", "http://10.0.0.8/", "http://172.16.3.4/", "http://192.168.1.1/", "http://100.64.0.1/",
     "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "http://[fd00::1]/", "http://224.0.0.1/",
-    "http://2130706433/", "http://0x7f.1/", "http://user:pw@example.com/",
+    "http://2130706433/", "http://0x7f.1/", "http://user:pw@example.com/", "http://user@8.8.8.8/",
+    "http://:pw@8.8.8.8/",
 ])
 def test_private_reserved_and_credentialed_urls_are_refused(url):
     with pytest.raises(ClassifyError) as refused:
