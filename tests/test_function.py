@@ -144,6 +144,7 @@ BAD_REQUESTS = [
     ("empty form", dict(method="POST", data="", content_type="application/x-www-form-urlencoded"), 400, "missing_url"),
     ("PUT", dict(method="PUT", json={"url": "http://127.0.0.1/"}), 405, "method_not_allowed"),
     ("DELETE", dict(method="DELETE"), 405, "method_not_allowed"),
+    ("empty text/plain", dict(method="POST", data="", content_type="text/plain"), 415, "unsupported_media_type"),
 ]
 
 
@@ -426,3 +427,17 @@ def test_upstream_errors_blame_the_link_for_4xx_and_the_site_for_5xx(settings, s
         remote.RemoteFile(f"{served}/status/{status}", settings, deadline=time.monotonic() + 10)
     assert (failed.value.status, failed.value.code) == expected
     assert f"HTTP {status}" in failed.value.message
+
+
+@pytest.mark.parametrize("method, status, severity, message", [
+    ("GET", 400, "WARNING", "GET link -> 400 missing_url"),
+    ("PUT", 405, "WARNING", "PUT request -> 405 method_not_allowed"),
+])
+def test_a_refused_request_logs_one_warning_line(client, capsys, method, status, severity, message):
+    capsys.readouterr()
+    answer = client.open("/?start=1", method=method)
+    assert answer.status_code == status
+    assert answer.headers.get("Allow") == ("GET, POST, OPTIONS" if status == 405 else None)
+    entry = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert (entry["severity"], entry["message"], entry["status"]) == (severity, message, status)
+    assert entry["duration_ms"] == round(entry["duration_ms"], 1)  # to a tenth of a millisecond
