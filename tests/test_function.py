@@ -431,7 +431,7 @@ def test_upstream_errors_blame_the_link_for_4xx_and_the_site_for_5xx(settings, s
 
 @pytest.mark.parametrize("method, status, severity, message", [
     ("GET", 400, "WARNING", "GET link -> 400 missing_url"),
-    ("PUT", 405, "WARNING", "PUT request -> 405 method_not_allowed"),
+    ("PUT", 405, "WARNING", "PUT other -> 405 method_not_allowed"),
 ])
 def test_a_refused_request_logs_one_warning_line(client, capsys, method, status, severity, message):
     capsys.readouterr()

@@ -17,3 +17,9 @@ def test_split(audio, expected):
 
 def test_pool_is_the_mean_of_the_segments():
     assert segments.pool([[0.2, 0.8], [0.6, 0.4], [0.1, 0.9]]).tolist() == pytest.approx([0.3, 0.7])
+
+
+def test_pool_by_mean_logits_is_the_normalised_geometric_mean():
+    # geometric means: sqrt(0.5 * 0.2) = sqrt(0.1), sqrt(0.5 * 0.8) = sqrt(0.4) = 2 sqrt(0.1)
+    assert segments.pool([[0.5, 0.5], [0.2, 0.8]], how="mean_logits").tolist() == pytest.approx([1 / 3, 2 / 3])
+    assert segments.pool([[0.0, 1.0], [0.5, 0.5]], how="mean_logits").tolist() == pytest.approx([0, 1], abs=1e-12)

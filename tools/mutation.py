@@ -34,6 +34,8 @@ TARGETS = {
     "inference/remote.py": ("tests/test_function.py", 240),
     "inference/resolve.py": ("tests/test_resolve.py tests/test_function.py", 240),
     "inference/config.py": ("tests/test_function.py", 240),
+    "inference/batch.py": ("tests/test_batch.py", 300),
+    "inference/__main__.py": ("tests/test_batch.py tests/test_server.py", 300),
     "main.py": ("tests/test_function.py tests/test_server.py", 300),
 }
 # Operators left out: random or redundant ones. A binary operator is replaced by its natural
