@@ -121,6 +121,7 @@ BAD_REQUESTS = [
     ("start a 400-digit integer", dict(method="POST", data='{"url": "http://127.0.0.1/", "start": 1' + "0" * 400 + "}",
                                       content_type="application/json"), 400, "bad_parameter"),
     ("negative start", dict(method="GET", query_string={"url": "http://127.0.0.1/", "start": "-1"}), 400, "bad_parameter"),
+    ("duration zero", dict(method="POST", json={"url": "{served}/song.flac", "duration": 0}), 400, "bad_parameter"),
     ("duration too long", dict(method="POST", json={"url": "{served}/song.flac", "duration": 61}), 400, "bad_parameter"),
     ("duration not finite", dict(method="POST", json={"url": "{served}/song.flac", "duration": "nan"}), 400, "bad_parameter"),
     ("404", dict(method="GET", query_string={"url": "{served}/missing.flac"}), 422, "source_unavailable"),
@@ -384,15 +385,15 @@ def tiled(media):
     return make
 
 
-@pytest.mark.parametrize("seconds, start", [(120, 60.0), (90, 60.0), (89, 29.5), (45, 7.5), (4, 0.0)])
+@pytest.mark.parametrize("seconds, start", [(120, 60.0), (90, 60.0), (89, 29.5), (45, 7.5), (4.567, 0.0)])
 def test_default_window_starts_at_60_s_or_is_centred_in_a_shorter_source(client, tiled, seconds, start):
     """30 s from 60 s in where the source has them; else 30 s in its middle; else all of it."""
     answer = client.post("/", data=tiled(seconds), content_type="audio/wav")
     assert answer.status_code == 200, answer.json
     assert answer.json["window"]["start"] == pytest.approx(start, abs=0.01)
-    assert answer.json["window"]["duration"] == pytest.approx(min(seconds, 30.0), abs=0.05)
+    assert answer.json["window"]["duration"] == min(seconds, 30.0)  # to the millisecond
     assert answer.json["source"]["duration"] == pytest.approx(seconds, abs=0.01)
-    assert answer.json["segments"] == min(seconds, 30) // 3  # whole 3-s segments
+    assert answer.json["segments"] == int(min(seconds, 30) // 3)  # whole 3-s segments
 
 
 @pytest.mark.parametrize("duration, status", [(60, 200), (60.01, 400)])
