@@ -167,7 +167,8 @@ def test_upload_cap(client, reconfigure, media, over, status):
     data = (media / "song.flac").read_bytes()
     reconfigure(max_upload_bytes=len(data) - over)
     for answer in (client.post("/", data=data, content_type="audio/flac"),
-                   client.post("/", data={"file": (io.BytesIO(data), "song.flac")}, content_type="multipart/form-data")):
+                   client.post("/", data={"file": (io.BytesIO(data), "song.flac")},
+                               content_type="multipart/form-data")):
         assert answer.status_code == status, answer.json
         assert answer.json.get("error", {}).get("code") == ("upload_too_large" if over else None)
 
@@ -193,7 +194,8 @@ def test_download_cap_names_its_size(client, reconfigure, tiled, tmp_path):
     with local_http.Server(tmp_path) as url:
         answer = client.post("/", json={"url": f"{url}/long.wav", "start": 0, "duration": 60})
     assert answer.status_code == 422
-    assert answer.json["error"] == {"code": "source_too_large", "message": "the audio needed more than 2 MB of download"}
+    assert answer.json["error"] == {"code": "source_too_large",
+                                    "message": "the audio needed more than 2 MB of download"}
 
 
 def test_too_long_source_is_refused(client, reconfigure, served, media):
