@@ -4,8 +4,8 @@
 
 Prints one table. (a) = librosa MFCC + onnxruntime CNN; (b) = the seed's way (Keras model load +
 predict on librosa MFCCs); (c) = the default model's peer, musicnn the way its package runs it
-(librosa log-mel patches + the original TF1 graph restored from its checkpoint). Needs requirements-dev.txt (TensorFlow and librosa, for the references).
-Measures, never asserts.
+(librosa log-mel patches + the original TF1 graph restored from its checkpoint). Needs
+requirements-dev.txt (TensorFlow and librosa, for the references). Measures, never asserts.
 """
 import argparse
 import concurrent.futures
@@ -107,6 +107,7 @@ print(json.dumps({"first_json_s": time.perf_counter() - t, "rss_mib": peak_rss_m
 def musicnn_patches(y16k):
     """musicnn's extractor: log-mel of the whole clip, cut into non-overlapping 187-frame patches."""
     import numpy as np
+
     from export import musicnn
     mel = musicnn.log_mel(y16k)
     return np.stack([mel[i:i + musicnn.N_FRAMES] for i in range(0, len(mel) - musicnn.N_FRAMES + 1, musicnn.N_FRAMES)])
@@ -128,6 +129,7 @@ def warm(clips, repeat, model_path) -> dict:
     import librosa
     import numpy as np
     import onnxruntime as ort
+
     from export.families import genre_cnn
     from inference import model, segments
     ours = model.Model(model_path)
@@ -137,17 +139,22 @@ def warm(clips, repeat, model_path) -> dict:
     cnn_session = ort.InferenceSession(str(reference_models.cnn), providers=["CPUExecutionProvider"])
     seed = genre_cnn.seed_network()
     rate, n_mfcc = genre_cnn.SAMPLE_RATE, genre_cnn.FEATURES["n_mfcc"]
-    for path in clips:
-        y, _ = librosa.load(path, sr=rate, duration=30)
+
+    def paths(y) -> dict:
+        """Each path's work on the clip y (at the MFCC CNN's rate), as a call."""
         ours_audio = y if ours.sample_rate == rate else librosa.resample(y, orig_sr=rate, target_sr=ours.sample_rate)
-        mfcc = lambda: np.stack([librosa.feature.mfcc(y=s, sr=rate, n_mfcc=n_mfcc).T
-                                 for s in segments.split(y, genre_cnn.SEGMENT_SAMPLES)])
         y16k = librosa.resample(y, orig_sr=rate, target_sr=musicnn.SAMPLE_RATE)
-        paths = {"ours": lambda: ours.classify(ours_audio),
-                 "a": lambda: cnn_session.run(None, {"mfcc": mfcc()}),
-                 "b": lambda: seed(mfcc(), training=False),
-                 "c": lambda: original(musicnn_patches(y16k))}
-        for name, call in paths.items():
+
+        def mfcc():
+            return np.stack([librosa.feature.mfcc(y=s, sr=rate, n_mfcc=n_mfcc).T
+                             for s in segments.split(y, genre_cnn.SEGMENT_SAMPLES)])
+        return {"ours": lambda: ours.classify(ours_audio),
+                "a": lambda: cnn_session.run(None, {"mfcc": mfcc()}),
+                "b": lambda: seed(mfcc(), training=False),
+                "c": lambda: original(musicnn_patches(y16k))}
+
+    for path in clips:
+        for name, call in paths(librosa.load(path, sr=rate, duration=30)[0]).items():
             call()
             for _ in range(repeat):
                 t = time.perf_counter()

@@ -65,7 +65,8 @@ def run_crossval(args, family) -> dict:
                "grouped": dict(grouped, protocol=f"StratifiedGroupKFold({folds.GROUPED_FOLDS}) by artist, seeds "
                                                  f"{list(folds.GROUPED_SEEDS)}; pooled track-level per repeat"),
                "two_fold": dict(two_fold, protocol="fit train list -> score valid list and back; pooled"),
-               "calibration": crossval.calibration(answers, family.meta().pooling, out / f"calibration_{family.NAME}.png",
+               "calibration": crossval.calibration(answers, family.meta().pooling,
+                                                   out / f"calibration_{family.NAME}.png",
                                                    f"{family.NAME}: grouped CV, out of fold")}
     (out / f"crossval_{family.NAME}.json").write_text(json.dumps(results, indent=2) + "\n")
     crossval.plot_confusion(grouped, out / f"confusion_{family.NAME}.png",

@@ -51,10 +51,10 @@ def load(clips: list[Clip], sample_rate: int) -> list[tuple[Clip, np.ndarray]]:
         try:
             audio, _ = librosa.load(clip.path, sr=sample_rate, mono=True)
         except Exception as exc:  # soundfile and audioread raise many types
-            warnings.warn(f"skipping unreadable clip {clip.path}: {exc}")
+            warnings.warn(f"skipping unreadable clip {clip.path}: {exc}", stacklevel=2)
             continue
         if len(audio) == 0:
-            warnings.warn(f"skipping empty clip {clip.path}")
+            warnings.warn(f"skipping empty clip {clip.path}", stacklevel=2)
             continue
         loaded.append((clip, audio.astype(np.float32)))
     if not loaded:

@@ -23,12 +23,12 @@ CHECKPOINTS = "musicnn/{}_musicnn/"  # in the wheel; its files are named ".meta"
 WEIGHTS = ("MSD", "MTT")
 
 SAMPLE_RATE, N_FFT, HOP_LENGTH, N_MELS, N_FRAMES = 16000, 512, 256, 96, 187
-TAGS = {"MSD": ("rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock",
-        "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow",
-        "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock",
-        "ambient", "acoustic", "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country",
-        "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb",
-        "indie pop", "sad", "House", "happy"),
+TAGS = {"MSD": ("rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
+                "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock",
+                "soul", "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk",
+                "oldies", "blues", "hard rock", "ambient", "acoustic", "experimental", "female vocalist", "guitar",
+                "Hip-Hop", "70s", "party", "country", "easy listening", "sexy", "catchy", "funk", "electro",
+                "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy"),
         "MTT": ("guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",
                 "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing",
                 "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal",

@@ -90,9 +90,8 @@ def power_twin(full: onnx.ModelProto) -> onnx.ModelProto:
     bins = int(np.nonzero(np.abs(mel).sum(axis=1))[0].max()) + 1
     initializers = [numpy_helper.from_array(mel[:bins], "mel_t") if i.name == "mel_t" else i
                     for i in full.graph.initializer if i.name in used]
-    graph = helper.make_graph(nodes, "genre_from_power",
-                              [helper.make_tensor_value_info(POWER_INPUT, TensorProto.FLOAT, ["batch", "frames", bins])],
-                              list(full.graph.output), initializer=initializers)
+    power = helper.make_tensor_value_info(POWER_INPUT, TensorProto.FLOAT, ["batch", "frames", bins])
+    graph = helper.make_graph(nodes, "genre_from_power", [power], list(full.graph.output), initializer=initializers)
     twin = helper.make_model(graph, opset_imports=merged_opsets(full.opset_import), ir_version=full.ir_version)
     meta = ModelMeta.from_props({p.key: p.value for p in full.metadata_props})
     helper.set_model_props(twin, meta.twin(bins).to_props())

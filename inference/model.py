@@ -1,7 +1,6 @@
 """The shipped ONNX model: one onnxruntime session per process, shared by all threads."""
 import functools
 import hashlib
-import json
 import threading
 from pathlib import Path
 

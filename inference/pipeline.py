@@ -5,7 +5,8 @@ import io
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import BinaryIO
 
 from inference import decode, errors, model, remote, resolve

@@ -128,4 +128,5 @@ def resolve(url: str, settings: Settings, timeout: float) -> Source:
         raise errors.unsupported_url("the link offers no audio this function can stream")
     return Source(media_url=info["url"], headers=dict(info.get("http_headers") or {}),
                   title=info.get("title"), duration=float(duration) if duration else None,
-                  site=info.get("extractor_key") if info.get("extractor_key") != "Generic" else info.get("webpage_url_domain"))
+                  site=info.get("extractor_key") if info.get("extractor_key") != "Generic"
+                  else info.get("webpage_url_domain"))

@@ -119,6 +119,8 @@ def addresses(url: str | None) -> tuple[str, ...]:
     """The IP addresses a URL's host resolves to (none for None or an unresolvable host)."""
     try:
         parts = urlsplit(url or "")
-        return tuple({info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 80)}) if parts.hostname else ()
+        if not parts.hostname:
+            return ()
+        return tuple({info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 80)})
     except (OSError, ValueError):  # unresolvable; not a URL, or a bad host name (UnicodeError)
         return ()

@@ -9,8 +9,9 @@ import av
 import numpy as np
 import pytest
 
-import local_http
 from inference import config
+
+import local_http
 
 GTZAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan"
 

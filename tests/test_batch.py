@@ -14,9 +14,10 @@ import time
 
 import pytest
 
+from inference import batch, contract
+
 import function_server
 from conftest import ROOT
-from inference import batch, contract
 
 GENRES = ("blues", "jazz", "metal", "rock")
 

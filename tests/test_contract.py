@@ -9,9 +9,10 @@ import yaml
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from inference import errors
+
 import function_server
 from conftest import ROOT
-from inference import errors
 
 schemathesis.serializer.alias(["audio/*", "video/*", "audio/flac"], "application/octet-stream")  # raw uploads
 SCHEMA = schemathesis.openapi.from_path(ROOT / "openapi.yaml")

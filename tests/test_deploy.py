@@ -121,7 +121,8 @@ def test_unknown_argument(tmp_path):
 UPLOAD = {"main.py", "requirements.txt", "web/index.html", "models/genre_cnn.onnx", "models/genre_cnn.power.onnx",
           "models/genre_musicnn.onnx", "models/genre_musicnn.power.onnx",
           *(f"inference/{p.name}" for p in (ROOT / "inference").glob("*.py"))}
-JUNK = [".venv/lib/site.py", ".cache/musicnn/musicnn-0.1.0-py3-none-any.whl", "inference/__pycache__/x.cpython-311.pyc", "tests/screenshots/page.png",
+JUNK = [".venv/lib/site.py", ".cache/musicnn/musicnn-0.1.0-py3-none-any.whl", "inference/__pycache__/x.cpython-311.pyc",
+        "tests/screenshots/page.png",
         ".pytest_cache/v/x", ".hypothesis/examples/x", "build/x.o", "export/train.py", "bench/serving.py",
         "models/confusion.png", "models/crossval.json", "openapi.yaml", ".git/config", ".ruff_cache/0.17/x"]
 

@@ -20,7 +20,8 @@ def test_reads_wav_au_flac_under_a_genres_parent_at_any_rate(tmp_path):
     (root / "blues" / "notes.txt").write_text("not a clip")
     (root / "rock" / "blues.00001.wav").write_bytes(b"")  # a clip in the wrong genre folder is ignored
     clips = dataset.find_clips(tmp_path)
-    assert [(c.genre, c.stem) for c in clips] == [("blues", "blues.00000"), ("pop", "pop.00003"), ("rock", "rock.00007")]
+    assert [(c.genre, c.stem) for c in clips] == [("blues", "blues.00000"), ("pop", "pop.00003"),
+                                                  ("rock", "rock.00007")]
     loaded = dataset.load(clips, 22050)
     for _, audio in loaded:
         assert audio.dtype == np.float32 and audio.ndim == 1

@@ -9,12 +9,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from conftest import ROOT
-
 from export import dataset, evaluate, to_onnx
 from export.families import genre_cnn as cnn
 from inference import contract, segments
 from inference import model as serving
+
+from conftest import ROOT
 
 FEATURES = cnn.FEATURES
 

@@ -10,10 +10,11 @@ import wave
 import numpy as np
 import pytest
 
-import local_http
-from conftest import ROOT, encode
 from inference import contract, remote
 from inference.errors import ClassifyError
+
+import local_http
+from conftest import ROOT, encode
 
 
 def check_answer(body: dict, segments: int):

@@ -9,11 +9,13 @@ import time
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from conftest import encode
 from inference import decode, pipeline
 from inference.errors import ClassifyError
+
+from conftest import encode
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 300))
 FUZZ = settings(max_examples=EXAMPLES, deadline=timedelta(seconds=20), derandomize="FUZZ_EXAMPLES" not in os.environ,

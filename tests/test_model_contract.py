@@ -10,10 +10,11 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import ROOT
 from export import crossval, dataset, folds
 from inference import contract, model, segments
 from inference.errors import ClassifyError
+
+from conftest import ROOT
 
 SHIPPED = sorted((ROOT / "models").glob("*.onnx"))
 

@@ -15,10 +15,11 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from conftest import ROOT
 from export import frontend, musicnn, to_onnx
 from export.families import genre_musicnn as family
 from inference import contract, model, segments
+
+from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,8 @@ def test_the_clip_head_is_the_regression_on_mean_features():
     pooled = np.stack([segments.pool(p, "mean_logits") for p in family.predict(head, features)])
     assert np.abs(pooled - expected).max() < 1e-4
     no_pop = [i for i, g in enumerate(genres) if g != "pop"]  # a genre absent from the clips: never answered
-    head = family.fit([features[i] for i in no_pop], [genres[i] for i in no_pop], argparse.Namespace(head="clip", c=0.01))
+    head = family.fit([features[i] for i in no_pop], [genres[i] for i in no_pop],
+                      argparse.Namespace(head="clip", c=0.01))
     assert max(p[:, contract.LABELS.index("pop")].max() for p in family.predict(head, features)) < 1e-9
 
 

@@ -10,8 +10,9 @@ import pytest
 import soundfile as sf
 from playwright.sync_api import expect, sync_playwright
 
-import function_server
 from inference import contract
+
+import function_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -70,7 +71,8 @@ def check_result(page, expected: dict):
     cells = page.locator("#timeline-cells span")
     expect(cells).to_have_count(len(expected["timeline"]))
     for i, segment in enumerate(expected["timeline"]):
-        expect(cells.nth(i)).to_have_attribute("title", re.compile(rf"^{round(segment['start'])}–.* s: {segment['genre']} "))
+        title = re.compile(rf"^{round(segment['start'])}–.* s: {segment['genre']} ")
+        expect(cells.nth(i)).to_have_attribute("title", title)
     expect(page.locator("#error")).to_be_hidden()
 
 

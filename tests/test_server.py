@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import sys
-
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -155,7 +154,7 @@ def test_concurrent_requests_get_their_own_answers(server, gtzan, no_leftovers):
         with ThreadPoolExecutor(len(jobs)) as pool:
             answers = list(pool.map(lambda job: job[0](job[1]), jobs))
     assert len({json.dumps(a) for a in alone.values()}) == len(clips), "the clips should score differently"
-    for (_, clip), (status, body) in zip(jobs, answers):
+    for (_, clip), (status, body) in zip(jobs, answers, strict=True):
         assert status == 200, body
         assert body["scores"] == pytest.approx(alone[clip], abs=2e-4), clip.name
 
@@ -172,15 +171,17 @@ def test_the_first_links_of_a_fresh_instance_may_arrive_together(model_path, ser
 
 
 def test_import_main_loads_no_training_stack():
-    code = "import sys, main; bad = {m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'librosa', 'numba', 'sklearn'}; print(sorted(bad))"
+    code = ("import sys, main; bad = {m.split('.')[0] for m in sys.modules} & "
+            "{'tensorflow', 'keras', 'librosa', 'numba', 'sklearn'}; print(sorted(bad))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_cli_prints_the_same_json(model_path, media, served):
     env = dict(os.environ, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1")
-    run = lambda *args: subprocess.run([sys.executable, "-m", "inference", *args], cwd=ROOT, env=env,
-                                       capture_output=True, text=True, timeout=120)
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "inference", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
     by_file = run(str(media / "song.flac"), "--duration", "6")
     by_link = run(f"{served}/song.flac", "--duration", "6")
     for done in (by_file, by_link):
