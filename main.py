@@ -14,11 +14,13 @@ import sys
 import tempfile
 import time
 import traceback
+from http import HTTPStatus
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import functions_framework
+import gunicorn.util
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from inference import config, decode, errors, pipeline
@@ -188,6 +190,25 @@ def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
     if status != 200:
         seen["error"] = body["error"]["code"]
     return status, json.dumps(body), headers
+
+
+def _unparsable(sock, status: int, reason: str, message: str):
+    """gunicorn's answer to a request it cannot parse (a header over its limit, a malformed request
+    line...), which it writes before the function runs, in the function's JSON shape, not HTML."""
+    if status == 431:
+        error = errors.headers_too_large()
+    elif status == 500:  # gunicorn's own failure, logged by gunicorn
+        error = errors.internal()
+    else:  # 400 and the rarer client refusals (403, 417, 501 for a transfer coding it does not take)
+        error = errors.bad_request()
+    body = json.dumps(error.body()).encode()
+    head = (f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    gunicorn.util.write_nonblock(sock, head.encode("latin1") + body)
+
+
+# functions-framework offers no hook for these answers: gunicorn's one writer of them is replaced
+gunicorn.util.write_error = _unparsable
 
 
 def _log(request, status: int, seen: dict, started: float):

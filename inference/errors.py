@@ -21,6 +21,7 @@ CATALOGUE = {
     "empty_upload": Code(400, "the upload is empty"),
     "missing_file": Code(400, 'the form has no field "file"'),
     "bad_form": Code(400, "the form has too many parts or too large a field"),
+    "bad_request": Code(400, "the HTTP request could not be parsed"),
     "not_found": Code(404, "the function answers at / only"),
     "method_not_allowed": Code(405, "use GET ?url=..., or POST"),
     "upload_too_large": Code(413, "the upload is too large"),
@@ -35,6 +36,7 @@ CATALOGUE = {
     "source_too_long": Code(422, "the source is too long"),
     "live_stream": Code(422, "live streams cannot be classified; give a recorded track"),
     "source_too_large": Code(422, "the audio needed too much download"),
+    "headers_too_large": Code(431, "the request's headers are too large"),
     "internal": Code(500, "unexpected error; it has been logged"),
     "source_unreachable": Code(502, "the site could not be reached"),
     "source_blocked": Code(503, "the site refused this server as a bot; set YTDLP_COOKIES (a cookies.txt of a "
@@ -74,6 +76,8 @@ not_audio = functools.partial(ClassifyError, "not_audio")
 no_audio = functools.partial(ClassifyError, "no_audio")
 live_stream = functools.partial(ClassifyError, "live_stream")
 internal = functools.partial(ClassifyError, "internal")
+bad_request = functools.partial(ClassifyError, "bad_request")
+headers_too_large = functools.partial(ClassifyError, "headers_too_large")
 source_unreachable = functools.partial(ClassifyError, "source_unreachable")
 source_blocked = functools.partial(ClassifyError, "source_blocked")
 model_unavailable = functools.partial(ClassifyError, "model_unavailable")

@@ -49,7 +49,7 @@ def served(media):
 def model_path() -> Path:
     path = Path(os.environ.get("GENRE_MODEL", config.DEFAULT_MODEL))
     if not path.exists():
-        pytest.fail(f"no model at {path}: train one with `python -m export train genre_musicnn --data ...` (see README)")
+        pytest.fail(f"no model at {path}: train one with `python -m export train genre_musicnn` (see README)")
     return path
 
 

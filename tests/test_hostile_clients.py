@@ -88,10 +88,14 @@ def test_a_get_without_accept_gets_the_page(server):
     assert head.startswith("HTTP/1.1 200") and "Content-Type: text/html" in head, head
 
 
-def test_a_100_kb_header_is_refused_by_gunicorn_before_the_function(server):
-    """gunicorn answers 431 in HTML before the function runs; no functions-framework setting reaches it."""
-    status, content_type, _ = post(server, b"{}", "application/json", **{"X-Big": "a" * 100_000})
-    assert (status, content_type) == (431, "text/html")
+def test_requests_the_server_cannot_parse_get_json_errors(server):
+    """gunicorn answers these before the function runs; main.py makes its answers JSON, not HTML."""
+    assert error_code(post(server, b"{}", "application/json", **{"X-Big": "a" * 100_000})) == (431, "headers_too_large")
+    with socket.create_connection(address(server), timeout=10) as sock:
+        sock.sendall(b"NOT A REQUEST\r\n\r\n")
+        head, _, body = sock.makefile("rb").read().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"Content-Type: application/json" in head
+    assert json.loads(body)["error"]["code"] == "bad_request"
     assert error_code(post(server, b"{}", "application/json")) == (400, "missing_url")  # and the server is fine
 
 
