@@ -88,6 +88,9 @@ def run_train(args, family) -> Path:
     scores = Path(args.out) / f"crossval_{family.NAME}.json"
     if scores.exists():  # written by crossval into the same folder: its figures, and its calibration baked in
         results = json.loads(scores.read_text())
+        if results["options"] != family.describe(args):  # its figures and calibration are another model's
+            raise SystemExit(f"{scores} was made with {results['options']}, not {family.describe(args)}: "
+                             "rerun crossval with these options, or train into another --out")
         card["crossval"] = {p: {k: results[p][k] for k in ("protocol", "track_accuracy", "track_accuracy_min",
                                                            "track_accuracy_max", "segment_accuracy", "f1")}
                             for p in ("grouped", "two_fold")}

@@ -40,7 +40,8 @@ def here(item: str, settings: config.Settings, start=None, duration=None) -> dic
     path = Path(item)
     if path.stat().st_size > settings.max_upload_bytes:
         raise errors.upload_too_large(settings.max_upload_bytes)
-    return pipeline.upload(path.read_bytes(), settings, start, duration, filename=path.name)
+    with open(path, "rb") as f:  # the decoder reads the file: no copy of it in memory
+        return pipeline.upload(f, settings, start, duration, filename=path.name)
 
 
 def error_row(item: str, code: str, message: str, status: int | None = None) -> dict:
