@@ -19,6 +19,9 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def send_head(self):
+        if self.path.startswith("/hang"):  # not even headers
+            time.sleep(STALL_S)
+            return None
         if self.path.startswith("/stall"):  # headers of an audio file, then silence
             self.send_response(200)
             self.send_header("Content-Type", "audio/flac")

@@ -28,6 +28,7 @@ def check_answer(body: dict, segments: int):
     assert all(t["genre"] in contract.LABELS and 0 < t["confidence"] <= 1 for t in timeline)
     assert set(body["model"]) == {"name", "version", "sha256"} and len(body["model"]["sha256"]) == 64
     assert body["timings_ms"]["total"] >= body["timings_ms"]["inference"] > 0
+    assert all(round(ms, 1) == ms for ms in body["timings_ms"].values())
 
 
 def test_direct_link_defaults_to_a_centred_30_s_window(client, served, media):
@@ -222,7 +223,9 @@ def test_less_than_one_segment_of_audio_is_too_short(client, served, media, tmp_
                    client.post("/", data={"file": (io.BytesIO(data), "short.flac")},
                                content_type="multipart/form-data"),
                    client.post("/", json={"url": f"{served}/song.flac", "start": 28.5}),
-                   client.post("/?duration=2.9", data=(media / "song.flac").read_bytes(), content_type="audio/flac")):
+                   client.post("/?duration=2.9", data=(media / "song.flac").read_bytes(), content_type="audio/flac"),
+                   # any duration above 0 is a valid request, even one too short to classify
+                   client.post("/?duration=0.5", data=(media / "song.flac").read_bytes(), content_type="audio/flac")):
         assert (answer.status_code, answer.json["error"]["code"]) == (422, "too_short"), answer.json
         assert "at least 3 s" in answer.json["error"]["message"]
     assert "holds 1.6 s of audio" in client.post("/", data=data, content_type="audio/flac").json["error"]["message"]
@@ -235,13 +238,33 @@ def test_a_wav_header_claiming_10_hours_over_1_s_of_audio_is_too_short(client):
     assert (answer.status_code, answer.json["error"]["code"]) == (422, "too_short"), answer.json
 
 
+def claiming(flac: bytes, samples: int) -> bytes:
+    """A FLAC file whose header (which FFmpeg believes) claims `samples` samples."""
+    data = bytearray(flac)
+    fields = int.from_bytes(data[18:26], "big")  # STREAMINFO: rate, channels, bits, then 36 bits of sample count
+    data[18:26] = ((fields >> 36 << 36) | samples).to_bytes(8, "big")
+    return bytes(data)
+
+
+def test_an_upload_claiming_up_to_500_bytes_a_second_is_taken_at_its_word(client, media, tmp_path):
+    encode(media / "song.flac", tmp_path / "clip.flac", "flac", "flac", seconds=4)
+    flac = (tmp_path / "clip.flac").read_bytes()
+    samples = len(flac) * 22050 // 500 - 1  # a sample short of 500 bytes a second
+    answer = client.post("/?start=0", data=claiming(flac, samples), content_type="audio/flac")
+    assert answer.status_code == 200, answer.json
+    assert answer.json["source"]["duration"] == pytest.approx(samples / 22050, abs=1e-3)
+
+
+def test_a_start_at_the_very_end_is_past_the_end(client):
+    answer = client.post("/?start=20", data=wav(20, 20, rate=8000), content_type="audio/wav")
+    assert (answer.status_code, answer.json["error"]["code"]) == (422, "bad_window"), answer.json
+
+
 def test_an_upload_claiming_more_than_its_bytes_can_hold_is_not_taken_at_its_word(client, media, tmp_path):
     """A FLAC header (which FFmpeg believes) claiming 40 hours over 4 s: classified from 0 s, length unknown."""
     encode(media / "song.flac", tmp_path / "clip.flac", "flac", "flac", seconds=4)
-    data = bytearray((tmp_path / "clip.flac").read_bytes())
-    fields = int.from_bytes(data[18:26], "big")  # STREAMINFO: rate, channels, bits, then 36 bits of sample count
-    data[18:26] = ((fields >> 36 << 36) | 22050 * 3600 * 40).to_bytes(8, "big")
-    answer = client.post("/", data=bytes(data), content_type="audio/flac")
+    answer = client.post("/", data=claiming((tmp_path / "clip.flac").read_bytes(), 22050 * 3600 * 40),
+                         content_type="audio/flac")
     assert answer.status_code == 200, answer.json
     assert answer.json["window"]["start"] == 0 and answer.json["source"]["duration"] is None
     check_answer(answer.json, 1)
@@ -333,6 +356,14 @@ def test_a_stalling_source_ends_in_a_timeout(client, reconfigure, served):
     answer = client.post("/", json={"url": f"{served}/stall.flac"})
     assert (answer.status_code, answer.json["error"]["code"]) == (504, "timeout")
     assert time.monotonic() - began < 8
+    assert answer.json["error"]["message"] == "the audio source stalled"  # the fetch's own limit, not the backstop
+
+
+def test_a_site_that_never_answers_ends_in_a_timeout_within_the_budget(client, reconfigure, served):
+    reconfigure(time_budget=2.0)
+    answer = client.post("/", json={"url": f"{served}/hang.html"})
+    assert (answer.status_code, answer.json["error"]["code"]) == (504, "timeout")
+    assert answer.json["error"]["message"] == "the site did not answer in time"  # yt-dlp's limit, not the backstop
 
 
 def test_a_bug_is_a_generic_500_and_its_stack_trace_goes_to_the_log(client, monkeypatch, media, capsys):

@@ -3,19 +3,27 @@ mutated (one small change at a time) in a copy of the working tree, the fast tes
 run against each mutant, and killed / survived are printed per file. Slow: run it by hand
 whenever serving code changes, not in CI.
 
+Each file's tests first run once under coverage (in the test process and in every process it
+starts), noting which test executes which line. A mutant then runs only the tests that execute
+its line, and all of the file's tests as well where its line runs at import, in a server or
+subprocess, or in no test at all (so a mutant is killed exactly when one of the file's tests
+fails, as if they all ran, only sooner).
+
     nice -n 10 python tools/mutation.py                         # every file below
     nice -n 10 python tools/mutation.py inference/urlpolicy.py  # some files
     python tools/mutation.py --survivors inference/urlpolicy.py # and the diff of each survivor
 
 Mutants listed in tools/equivalent_mutants.txt (no test can tell them apart) are skipped."""
 import argparse
+import ast
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,20 +31,20 @@ EQUIVALENT = ROOT / "tools" / "equivalent_mutants.txt"
 # file -> (the fast tests that cover it, seconds a mutant's test run may take before it counts as killed)
 TARGETS = {
     "inference/urlpolicy.py": ("tests/test_urlpolicy.py", 60),
-    "inference/segments.py": ("tests/test_segments.py tests/test_function.py", 240),
+    "inference/segments.py": ("tests/test_segments.py tests/test_function.py", 120),
     "inference/errors.py": ("tests/test_contract.py::test_the_error_catalogue_openapi_and_the_readme_agree "
-                            "tests/test_function.py", 240),
-    "inference/pipeline.py": ("tests/test_function.py", 240),
-    "inference/model.py": ("tests/test_model_contract.py tests/test_function.py", 240),
-    "inference/contract.py": ("tests/test_model_contract.py tests/test_function.py", 240),
-    "inference/features.py": ("tests/test_function.py", 240),
-    "inference/decode.py": ("tests/test_function.py", 240),
-    "inference/remote.py": ("tests/test_function.py", 240),
-    "inference/resolve.py": ("tests/test_resolve.py tests/test_function.py", 240),
-    "inference/config.py": ("tests/test_function.py", 240),
-    "inference/batch.py": ("tests/test_batch.py", 300),
-    "inference/__main__.py": ("tests/test_batch.py tests/test_server.py", 300),
-    "main.py": ("tests/test_function.py tests/test_server.py", 300),
+                            "tests/test_function.py", 120),
+    "inference/pipeline.py": ("tests/test_function.py", 120),
+    "inference/model.py": ("tests/test_model_contract.py tests/test_function.py", 120),
+    "inference/contract.py": ("tests/test_model_contract.py tests/test_function.py", 120),
+    "inference/features.py": ("tests/test_function.py", 120),
+    "inference/decode.py": ("tests/test_function.py tests/test_hostile.py", 150),
+    "inference/remote.py": ("tests/test_function.py tests/test_hostile.py", 150),
+    "inference/resolve.py": ("tests/test_resolve.py tests/test_function.py", 120),
+    "inference/config.py": ("tests/test_function.py", 120),
+    "inference/batch.py": ("tests/test_batch.py", 150),
+    "inference/__main__.py": ("tests/test_batch.py tests/test_server.py", 150),
+    "main.py": ("tests/test_function.py tests/test_server.py tests/test_hostile_clients.py", 150),
 }
 # Operators left out: random or redundant ones. A binary operator is replaced by its natural
 # opposite only, a comparison by its negation and its boundary twin.
@@ -65,13 +73,70 @@ def changed_lines(diff: str) -> tuple[str, str]:
     return (" ".join(d[1:].strip() for d in body if d[0] == "-"), " ".join(d[1:].strip() for d in body if d[0] == "+"))
 
 
+PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+COVERAGE = ".mutation-coverage"  # in the tree copy: the data files, and the map of lines to tests
+
+
+def map_lines(path: str, tree: Path):
+    """Run the file's tests once under coverage (a test's lines are those run while its function
+    ran; a started process counts whole) and write the map {"tests": {line: [node ids]},
+    "full": [lines run at import, by a process started, or outside a known test]}; exit if they fail."""
+    tests = TARGETS[path][0].split()
+    rc = tree / f"{COVERAGE}rc"
+    rc.write_text(f"[run]\nparallel = True\ndata_file = {tree / COVERAGE}\ninclude = {tree / path}\n"
+                  "dynamic_context = test_function\nsigterm = True\n"
+                  "disable_warnings = no-data-collected, module-not-measured, module-not-imported\n")
+    env = dict(os.environ, COVERAGE_PROCESS_START=str(rc))  # coverage's .pth starts it in every process
+    if subprocess.run([*PYTEST, *tests], cwd=tree, env=env, capture_output=True).returncode:
+        sys.exit(f"{' '.join(tests)} fail without any mutant: fix them first")  # else every mutant is "killed"
+    import coverage
+    by_line, full = defaultdict(set), set()
+    for part in tree.glob(f"{COVERAGE}.*"):
+        data = coverage.CoverageData(str(part))
+        data.read()
+        for line, contexts in data.contexts_by_lineno(str(tree / path)).items():
+            names = [_node_id(context, tests) for context in contexts]
+            if None in names:
+                full.add(line)
+            by_line[line].update(filter(None, names))
+        part.unlink()
+    (tree / f"{COVERAGE}.json").write_text(json.dumps({"tests": {line: sorted(ids) for line, ids in by_line.items()},
+                                                       "full": sorted(full)}))
+
+
+def _node_id(context: str, tests: list[str]) -> str | None:
+    """tests/test_x.py::test_y for coverage's context "test_x.test_y" where that file is one of
+    `tests`; None for anything else (import time, a process started)."""
+    module, _, function = context.partition(".")
+    file = f"tests/{module}.py"
+    return f"{file}::{function.replace('.', '::')}" if function and file in tests else None
+
+
+def run_mutant(path: str):
+    """The test command of each mutant (cosmic-ray has just written it into `path`, in the current
+    folder, the tree copy): the tests that run its line, then all the file's tests if needed."""
+    tests = TARGETS[path][0].split()
+    original = Path(f"{COVERAGE}.original").read_text()
+    mutated = Path(path).read_text().splitlines()
+    lines = {n for n, (a, b) in enumerate(zip(original.splitlines(), mutated, strict=False), 1) if a != b}
+    statements = [node for node in ast.walk(ast.parse(original)) if isinstance(node, ast.stmt)]
+    for n in set(lines):  # a statement over several lines runs as its first: the innermost one's
+        lines.add(max((s.lineno for s in statements if s.lineno <= n <= s.end_lineno), default=n))
+    known = json.loads(Path(f"{COVERAGE}.json").read_text())
+    chosen = sorted({test for n in lines for test in known["tests"].get(str(n), ())})
+    if chosen and subprocess.run([*PYTEST, *chosen]).returncode:
+        sys.exit(1)
+    if not chosen or any(n in known["full"] for n in lines):
+        sys.exit(subprocess.run([*PYTEST, *tests]).returncode)
+
+
 def run(path: str, tree: Path, survivors: bool) -> Counter:
-    tests, timeout = TARGETS[path]
+    _tests, timeout = TARGETS[path]
     name = path.replace("/", "_")
     config, db = tree / f"{name}.toml", tree / f"{name}.sqlite"
-    command = f"{sys.executable} -m pytest -x -q -p no:cacheprovider {tests}"
-    if subprocess.run(command.split(), cwd=tree, capture_output=True).returncode:  # else every mutant is "killed"
-        sys.exit(f"{tests} fail without any mutant: fix them first")
+    map_lines(path, tree)
+    shutil.copy(tree / path, tree / f"{COVERAGE}.original")
+    command = f"{sys.executable} tools/mutation.py --mutant {path}"
     config.write_text(f'[cosmic-ray]\nmodule-path = "{path}"\ntimeout = {timeout}\nexcluded-modules = []\n'
                       f'test-command = "{command}"\n'
                       f'[cosmic-ray.distributor]\nname = "local"\n'
@@ -132,7 +197,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="*", help=f"some of: {' '.join(TARGETS)} (default: all)")
     parser.add_argument("--survivors", action="store_true", help="print the diff of each surviving mutant")
+    parser.add_argument("--mutant", metavar="FILE", help=argparse.SUPPRESS)  # cosmic-ray's test command
     args = parser.parse_args()
+    if args.mutant:
+        return run_mutant(args.mutant)
     unknown = set(args.files) - set(TARGETS)
     if unknown:
         parser.error(f"not a target: {' '.join(sorted(unknown))}")
