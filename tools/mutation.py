@@ -3,15 +3,17 @@ mutated (one small change at a time) in a copy of the working tree, the fast tes
 run against each mutant, and killed / survived are printed per file. Slow: run it by hand
 whenever serving code changes, not in CI.
 
-Each file's tests first run once under coverage (in the test process and in every process it
-starts), noting which test executes which line. A mutant then runs only the tests that execute
-its line, and all of the file's tests as well where its line runs at import, in a server or
-subprocess, or in no test at all (so a mutant is killed exactly when one of the file's tests
-fails, as if they all ran, only sooner).
+Each test file of a source file first runs once under coverage, in its own process and in every
+process it starts, noting what runs each line: a test (its function was running), a test file
+(a server or CLI it started), or anything (import time, a fixture). A mutant then runs only
+those tests, and none if no test runs its line (it survives). A line's tests are the ones that
+can fail because of it, so a mutant is killed as if the file's tests all ran, only sooner.
+Sessions are kept in .mutation/: --again runs only the previous survivors of an unchanged file.
 
     nice -n 10 python tools/mutation.py                         # every file below
     nice -n 10 python tools/mutation.py inference/urlpolicy.py  # some files
     python tools/mutation.py --survivors inference/urlpolicy.py # and the diff of each survivor
+    python tools/mutation.py --again inference/urlpolicy.py     # after adding tests: the survivors again
 
 Mutants listed in tools/equivalent_mutants.txt (no test can tell them apart) are skipped."""
 import argparse
@@ -20,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -75,65 +78,63 @@ def changed_lines(diff: str) -> tuple[str, str]:
 
 PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
 COVERAGE = ".mutation-coverage"  # in the tree copy: the data files, and the map of lines to tests
+SESSIONS = ROOT / ".mutation"  # each file's cosmic-ray session, kept for --again (git ignores it)
 
 
 def map_lines(path: str, tree: Path):
-    """Run the file's tests once under coverage (a test's lines are those run while its function
-    ran; a started process counts whole) and write the map {"tests": {line: [node ids]},
-    "full": [lines run at import, by a process started, or outside a known test]}; exit if they fail."""
-    tests = TARGETS[path][0].split()
+    """Run each of the file's test files once under coverage and write the map {line: [what to
+    run]}: the tests whose function ran the line, every test file whose started processes (servers,
+    CLIs) ran it, or "*" (all) for a line run at import or in a fixture. Exit if a test fails."""
     rc = tree / f"{COVERAGE}rc"
     rc.write_text(f"[run]\nparallel = True\ndata_file = {tree / COVERAGE}\ninclude = {tree / path}\n"
                   "dynamic_context = test_function\nsigterm = True\n"
                   "disable_warnings = no-data-collected, module-not-measured, module-not-imported\n")
     env = dict(os.environ, COVERAGE_PROCESS_START=str(rc))  # coverage's .pth starts it in every process
-    if subprocess.run([*PYTEST, *tests], cwd=tree, env=env, capture_output=True).returncode:
-        sys.exit(f"{' '.join(tests)} fail without any mutant: fix them first")  # else every mutant is "killed"
     import coverage
-    by_line, full = defaultdict(set), set()
-    for part in tree.glob(f"{COVERAGE}.*"):
-        data = coverage.CoverageData(str(part))
-        data.read()
-        for line, contexts in data.contexts_by_lineno(str(tree / path)).items():
-            names = [_node_id(context, tests) for context in contexts]
-            if None in names:
-                full.add(line)
-            by_line[line].update(filter(None, names))
-        part.unlink()
-    (tree / f"{COVERAGE}.json").write_text(json.dumps({"tests": {line: sorted(ids) for line, ids in by_line.items()},
-                                                       "full": sorted(full)}))
-
-
-def _node_id(context: str, tests: list[str]) -> str | None:
-    """tests/test_x.py::test_y for coverage's context "test_x.test_y" where that file is one of
-    `tests`; None for anything else (import time, a process started)."""
-    module, _, function = context.partition(".")
-    file = f"tests/{module}.py"
-    return f"{file}::{function.replace('.', '::')}" if function and file in tests else None
+    runs = defaultdict(set)
+    for tests in TARGETS[path][0].split():
+        test_process = subprocess.Popen([*PYTEST, tests], cwd=tree, env=env, stdout=subprocess.DEVNULL)
+        if test_process.wait():  # else every mutant is "killed"
+            sys.exit(f"{tests} fails without any mutant: fix it first")
+        for part in tree.glob(f"{COVERAGE}.*"):
+            data = coverage.CoverageData(str(part))
+            data.read()
+            for line, contexts in data.contexts_by_lineno(str(tree / path)).items():
+                if f".pid{test_process.pid}." not in part.name:
+                    runs[line].add(tests)
+                for context in contexts if f".pid{test_process.pid}." in part.name else ():
+                    module, _, function = context.partition(".")
+                    runs[line].add(f"{tests}::{function.replace('.', '::')}"
+                                   if function and tests == f"tests/{module}.py" else "*")
+            part.unlink()
+    (tree / f"{COVERAGE}.json").write_text(json.dumps({line: sorted(ids) for line, ids in runs.items()}))
 
 
 def run_mutant(path: str):
     """The test command of each mutant (cosmic-ray has just written it into `path`, in the current
-    folder, the tree copy): the tests that run its line, then all the file's tests if needed."""
-    tests = TARGETS[path][0].split()
+    folder, the tree copy): the tests that run its line; none if no test does (it survives)."""
     original = Path(f"{COVERAGE}.original").read_text()
     mutated = Path(path).read_text().splitlines()
     lines = {n for n, (a, b) in enumerate(zip(original.splitlines(), mutated, strict=False), 1) if a != b}
     statements = [node for node in ast.walk(ast.parse(original)) if isinstance(node, ast.stmt)]
     for n in set(lines):  # a statement over several lines runs as its first: the innermost one's
         lines.add(max((s.lineno for s in statements if s.lineno <= n <= s.end_lineno), default=n))
-    known = json.loads(Path(f"{COVERAGE}.json").read_text())
-    chosen = sorted({test for n in lines for test in known["tests"].get(str(n), ())})
-    if chosen and subprocess.run([*PYTEST, *chosen]).returncode:
-        sys.exit(1)
-    if not chosen or any(n in known["full"] for n in lines):
-        sys.exit(subprocess.run([*PYTEST, *tests]).returncode)
+    runs = json.loads(Path(f"{COVERAGE}.json").read_text())
+    chosen = {test for n in lines for test in runs.get(str(n), ())}
+    if "*" in chosen:
+        chosen = set(TARGETS[path][0].split())
+    chosen = sorted(t for t in chosen if t.split("::")[0] == t or t.split("::")[0] not in chosen)
+    if not chosen:
+        print("no test runs this line")
+        sys.exit(0)
+    sys.exit(subprocess.run([*PYTEST, *chosen]).returncode)
 
 
-def run(path: str, tree: Path, survivors: bool) -> Counter:
+def run(path: str, tree: Path, survivors: bool, again: bool) -> Counter:
     _tests, timeout = TARGETS[path]
     name = path.replace("/", "_")
     config, db = tree / f"{name}.toml", tree / f"{name}.sqlite"
+    kept, source = SESSIONS / db.name, SESSIONS / f"{name}.original"
     map_lines(path, tree)
     shutil.copy(tree / path, tree / f"{COVERAGE}.original")
     command = f"{sys.executable} tools/mutation.py --mutant {path}"
@@ -142,15 +143,23 @@ def run(path: str, tree: Path, survivors: bool) -> Counter:
                       f'[cosmic-ray.distributor]\nname = "local"\n'
                       f'[cosmic-ray.filters.operators-filter]\nexclude-operators = {json.dumps(EXCLUDED_OPERATORS)}\n')
     cosmic = [sys.executable, "-m", "cosmic_ray.cli"]
-    subprocess.run([*cosmic, "init", config.name, db.name], cwd=tree, check=True)
-    subprocess.run([sys.executable, "-m", "cosmic_ray.tools.filters.operators_filter", db.name, config.name],
-                   cwd=tree, check=True)
+    if again and kept.exists() and source.exists() and source.read_bytes() == (tree / path).read_bytes():
+        shutil.copy(kept, db)  # the file is unchanged: what was killed stays killed, the rest runs again
+        with sqlite3.connect(db) as session:
+            session.execute("DELETE FROM work_results WHERE test_outcome != 'KILLED' AND worker_outcome != 'SKIPPED'")
+    else:
+        subprocess.run([*cosmic, "init", config.name, db.name], cwd=tree, check=True)
+        subprocess.run([sys.executable, "-m", "cosmic_ray.tools.filters.operators_filter", db.name, config.name],
+                       cwd=tree, check=True)
     try:
         subprocess.run([*cosmic, "exec", config.name, db.name], cwd=tree, check=True)
     except KeyboardInterrupt:  # Ctrl-C: count what ran, then stop
         interrupted = True
     else:
         interrupted = False
+    SESSIONS.mkdir(exist_ok=True)
+    shutil.copy(db, kept)
+    shutil.copy(tree / path, source)
     dump = subprocess.run([*cosmic, "dump", db.name], cwd=tree, check=True, capture_output=True, text=True).stdout
     skip = equivalents()
     counts = Counter()
@@ -165,6 +174,8 @@ def run(path: str, tree: Path, survivors: bool) -> Counter:
         if (path, *changed_lines(result.get("diff") or "")) in skip:
             outcome = "equivalent"
         counts[outcome] += 1
+        if outcome == "survived" and "no test runs this line" in (result.get("output") or ""):
+            counts["unrun"] += 1
         if survivors and outcome == "survived":
             print(result["diff"])
     if interrupted:
@@ -197,6 +208,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="*", help=f"some of: {' '.join(TARGETS)} (default: all)")
     parser.add_argument("--survivors", action="store_true", help="print the diff of each surviving mutant")
+    parser.add_argument("--again", action="store_true",
+                        help="keep the killed mutants of the last run of an unchanged file, run the rest "
+                             "(valid when tests were only added or strengthened since)")
     parser.add_argument("--mutant", metavar="FILE", help=argparse.SUPPRESS)  # cosmic-ray's test command
     args = parser.parse_args()
     if args.mutant:
@@ -211,7 +225,7 @@ def main():
     try:
         for path in args.files or TARGETS:
             try:
-                counts = run(path, top / "repo", args.survivors)
+                counts = run(path, top / "repo", args.survivors, args.again)
             except Interrupted as stopped:
                 rows.append((f"{path} (stopped)", stopped.args[0]))
                 totals += stopped.args[0]
@@ -221,14 +235,14 @@ def main():
             print(_row(path, counts), flush=True)
     finally:
         shutil.rmtree(top)
-    print("\n".join(["", f"{'file':34} killed survived equivalent incompetent not-run  killed%"]
+    print("\n".join(["", f"{'file':34} killed survived (no test runs it) equivalent incompetent not-run  killed%"]
                     + [_row(path, counts) for path, counts in rows] + [_row("total", totals)]))
 
 
 def _row(path: str, counts: Counter) -> str:
     judged = counts["killed"] + counts["survived"]
     share = f"{100 * counts['killed'] / judged:.1f}%" if judged else "-"
-    return (f"{path:34} {counts['killed']:6} {counts['survived']:8} {counts['equivalent']:10} "
+    return (f"{path:34} {counts['killed']:6} {counts['survived']:8} {counts['unrun']:17} {counts['equivalent']:10} "
             f"{counts['incompetent']:11} {counts['pending']:7}  {share:>7}")
 
 
