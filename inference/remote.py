@@ -125,7 +125,8 @@ class RemoteFile(io.RawIOBase):
         return self.position
 
     def read(self, size: int = -1) -> bytes:
-        size = size if size > 0 else CHUNK
+        """Up to `size` bytes; a chunk for -1 (this file has no end to read all to)."""
+        size = size if size >= 0 else CHUNK
         if self.ranges and self._at != self.position:
             self._open(self.position)  # a server that ignores the range turns this to keeping mode
         if not self.ranges:

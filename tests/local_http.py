@@ -32,9 +32,10 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         if self.path.startswith("/status/"):  # /status/500 answers HTTP 500
             self.send_error(int(self.path.split("/")[2]))
             return None
-        if self.path.startswith("/redirect?to="):  # /redirect?to=URL answers 302 to URL
-            self.send_response(302)
-            self.send_header("Location", urllib.parse.unquote(self.path.split("=", 1)[1]))
+        if self.path.startswith("/redirect?"):  # /redirect?to=URL[&status=N] answers 302 (or N) to URL
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            self.send_response(int(query.get("status", ["302"])[0]))
+            self.send_header("Location", query["to"][0])
             self.send_header("Content-Length", "0")
             self.end_headers()
             return None

@@ -1,0 +1,179 @@
+"""inference/remote.py's RemoteFile against local servers: what it asks for, what it follows,
+what it keeps, and when it gives up."""
+import dataclasses
+import http.server
+import io
+import threading
+import time
+import urllib.parse
+from functools import partial
+
+import pytest
+
+from inference import remote
+from inference.errors import ClassifyError
+
+import local_http
+
+
+class Recorder(local_http.Handler):
+    """Serves the folder, noting each request's path and headers; /drop-once/NAME hangs up on the
+    first request without an answer, then serves NAME."""
+    seen: list = []
+
+    def send_head(self):
+        self.seen.append((self.path, dict(self.headers)))
+        if self.path.startswith("/drop-once/"):
+            if sum(path == self.path for path, _ in self.seen) == 1:
+                self.close_connection = True
+                return None
+            self.path = self.path.removeprefix("/drop-once")
+        return super().send_head()
+
+
+@pytest.fixture
+def recorded(media):
+    """(url, requests): the media folder served with ranges, and each request (path, headers)."""
+    handler = type("Fresh", (Recorder,), {"seen": []})
+    httpd = local_http.QuietServer(("127.0.0.1", 0), partial(handler, directory=str(media)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler.seen
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def open_remote(url, settings, seconds=10, headers=None):
+    return remote.RemoteFile(url, settings, deadline=time.monotonic() + seconds, headers=headers)
+
+
+def test_reads_a_chunk_when_no_size_is_given_and_nothing_for_zero(settings, recorded, media):
+    url, _ = recorded
+    data = (media / "song.flac").read_bytes()
+    with open_remote(f"{url}/song.flac", settings) as media_file:
+        assert media_file.read(0) == b"" and media_file.tell() == 0
+        chunk = media_file.read()  # what has come, up to a chunk
+        assert 0 < len(chunk) <= remote.CHUNK and chunk == data[:len(chunk)] and media_file.tell() == len(chunk)
+        assert media_file.read(10) == data[len(chunk):len(chunk) + 10]
+
+
+def test_what_it_sends(settings, recorded):
+    url, requests = recorded
+    with open_remote(f"{url}/song.flac", settings, headers={"Referer": "https://site.example/", "User-Agent": "UA"}) \
+            as media_file:
+        media_file.seek(1000)
+        media_file.read(10)
+    (first_path, first), (_, second) = requests
+    assert first_path == "/song.flac" and "Range" not in first
+    assert second["Range"] == "bytes=1000-"
+    for headers in (first, second):
+        assert headers["Referer"] == "https://site.example/" and headers["User-Agent"] == "UA"
+        assert headers["Accept-Encoding"] == "identity" and headers["Host"] == urllib.parse.urlsplit(url).netloc
+
+
+def test_a_user_agent_of_its_own_when_the_site_names_none(settings, recorded):
+    url, requests = recorded
+    open_remote(f"{url}/song.flac", settings).close()
+    assert requests[0][1]["User-Agent"] == remote.USER_AGENT
+
+
+def test_size_and_seeking(settings, recorded, media):
+    url, requests = recorded
+    data = (media / "song.flac").read_bytes()
+    with open_remote(f"{url}/song.flac", settings) as media_file:
+        assert media_file.seekable() and media_file.size == len(data)
+        assert media_file.seek(-10, io.SEEK_END) == len(data) - 10 and media_file.read(100) == data[-10:]
+        assert media_file.seek(5) == 5 and media_file.seek(3, io.SEEK_CUR) == 8
+        assert media_file.read(4) == data[8:12]
+        assert media_file.seek(len(data) + 99) == len(data) and media_file.seek(-5) == 0
+        assert media_file.read(4) == b"fLaC"
+    assert media_file.fetched < len(data) // 2  # ranges: no second download of the whole file
+
+
+def test_without_ranges_what_was_read_is_kept_for_seeking_back(settings, media):
+    data = (media / "song.flac").read_bytes()
+    with local_http.Server(media, ranges=False) as url, open_remote(f"{url}/song.flac", settings) as media_file:
+        assert not media_file.ranges
+        media_file.seek(200_000)
+        assert media_file.read(10) == data[200_000:200_010]
+        media_file.seek(4)
+        assert media_file.read(10) == data[4:14]
+        assert media_file.fetched <= 200_000 + 2 * remote.CHUNK  # once, in chunks, up to what was asked
+
+
+def test_a_stream_of_unknown_length_is_not_seekable(settings):
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/mpeg")
+            self.end_headers()
+            self.wfile.write(b"x" * 1000)
+
+        def log_message(self, *args):
+            pass
+    httpd = local_http.QuietServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with open_remote(f"http://127.0.0.1:{httpd.server_address[1]}/radio", settings) as media_file:
+            assert not media_file.seekable() and media_file.size is None
+            with pytest.raises(OSError):
+                media_file.seek(0, io.SEEK_END)
+            assert media_file.read(10) == b"x" * 10
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_redirects_are_followed(settings, recorded, status):
+    url, _ = recorded
+    target = urllib.parse.quote(f"{url}/song.flac", safe="")
+    with open_remote(f"{url}/redirect?status={status}&to={target}", settings) as media_file:
+        assert media_file.read(4) == b"fLaC" and media_file.url == f"{url}/song.flac"
+
+
+def test_five_redirects_are_followed_and_a_sixth_is_not(settings, recorded):
+    url, _ = recorded
+
+    def chain(hops: int) -> str:
+        link = f"{url}/song.flac"
+        for _ in range(hops):
+            link = f"{url}/redirect?to=" + urllib.parse.quote(link, safe="")
+        return link
+    with open_remote(chain(remote.MAX_REDIRECTS), settings) as media_file:
+        assert media_file.read(4) == b"fLaC"
+    with pytest.raises(ClassifyError) as refused:
+        open_remote(chain(remote.MAX_REDIRECTS + 1), settings)
+    assert refused.value.code == "source_unreachable"
+    assert refused.value.message == "the audio link redirects too many times"
+
+
+def test_a_redirect_without_a_location_is_an_upstream_error(settings, recorded):
+    url, _ = recorded
+    with pytest.raises(ClassifyError) as refused:
+        open_remote(f"{url}/status/301", settings)
+    assert refused.value.code == "source_unavailable" and "HTTP 301" in refused.value.message
+
+
+def test_a_dropped_connection_is_not_retried(settings, recorded):
+    url, requests = recorded
+    with pytest.raises(ClassifyError) as failed:
+        open_remote(f"{url}/drop-once/song.flac", settings)
+    assert failed.value.code == "source_unreachable" and len(requests) == 1
+
+
+def test_the_byte_cap_counts_every_byte_read(settings, recorded):
+    url, _ = recorded
+    capped = dataclasses.replace(settings, max_fetch_bytes=3 * remote.CHUNK)
+    with open_remote(f"{url}/song.flac", capped) as media_file:
+        while media_file.fetched < capped.max_fetch_bytes:  # up to the cap exactly: allowed
+            assert media_file.read(capped.max_fetch_bytes - media_file.fetched)
+        with pytest.raises(ClassifyError) as over:
+            media_file.read(1)
+    assert over.value.code == "source_too_large"
+
+
+def test_an_expired_deadline_is_a_timeout(settings, recorded):
+    url, _ = recorded
+    with pytest.raises(ClassifyError) as late:
+        open_remote(f"{url}/song.flac", settings, seconds=0)
+    assert (late.value.code, late.value.message) == ("timeout", "fetching the audio took longer than the time budget")
