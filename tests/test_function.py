@@ -163,6 +163,12 @@ def test_bad_requests_get_a_clear_json_error(client, served, request_args, statu
     assert answer.headers["Content-Type"] == "application/json"
 
 
+def test_bad_form_names_its_limits(client):
+    answer = client.post("/", data={"start": "1" * 600_000}, content_type="multipart/form-data")
+    assert answer.json["error"]["message"] == ('a form may have at most 1000 parts, and fields other than "file" '
+                                               "of at most 500 KB")
+
+
 @pytest.mark.parametrize("over, status", [(1, 413), (0, 200)], ids=["a byte over the cap", "at the cap"])
 def test_upload_cap(client, reconfigure, media, over, status):
     data = (media / "song.flac").read_bytes()

@@ -1,8 +1,10 @@
 """inference/remote.py's RemoteFile against local servers: what it asks for, what it follows,
 what it keeps, and when it gives up."""
+import contextlib
 import dataclasses
 import http.server
 import io
+import ssl
 import threading
 import time
 import urllib.parse
@@ -31,15 +33,27 @@ class Recorder(local_http.Handler):
         return super().send_head()
 
 
+@contextlib.contextmanager
+def recording(folder, tls=None):
+    """(port, requests): `folder` served with ranges (over TLS with an ssl context), and each
+    request (path, headers)."""
+    handler = type("Fresh", (Recorder,), {"seen": []})
+    httpd = local_http.QuietServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
+    if tls:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield httpd.server_address[1], handler.seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture
 def recorded(media):
-    """(url, requests): the media folder served with ranges, and each request (path, headers)."""
-    handler = type("Fresh", (Recorder,), {"seen": []})
-    httpd = local_http.QuietServer(("127.0.0.1", 0), partial(handler, directory=str(media)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler.seen
-    httpd.shutdown()
-    httpd.server_close()
+    """(url, requests): the media folder on http://127.0.0.1:PORT, and each request (path, headers)."""
+    with recording(media) as (port, seen):
+        yield f"http://127.0.0.1:{port}", seen
 
 
 def open_remote(url, settings, seconds=10, headers=None):
@@ -177,3 +191,33 @@ def test_an_expired_deadline_is_a_timeout(settings, recorded):
     with pytest.raises(ClassifyError) as late:
         open_remote(f"{url}/song.flac", settings, seconds=0)
     assert (late.value.code, late.value.message) == ("timeout", "fetching the audio took longer than the time budget")
+
+
+@pytest.fixture
+def https(media, tmp_path, monkeypatch):
+    """(port, requests): the media folder on https://localhost:PORT with a certificate for
+    "localhost" from a test CA, which the client is told to trust (SSL_CERT_FILE, read by OpenSSL)."""
+    import trustme
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(context)
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    with recording(media, tls=context) as served:
+        yield served
+
+
+def test_https_checks_the_certificate_against_the_host_name(settings, https):
+    port, _ = https
+    with open_remote(f"https://localhost:{port}/song.flac", settings) as media_file:
+        assert media_file.read(4) == b"fLaC"
+    with pytest.raises(ClassifyError) as refused:  # the same server, by an address its certificate does not name
+        open_remote(f"https://127.0.0.1:{port}/song.flac", settings)
+    assert refused.value.code == "source_unreachable" and "SSLError" in refused.value.message
+
+
+def test_https_drops_are_not_retried_either(settings, https):
+    port, requests = https
+    with pytest.raises(ClassifyError) as failed:
+        open_remote(f"https://localhost:{port}/drop-once/song.flac", settings)
+    assert failed.value.code == "source_unreachable" and len(requests) == 1
