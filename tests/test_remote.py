@@ -114,6 +114,34 @@ def test_without_ranges_what_was_read_is_kept_for_seeking_back(settings, media):
         assert media_file.fetched <= 200_000 + 2 * remote.CHUNK  # once, in chunks, up to what was asked
 
 
+class LengthOnlyForRanges(local_http.Handler):
+    """Offers ranges, but states no Content-Length for the whole file (it closes the connection at the end)."""
+
+    def send_head(self):
+        if "Range" in self.headers:
+            return super().send_head()
+        f = open(self.translate_path(self.path), "rb")  # noqa: SIM115 (the server closes it)
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/flac")
+        self.end_headers()
+        return f
+
+
+def test_a_size_first_stated_by_a_range_answer_counts_from_the_start(settings, media):
+    data = (media / "song.flac").read_bytes()
+    httpd = local_http.QuietServer(("127.0.0.1", 0), partial(LengthOnlyForRanges, directory=str(media)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with open_remote(f"http://127.0.0.1:{httpd.server_address[1]}/song.flac", settings) as media_file:
+            assert media_file.size is None and media_file.ranges
+            media_file.seek(1000)
+            assert media_file.read(4) == data[1000:1004]
+            assert media_file.size == len(data) and media_file.seekable()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_a_stream_of_unknown_length_is_not_seekable(settings):
     class Endless(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -153,10 +181,10 @@ def test_five_redirects_are_followed_and_a_sixth_is_not(settings, recorded):
         for _ in range(hops):
             link = f"{url}/redirect?to=" + urllib.parse.quote(link, safe="")
         return link
-    with open_remote(chain(remote.MAX_REDIRECTS), settings) as media_file:
+    with open_remote(chain(5), settings) as media_file:
         assert media_file.read(4) == b"fLaC"
     with pytest.raises(ClassifyError) as refused:
-        open_remote(chain(remote.MAX_REDIRECTS + 1), settings)
+        open_remote(chain(6), settings)
     assert refused.value.code == "source_unreachable"
     assert refused.value.message == "the audio link redirects too many times"
 
