@@ -86,7 +86,7 @@ def map_lines(path: str, tree: Path):
     run]}: the tests whose function ran the line, every test file whose started processes (servers,
     CLIs) ran it, or "*" (all) for a line run at import or in a fixture. Exit if a test fails."""
     rc = tree / f"{COVERAGE}rc"
-    rc.write_text(f"[run]\nparallel = True\ndata_file = {tree / COVERAGE}\ninclude = {tree / path}\n"
+    rc.write_text(f"[run]\nparallel = True\ndata_file = {tree / COVERAGE}-data\ninclude = {tree / path}\n"
                   "dynamic_context = test_function\nsigterm = True\n"
                   "disable_warnings = no-data-collected, module-not-measured, module-not-imported\n")
     env = dict(os.environ, COVERAGE_PROCESS_START=str(rc))  # coverage's .pth starts it in every process
@@ -96,7 +96,7 @@ def map_lines(path: str, tree: Path):
         test_process = subprocess.Popen([*PYTEST, tests], cwd=tree, env=env, stdout=subprocess.DEVNULL)
         if test_process.wait():  # else every mutant is "killed"
             sys.exit(f"{tests} fails without any mutant: fix it first")
-        for part in tree.glob(f"{COVERAGE}.*"):
+        for part in tree.glob(f"{COVERAGE}-data.*"):
             data = coverage.CoverageData(str(part))
             data.read()
             for line, contexts in data.contexts_by_lineno(str(tree / path)).items():
