@@ -1,6 +1,7 @@
 """The model contract (inference/contract.py) on both sides, the shipped models' graphs, and the
 shared export pieces: folds that keep artists apart, the cross-validation driver, the families' CLI."""
 import argparse
+import dataclasses
 import subprocess
 import sys
 from collections import Counter
@@ -233,5 +234,31 @@ def test_a_confident_answer_is_not_flagged_unless_it_rests_on_one_segment(tmp_pa
     tiny = model.Model(tiny_model(tmp_path / "tiny.onnx", meta, logits))
     two = tiny.classify(ramp(2, 3000))
     assert (two["genre"], two["uncertain"], "tags" in two) == ("classical", False, False)
+    assert [t["start"] for t in two["timeline"]] == [0.0, 3.0]  # a window from the source's start by default
     one = tiny.classify(ramp(1, 3000))
     assert one["confidence"] > 0.99 and one["uncertain"] is True
+
+
+def test_a_confidence_exactly_at_the_threshold_is_not_flagged(tmp_path):
+    meta = contract.ModelMeta("tiny", "1", contract.LABELS, 1000, 3000, {"kind": "test"})
+    logits = np.zeros((2, 10))
+    logits[:, 3] = 1.0  # disco at about 0.23
+    top = float(model.Model(tiny_model(tmp_path / "probe.onnx", meta, logits)).run(ramp(2, 3000))[0].mean(axis=0).max())
+    at = dataclasses.replace(meta, uncertain_below=top)
+    answer = model.Model(tiny_model(tmp_path / "tiny.onnx", at, logits)).classify(ramp(2, 3000))
+    assert answer["genre"] == "disco" and answer["uncertain"] is False
+    above = dataclasses.replace(meta, uncertain_below=float(np.nextafter(top, 1)))
+    assert model.Model(tiny_model(tmp_path / "above.onnx", above, logits)).classify(ramp(2, 3000))["uncertain"] is True
+
+
+def test_a_model_without_its_outputs_is_model_unavailable_naming_the_first(tmp_path):
+    """Named "scores" instead of "probabilities", and no "tags" although its metadata names tags."""
+    meta = contract.ModelMeta("tiny", "1", contract.LABELS, 1000, 3000, {"kind": "test"})
+    proto = onnx.load(tiny_model(tmp_path / "tiny.onnx", meta, np.zeros((1, 10))))
+    proto.graph.node[-1].output[0] = proto.graph.output[0].name = "scores"
+    onnx.helper.set_model_props(proto, dataclasses.replace(meta, tags=("rock",)).to_props())
+    onnx.save(proto, tmp_path / "tiny.onnx")
+    with pytest.raises(ClassifyError) as refused:
+        model.get(tmp_path / "tiny.onnx")
+    assert (refused.value.code, refused.value.message) == (
+        "model_unavailable", "the model could not be loaded: the model has no output 'probabilities'")
