@@ -33,9 +33,13 @@ class Model:
         if [i.name for i in self.session.get_inputs()] != [self.meta.input]:
             raise contract.ContractError(f"the model's input is not {self.meta.input!r}")
         self._outputs = [contract.OUTPUT] + ([contract.TAGS_OUTPUT] if self.meta.tags else [])
-        missing = set(self._outputs) - {o.name for o in self.session.get_outputs()}
+        outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        missing = set(self._outputs) - set(outputs)
         if missing:
             raise contract.ContractError(f"the model has no output {sorted(missing)[0]!r}")
+        scores = outputs[contract.OUTPUT][-1]
+        if scores != len(self.labels):
+            raise contract.ContractError(f"the model gives {scores} scores for {len(self.labels)} labels")
         if self.meta.input == contract.POWER_INPUT:
             self._prepare = functools.partial(features.power_spectrum, n_fft=self.meta.features["n_fft"],
                                               hop_length=self.meta.features["hop_length"],

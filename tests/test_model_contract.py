@@ -262,3 +262,17 @@ def test_a_model_without_its_outputs_is_model_unavailable_naming_the_first(tmp_p
         model.get(tmp_path / "tiny.onnx")
     assert (refused.value.code, refused.value.message) == (
         "model_unavailable", "the model could not be loaded: the model has no output 'probabilities'")
+
+
+def test_a_model_whose_scores_and_labels_differ_in_number_is_model_unavailable(tmp_path):
+    meta = contract.ModelMeta("tiny", "1", contract.LABELS, 1000, 3000, {"kind": "test"})
+    proto = onnx.load(tiny_model(tmp_path / "tiny.onnx", meta, np.zeros((1, 10))))
+    onnx.helper.set_model_props(proto, dataclasses.replace(meta, labels=contract.LABELS[:9]).to_props())
+    onnx.save(proto, tmp_path / "tiny.onnx")
+    with pytest.raises(ClassifyError) as refused:
+        model.get(tmp_path / "tiny.onnx")
+    assert refused.value.message == "the model could not be loaded: the model gives 10 scores for 9 labels"
+
+
+def test_a_model_is_loaded_once_per_process():
+    assert model.get(ROOT / "models" / "genre_cnn.onnx") is model.get(str(ROOT / "models" / "genre_cnn.onnx"))
