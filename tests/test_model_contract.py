@@ -37,10 +37,22 @@ def test_metadata_round_trip_and_defaults():
     props = meta.to_props()
     assert set(props) == {"name", "version", "labels", "sample_rate", "segment_samples", "features"}
     assert contract.ModelMeta.from_props(props) == meta
+    # unstated: every segment in one run, mean pooling, no tags, nothing flagged, raw audio in
+    assert (meta.batch, meta.pooling, meta.tags, meta.uncertain_below, meta.input, meta.spectrum_bins) == \
+        (0, "mean", (), 0.0, "audio", 0)
+    with pytest.raises(dataclasses.FrozenInstanceError):  # one ModelMeta is shared by every request's thread
+        meta.name = "other"
     twin = meta.twin(200)
     assert (twin.input, twin.spectrum_bins) == ("power", 200)
     assert contract.ModelMeta.from_props(twin.to_props()) == twin
     assert contract.twin_path(Path("models/x.onnx")) == Path("models/x.power.onnx")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "models").glob("*.onnx")), ids=lambda p: p.name)
+def test_shipped_models_classify_3_s_segments(path):
+    """The answer's timeline steps by 3 s (openapi.yaml), whatever the model's sample rate."""
+    meta = contract.ModelMeta.from_props({p.key: p.value for p in onnx.load(path).metadata_props})
+    assert contract.SEGMENT_SECONDS == 3 and meta.segment_samples == 3 * meta.sample_rate
 
 
 @pytest.mark.parametrize("key, value", [("sample_rate", None), ("labels", None), ("sample_rate", "fast"),
