@@ -65,15 +65,16 @@ def equivalents() -> set[tuple[str, str, str]]:
     "FILE: why", "- original line", "+ mutated line"."""
     rows, lines = set(), [line for line in EQUIVALENT.read_text().splitlines() if line.strip() and line[0] != "#"]
     for head, minus, plus in zip(lines[::3], lines[1::3], lines[2::3], strict=True):
-        assert minus.startswith("- ") and plus.startswith("+ "), f"{EQUIVALENT}: bad entry at {head}"
-        rows.add((head.split(":", 1)[0], minus[2:].strip(), plus[2:].strip()))
+        assert minus.startswith("-") and plus.startswith("+"), f"{EQUIVALENT}: bad entry at {head}"
+        rows.add((head.split(":", 1)[0], minus[1:].strip(), plus[1:].strip()))
     return rows
 
 
 def changed_lines(diff: str) -> tuple[str, str]:
     """The removed and added lines of a one-line mutant's diff, stripped."""
     body = [d for d in diff.splitlines() if d[:1] in "+-" and not d.startswith(("+++", "---"))]
-    return (" ".join(d[1:].strip() for d in body if d[0] == "-"), " ".join(d[1:].strip() for d in body if d[0] == "+"))
+    return (" ".join(d[1:].strip() for d in body if d[0] == "-").strip(),
+            " ".join(d[1:].strip() for d in body if d[0] == "+").strip())
 
 
 PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
