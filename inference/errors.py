@@ -91,7 +91,7 @@ def site_not_allowed(host: str, allowed: tuple[str, ...]) -> ClassifyError:
 
 
 def upload_too_large(cap_bytes: int) -> ClassifyError:
-    return ClassifyError("upload_too_large", f"uploads are limited to {cap_bytes // 2**20} MB")
+    return ClassifyError("upload_too_large", f"uploads are limited to {_megabytes(cap_bytes)}")
 
 
 def unsupported_media_type(mimetype: str) -> ClassifyError:
@@ -115,7 +115,12 @@ def source_too_long(seconds: float, max_minutes: float) -> ClassifyError:
 
 
 def source_too_large(cap_bytes: int) -> ClassifyError:
-    return ClassifyError("source_too_large", f"the audio needed more than {cap_bytes // 2**20} MB of download")
+    return ClassifyError("source_too_large", f"the audio needed more than {_megabytes(cap_bytes)} of download")
+
+
+def _megabytes(count: int) -> str:
+    """A byte cap in MB as set (GENRE_MAX_*_MB): 2 MB, 0.1 MB."""
+    return f"{round(count / 2**20, 2):g} MB"
 
 
 def upstream_status(http_status: int) -> ClassifyError:

@@ -92,7 +92,7 @@ def test_remote_mode_against_a_real_server(model_path, media, served, tmp_path):
 
 
 class Flaky(http.server.BaseHTTPRequestHandler):
-    """Answers 503 with Retry-After: 1 twice, then 200; a link ending in /bad gets 400 every time."""
+    """Answers 429, 503, then 503 with Retry-After: 1, then 200; a link ending in /bad gets 400 every time."""
     seen: list = []
 
     def log_message(self, *args):
@@ -103,8 +103,10 @@ class Flaky(http.server.BaseHTTPRequestHandler):
         self.seen.append((body, self.headers.get("Authorization")))
         if b"/bad" in body:
             self._send(400, {"error": {"code": "invalid_url", "message": "no"}})
-        elif sum(b"/bad" not in b for b, _ in self.seen) <= 2:
-            self._send(503, {"error": {"code": "busy", "message": "try later"}}, {"Retry-After": "1"})
+        elif (count := sum(b"/bad" not in b for b, _ in self.seen)) <= 3:
+            # urllib3 retries a 429 or 503 with Retry-After whatever it is asked, so only the last has one
+            later = {"Retry-After": "1"} if count == 3 else {}
+            self._send(429 if count == 1 else 503, {"error": {"code": "busy", "message": "try later"}}, later)
         else:
             self._send(200, {"genre": "rock", "confidence": 0.9, "scores": {"rock": 0.9}})
 
@@ -129,18 +131,19 @@ def flaky():
     server.server_close()
 
 
-def test_remote_retries_503_honouring_retry_after_and_not_400(model_path, media, tmp_path, flaky):
+def test_remote_retries_429_and_503_honouring_retry_after_and_not_400(model_path, media, tmp_path, flaky):
     url, seen = flaky
     clip = tmp_path / "song.flac"
     shutil.copy(media / "song.flac", clip)
     began = time.monotonic()
-    done = run_batch(model_path, str(clip), "--endpoint", url, "--jobs", "1", GENRE_TOKEN="id-token-1")
+    done = run_batch(model_path, str(clip), "--endpoint", url, "--jobs", "1", "--start", "0", GENRE_TOKEN="id-token-1")
     assert done.returncode == 0, done.stderr
-    assert time.monotonic() - began >= 2, "Retry-After: 1 was not waited for, twice"
+    assert time.monotonic() - began >= 1, "Retry-After: 1 was not waited for"
     assert json.loads(done.stdout)["genre"] == "rock"
-    assert len(seen) == 3
-    for body, authorization in seen:  # the upload was sent whole each time
+    assert len(seen) == 4
+    for body, authorization in seen:  # the upload was sent whole each time, with the window asked
         assert clip.read_bytes() in body and b'filename="song.flac"' in body
+        assert b'name="start"\r\n\r\n0.0\r\n' in body
         assert authorization == "Bearer id-token-1"
     seen.clear()
     done = run_batch(model_path, "http://example.com/bad", "--endpoint", url, "--token", "t2")
@@ -155,8 +158,27 @@ def test_unreachable_endpoint_exits_1_and_is_retried_on_resume(model_path, tmp_p
     assert done.returncode == 1 and rows(out)[0]["error"]["code"] == "unreachable", done.stderr
     url, seen = flaky
     again = run_batch(model_path, "https://example.com/a", "--endpoint", url, "--out", str(out))
-    assert again.returncode == 0 and len(seen) == 3
+    assert again.returncode == 0 and len(seen) == 4
     assert [row.get("genre") for row in rows(out)] == ["rock"]  # the failed line is replaced, not kept
+
+
+def test_a_file_over_the_upload_cap_is_not_sent(model_path, media, tmp_path, flaky):
+    url, seen = flaky
+    done = run_batch(model_path, str(media / "song.flac"), "--endpoint", url, GENRE_MAX_UPLOAD_MB="0.1")
+    assert done.returncode == 0 and not seen  # an answer for the item (its error): nothing to retry
+    assert json.loads(done.stdout)["error"] == {"code": "upload_too_large", "message": "uploads are limited to 0.1 MB"}
+
+
+@pytest.mark.parametrize("row, final", [
+    ({"input": "a", "genre": "rock"}, True),
+    ({"input": "a", "error": {"code": "unreadable_file"}}, True),  # this machine's own error: no status
+    ({"input": "a", "error": {"code": "bad_window"}, "status": 422}, True),
+    ({"input": "a", "error": {"code": "busy"}, "status": 499}, True),
+    ({"input": "a", "error": {"code": "internal"}, "status": 500}, False),
+    ({"input": "a", "error": {"code": "unreachable"}}, False),
+])
+def test_which_rows_resume_leaves_alone(row, final):
+    assert batch.answered(row) is final
 
 
 def test_resume_after_a_kill_answers_every_item_once(model_path, gtzan, tmp_path):
@@ -200,7 +222,8 @@ def test_csv_table_and_its_resume(model_path, library, tmp_path):
 
 
 @pytest.mark.parametrize("args", [["nowhere/"], ["--jobs", "0", "x.flac"], ["--endpoint", "ftp://h/", "x.flac"],
-                                  ["--duration", "0", "x.flac"], ["--duration", "nan", "x.flac"], ["EMPTY"], []])
+                                  ["--duration", "0", "x.flac"], ["--duration", "nan", "x.flac"],
+                                  ["--start", "-1", "x.flac"], ["EMPTY"], []])
 def test_bad_arguments_exit_2(model_path, tmp_path, args):
     (tmp_path / "EMPTY").mkdir()
     (tmp_path / "x.flac").write_bytes(b"")
