@@ -20,6 +20,7 @@ import function_server
 from conftest import ROOT
 
 GENRES = ("blues", "jazz", "metal", "rock")
+NOWHERE = "http://127.0.0.1:9/"  # nothing listens on the discard port
 
 
 def run_batch(model_path, *args, stdin=None, **env_vars) -> subprocess.CompletedProcess:
@@ -139,7 +140,7 @@ def test_remote_retries_429_and_503_honouring_retry_after_and_not_400(model_path
     done = run_batch(model_path, str(clip), "--endpoint", url, "--jobs", "1", "--start", "0", GENRE_TOKEN="id-token-1")
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - began >= 1, "Retry-After: 1 was not waited for"
-    assert json.loads(done.stdout)["genre"] == "rock"
+    assert json.loads(done.stdout)["genre"] == "rock" and "; rock 1; errors: none" in done.stderr
     assert len(seen) == 4
     for body, authorization in seen:  # the upload was sent whole each time, with the window asked
         assert clip.read_bytes() in body and b'filename="song.flac"' in body
@@ -151,15 +152,45 @@ def test_remote_retries_429_and_503_honouring_retry_after_and_not_400(model_path
     assert json.loads(done.stdout)["status"] == 400
 
 
-def test_unreachable_endpoint_exits_1_and_is_retried_on_resume(model_path, tmp_path, flaky):
-    out = tmp_path / "out.jsonl"
+@pytest.mark.parametrize("table", [False, True], ids=["jsonl", "csv"])
+def test_unreachable_endpoint_exits_1_and_is_retried_on_resume(model_path, tmp_path, flaky, table):
+    out, form = tmp_path / "out.jsonl", ["--csv"] if table else []
     nowhere = f"http://127.0.0.1:{function_server.free_port()}/"
-    done = run_batch(model_path, "https://example.com/a", "--endpoint", nowhere, "--retries", "1", "--out", str(out))
-    assert done.returncode == 1 and rows(out)[0]["error"]["code"] == "unreachable", done.stderr
+    done = run_batch(model_path, "https://example.com/a", "--endpoint", nowhere, "--retries", "1", "--out", str(out),
+                     *form)
+    assert done.returncode == 1, done.stderr
+    written = list(csv.DictReader(io.StringIO(out.read_text()))) if table else rows(out)
+    assert [row["error"]["code"] if not table else row["error"] for row in written] == ["unreachable"]
     url, seen = flaky
-    again = run_batch(model_path, "https://example.com/a", "--endpoint", url, "--out", str(out))
+    again = run_batch(model_path, "https://example.com/a", "--endpoint", url, "--out", str(out), *form)
     assert again.returncode == 0 and len(seen) == 4
-    assert [row.get("genre") for row in rows(out)] == ["rock"]  # the failed line is replaced, not kept
+    written = list(csv.DictReader(io.StringIO(out.read_text()))) if table else rows(out)
+    assert [row.get("genre") for row in written] == ["rock"]  # the failed line is replaced, not kept
+
+
+@pytest.mark.parametrize("status", [200, 403])
+def test_a_page_that_is_not_the_functions_answer_is_unreachable(model_path, tmp_path, status):
+    """A proxy's or a single-sign-on login page (which answers 200): an error row quoting its first 200 characters."""
+    page = ("<html><body>Sign in to continue " + "x" * 300 + "</body></html>").encode()
+
+    class LoginPage(Flaky):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LoginPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = run_batch(model_path, "https://example.com/a", "--endpoint", f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+    error = json.loads(done.stdout)["error"]
+    assert done.returncode == 1 and error["code"] == "unreachable"
+    assert error["message"].startswith(f"HTTP {status} from ") and error["message"].endswith(": " + page[:200].decode())
 
 
 def test_a_file_over_the_upload_cap_is_not_sent(model_path, media, tmp_path, flaky):
@@ -216,6 +247,8 @@ def test_csv_table_and_its_resume(model_path, library, tmp_path):
     assert len(table) == 3 and {row["error"] for row in table} == {"", "unreadable_file"}
     for row in table:
         assert (row["genre"] in contract.LABELS and 0 < float(row["confidence"]) <= 1) or row["error"]
+    with open(out, "a") as f:
+        f.write("\n")  # a blank line (an edit by hand) is dropped on resume
     again = run_batch(model_path, *args)
     assert again.returncode == 0 and "3 skipped" in again.stderr
     assert list(csv.DictReader(io.StringIO(out.read_text()))) == table
@@ -223,7 +256,8 @@ def test_csv_table_and_its_resume(model_path, library, tmp_path):
 
 @pytest.mark.parametrize("args", [["nowhere/"], ["--jobs", "0", "x.flac"], ["--endpoint", "ftp://h/", "x.flac"],
                                   ["--duration", "0", "x.flac"], ["--duration", "nan", "x.flac"],
-                                  ["--start", "-1", "x.flac"], ["EMPTY"], []])
+                                  ["--start", "-1", "x.flac"], ["--endpoint", NOWHERE, "--start", "-1", "x.flac"],
+                                  ["--endpoint", NOWHERE, "--duration", "inf", "x.flac"], ["EMPTY"], []])
 def test_bad_arguments_exit_2(model_path, tmp_path, args):
     (tmp_path / "EMPTY").mkdir()
     (tmp_path / "x.flac").write_bytes(b"")
@@ -248,4 +282,11 @@ def test_progress_only_on_a_terminal():
         progress.step({"error": {"code": "not_audio"}})
         progress.finish()
     assert hidden.getvalue() == ""
-    assert "\r2/2 items" in shown.getvalue() and "1 errors" in shown.getvalue()
+    lines = shown.getvalue().split("\r")[1:]
+    assert [line.split(" items")[0] for line in lines] == ["1/2", "2/2"]
+    assert lines[0].endswith("0 errors\033[K") and lines[1].endswith("1 errors\033[K\n")
+
+
+def test_documented_defaults():
+    args = batch._parser().parse_args(["x.flac"])
+    assert (args.jobs, args.retries, args.timeout, args.start, args.duration) == (None, 6, 120, None, None)
