@@ -41,7 +41,7 @@ TARGETS = {
     "inference/model.py": ("tests/test_model_contract.py tests/test_function.py", 120),
     "inference/contract.py": ("tests/test_model_contract.py tests/test_function.py", 120),
     "inference/features.py": ("tests/test_function.py", 120),
-    "inference/decode.py": ("tests/test_function.py tests/test_hostile.py", 150),
+    "inference/decode.py": ("tests/test_decode.py tests/test_function.py tests/test_hostile.py", 150),
     "inference/remote.py": ("tests/test_remote.py tests/test_function.py tests/test_hostile.py", 150),
     "inference/resolve.py": ("tests/test_resolve.py tests/test_function.py", 120),
     "inference/config.py": ("tests/test_config.py tests/test_function.py", 120),
