@@ -180,12 +180,23 @@ def test_upload_cap(client, reconfigure, media, over, status):
         assert answer.json.get("error", {}).get("code") == ("upload_too_large" if over else None)
 
 
-def test_multipart_overhead_is_allowed_64_kib(client, reconfigure, media):
+@pytest.mark.parametrize("note, status", [(40_000, 200), (2**16 + 2**15, 413)])
+def test_multipart_overhead_is_allowed_64_kib(client, reconfigure, media, note, status):
     data = (media / "song.flac").read_bytes()
     reconfigure(max_upload_bytes=len(data))
-    answer = client.post("/", data={"file": (io.BytesIO(data), "song.flac"), "note": "x" * (2**16 + 2**15)},
+    answer = client.post("/?duration=3", data={"file": (io.BytesIO(data), "song.flac"), "note": "x" * note},
                          content_type="multipart/form-data")
-    assert (answer.status_code, answer.json["error"]["code"]) == (413, "upload_too_large")
+    assert answer.status_code == status, answer.json
+    if status == 413:
+        assert answer.json["error"]["code"] == "upload_too_large"
+
+
+def test_a_link_sent_as_a_url_encoded_form(client, served):
+    """curl -d url=... sends application/x-www-form-urlencoded; the body is read for audio first."""
+    body = urllib.parse.urlencode({"url": f"{served}/song.flac", "duration": "3"})
+    answer = client.post("/", data=body, content_type="application/x-www-form-urlencoded")
+    assert answer.status_code == 200, answer.json
+    assert answer.json["source"]["kind"] == "link" and answer.json["window"]["duration"] == 3.0
 
 
 def test_far_oversize_upload_is_refused_before_it_is_read(client, reconfigure, tiled):

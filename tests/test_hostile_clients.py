@@ -116,3 +116,33 @@ def test_a_refused_200_mb_body_is_not_read(server, content_type, status, code):
             answer += chunk
     assert answer.startswith(f"HTTP/1.1 {status}".encode()) and code.encode() in answer, answer[:300]
     assert server.status("VmHWM") - peak_before < 64 * 1024, "the refused body was read into memory"
+
+
+@pytest.fixture(scope="module")
+def capped(model_path, tmp_path_factory):
+    """A server whose uploads are capped at 0.5 MB."""
+    with function_server.start(tmp_path_factory.mktemp("capped"), GENRE_MODEL=str(model_path),
+                               GENRE_MAX_UPLOAD_MB="0.5") as running:
+        yield running
+
+
+def chunked(body: bytes):
+    """The body as an iterable: urllib sends it with Transfer-Encoding: chunked, no Content-Length."""
+    return (body[i:i + 65536] for i in range(0, len(body), 65536))
+
+
+def multipart(data: bytes) -> tuple[bytes, str]:
+    boundary = "b0undary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+            f"Content-Type: audio/wav\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("form", [False, True], ids=["raw", "multipart"])
+def test_a_chunked_upload_over_the_cap_is_413(capped, form):
+    """No Content-Length to refuse it by: the function stops reading past the cap (werkzeug, past the
+    cap and the form's 64 KiB of room)."""
+    body, content_type = multipart(bytes(700_000)) if form else (bytes(700_000), "audio/wav")
+    assert error_code(post(capped, chunked(body), content_type)) == (413, "upload_too_large")
+    status, _, _ = post(capped, b"", "application/json", Accept="application/json")
+    assert status == 400  # and the server goes on
