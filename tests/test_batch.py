@@ -193,11 +193,48 @@ def test_a_page_that_is_not_the_functions_answer_is_unreachable(model_path, tmp_
     assert error["message"].startswith(f"HTTP {status} from ") and error["message"].endswith(": " + page[:200].decode())
 
 
-def test_a_file_over_the_upload_cap_is_not_sent(model_path, media, tmp_path, flaky):
+def test_a_file_over_the_upload_cap_or_gone_is_not_sent(model_path, media, tmp_path, flaky):
     url, seen = flaky
-    done = run_batch(model_path, str(media / "song.flac"), "--endpoint", url, GENRE_MAX_UPLOAD_MB="0.1")
-    assert done.returncode == 0 and not seen  # an answer for the item (its error): nothing to retry
-    assert json.loads(done.stdout)["error"] == {"code": "upload_too_large", "message": "uploads are limited to 0.1 MB"}
+    (tmp_path / "list.txt").write_text(f"{media / 'song.flac'}\n{tmp_path / 'gone.flac'}\n")
+    done = run_batch(model_path, str(tmp_path / "list.txt"), "--endpoint", url, "--jobs", "1",
+                     GENRE_MAX_UPLOAD_MB="0.1")
+    assert done.returncode == 0 and not seen  # an answer for each item (its error): nothing to retry
+    big, gone = [json.loads(line)["error"] for line in done.stdout.splitlines()]
+    assert big == {"code": "upload_too_large", "message": "uploads are limited to 0.1 MB"}
+    assert gone["code"] == "unreadable_file"
+
+
+def test_remote_mode_sends_8_requests_at_once_by_default(model_path):
+    """Ten links to a function that takes 0.5 s to answer each: 8 in flight (the default), never more."""
+    lock, flight = threading.Lock(), {"now": 0, "most": 0}
+
+    class Slow(Flaky):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            with lock:
+                flight["now"] += 1
+                flight["most"] = max(flight["most"], flight["now"])
+            time.sleep(0.5)
+            with lock:
+                flight["now"] -= 1
+            self._send(200, {"genre": "rock", "confidence": 0.9, "scores": {"rock": 0.9}})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        links = "".join(f"https://example.com/{i}\n" for i in range(10))
+        done = run_batch(model_path, "-", "--endpoint", f"http://127.0.0.1:{server.server_address[1]}/", stdin=links)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 10
+    assert flight["most"] == 8
+
+
+def test_the_summary_line():
+    answers = [{"input": "a", "genre": "rock"}, {"input": "b", "genre": "rock"}, {"input": "c", "genre": "jazz"},
+               {"input": "d", "error": {"code": "not_audio"}}]
+    assert batch.summary(answers, 2, 0.5) == ("4 items in 0.5 s (8.00/s); rock 2, jazz 1; errors: not_audio 1; "
+                                              "2 skipped (already answered)")
 
 
 @pytest.mark.parametrize("row, final", [
