@@ -66,7 +66,7 @@ def test_reads_a_chunk_when_no_size_is_given_and_nothing_for_zero(settings, reco
     with open_remote(f"{url}/song.flac", settings) as media_file:
         assert media_file.read(0) == b"" and media_file.tell() == 0
         chunk = media_file.read()  # what has come, up to a chunk
-        assert 0 < len(chunk) <= remote.CHUNK and chunk == data[:len(chunk)] and media_file.tell() == len(chunk)
+        assert 1 < len(chunk) <= remote.CHUNK and chunk == data[:len(chunk)] and media_file.tell() == len(chunk)
         assert media_file.read(10) == data[len(chunk):len(chunk) + 10]
 
 
@@ -213,6 +213,35 @@ def test_the_byte_cap_counts_every_byte_read(settings, recorded):
         with pytest.raises(ClassifyError) as over:
             media_file.read(1)
     assert over.value.code == "source_too_large"
+
+
+def test_half_a_second_left_is_enough_to_read(settings, recorded):
+    url, _ = recorded
+    with open_remote(f"{url}/song.flac", settings, seconds=0.5) as media_file:
+        assert media_file.read(4) == b"fLaC"
+
+
+def test_a_source_that_hangs_up_midway_is_cut(settings):
+    class HangsUp(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            self.wfile.write(b"fLaC" + bytes(996))
+
+        def log_message(self, *args):
+            pass
+    httpd = local_http.QuietServer(("127.0.0.1", 0), HangsUp)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with open_remote(f"http://127.0.0.1:{httpd.server_address[1]}/a.flac", settings) as media_file:
+            got = b""
+            while chunk := media_file.read(4096):
+                got += chunk
+            assert got == b"fLaC" + bytes(996) and media_file.cut and media_file.fetched == 1000
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_an_expired_deadline_is_a_timeout(settings, recorded):
