@@ -495,9 +495,12 @@ def test_upstream_errors_blame_the_link_for_4xx_and_the_site_for_5xx(settings, s
 ])
 def test_a_refused_request_logs_one_warning_line(client, capsys, method, status, severity, message):
     capsys.readouterr()
+    began = time.perf_counter()
     answer = client.open("/?start=1", method=method)
+    took_ms = (time.perf_counter() - began) * 1000
     assert answer.status_code == status
     assert answer.headers.get("Allow") == ("GET, POST, OPTIONS" if status == 405 else None)
     entry = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert (entry["severity"], entry["message"], entry["status"]) == (severity, message, status)
     assert entry["duration_ms"] == round(entry["duration_ms"], 1)  # to a tenth of a millisecond
+    assert 0 <= entry["duration_ms"] <= took_ms
