@@ -39,14 +39,16 @@ def open_audio(source):
     return container
 
 
-def read_window(container, start: float, duration: float, sample_rate: int, deadline: float) -> np.ndarray:
-    """Mono float32 samples of [start, start + duration) seconds of the first audio stream."""
+def read_window(container, start: float, duration: float, sample_rate: int, deadline: float,
+                seekable: bool) -> np.ndarray:
+    """Mono float32 samples of [start, start + duration) seconds of the first audio stream. A source
+    that cannot seek (a live stream) is decoded from where it is, up to `start` skipped."""
     stream = container.streams.audio[0]
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     wanted, skip = int(duration * sample_rate), 0
     chunks, have = [], 0
     try:
-        if start > 0:
+        if start > 0 and seekable:
             container.seek(int(start * av.time_base), backward=True, any_frame=False)
         for frame in container.decode(stream):
             if time.monotonic() > deadline:

@@ -62,7 +62,7 @@ def _analyse(source, settings: Settings, deadline: float, *, start: float | None
         if seconds and seconds > settings.max_source_minutes * 60:
             raise errors.source_too_long(seconds, settings.max_source_minutes)
         start, duration = choose_window(start, duration, seconds, settings)
-        audio = decode.read_window(container, start, duration, genre_model.sample_rate, deadline)
+        audio = decode.read_window(container, start, duration, genre_model.sample_rate, deadline, source.seekable())
     finally:
         container.close()
     segment = genre_model.meta.segment_samples

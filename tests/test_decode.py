@@ -1,4 +1,5 @@
 """inference/decode.py: which bodies look like audio, and which stream of a file is decoded."""
+import io
 import time
 
 import av
@@ -44,5 +45,33 @@ def test_the_first_audio_stream_is_the_one_decoded(tmp_path):
             out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
     with av.open(str(path)) as container:
-        audio = decode.read_window(container, 0.0, 3.0, rate, time.monotonic() + 10)
+        audio = decode.read_window(container, 0.0, 3.0, rate, time.monotonic() + 10, True)
     assert len(audio) == 3 * rate and np.abs(audio).max() > 0.4
+
+
+class Unseekable(io.RawIOBase):
+    """The bytes of a file as a live stream gives them: no seeking."""
+
+    def __init__(self, data: bytes):
+        self.data = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+    def readinto(self, buffer):
+        chunk = self.data.read(len(buffer))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_a_stream_that_cannot_seek_is_decoded_up_to_the_start_and_skipped(media):
+    data = (media / "song.flac").read_bytes()
+    with av.open(io.BytesIO(data)) as container:
+        seeking = decode.read_window(container, 5.0, 6.0, 22050, time.monotonic() + 10, True)
+    with decode.open_audio(Unseekable(data)) as container:
+        streaming = decode.read_window(container, 5.0, 6.0, 22050, time.monotonic() + 10, False)
+    assert len(streaming) == len(seeking) == 6 * 22050
+    assert np.abs(streaming - seeking).max() < 1e-3

@@ -1,8 +1,10 @@
 """main.classify through functions-framework's test client: links, uploads, windows, errors."""
+import http.server
 import io
 import json
 import math
 import struct
+import threading
 import time
 import urllib.parse
 import wave
@@ -336,6 +338,34 @@ def test_redirects_of_the_media_url_are_checked(settings, served, target, status
             assert media.read(4) == b"fLaC" and status == 200
     except ClassifyError as refused:
         assert (refused.status, refused.code) == (status, code)
+
+
+def test_a_start_in_a_stream_that_cannot_seek(client, media):
+    """A live-style source (no length, no ranges): decoded from its start up to the window, which
+    is the same as the file's."""
+    data = (media / "song.flac").read_bytes()
+
+    class Live(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/flac")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+    httpd = local_http.QuietServer(("127.0.0.1", 0), Live)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        live = client.post("/", json={"url": f"http://127.0.0.1:{httpd.server_address[1]}/live.flac",
+                                      "start": 12, "duration": 6})
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert live.status_code == 200, live.json
+    assert live.json["window"] == {"start": 12.0, "duration": 6.0}
+    upload = client.post("/?start=12&duration=6", data=data, content_type="audio/flac")
+    assert live.json["scores"] == pytest.approx(upload.json["scores"], abs=2e-4)
 
 
 def test_a_server_that_offers_ranges_then_ignores_them(client, media, served):
