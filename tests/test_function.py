@@ -193,6 +193,34 @@ def test_multipart_overhead_is_allowed_64_kib(client, reconfigure, media, note, 
         assert answer.json["error"]["code"] == "upload_too_large"
 
 
+@pytest.mark.parametrize("status, answered, code", [(400, 400, "bad_request"), (431, 431, "headers_too_large"),
+                                                    (500, 500, "internal"), (501, 400, "bad_request")])
+def test_what_gunicorn_answers_itself_is_json(app, status, answered, code):
+    """gunicorn answers a request it cannot parse before the function runs; main.py writes that answer."""
+    import socket
+
+    import main
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        main._unparsable(ours, status, "Reason", "detail")
+        ours.shutdown(socket.SHUT_WR)
+        head, body = theirs.recv(65536).split(b"\r\n\r\n", 1)
+    assert head.startswith(f"HTTP/1.1 {answered} ".encode()) and json.loads(body)["error"]["code"] == code
+
+
+def test_a_multipart_body_of_exactly_the_cap_and_its_room_is_read(client, reconfigure, media):
+    data = (media / "song.flac").read_bytes()
+    reconfigure(max_upload_bytes=len(data))
+    boundary = "b0undary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="s.flac"\r\n\r\n'.encode()
+    note = f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\n'.encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    padding = len(data) + 2**16 - len(head + data + note + tail)  # the body: exactly the cap and 64 KiB
+    body = head + data + note + b"x" * padding + tail
+    answer = client.post("/?duration=3", data=body, content_type=f"multipart/form-data; boundary={boundary}")
+    assert answer.status_code == 200, answer.json
+
+
 def test_a_link_sent_as_a_url_encoded_form(client, served):
     """curl -d url=... sends application/x-www-form-urlencoded; the body is read for audio first."""
     body = urllib.parse.urlencode({"url": f"{served}/song.flac", "duration": "3"})
