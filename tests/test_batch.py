@@ -55,6 +55,7 @@ def test_local_mode_over_a_folder(model_path, library, tmp_path):
         assert answer["genre"] in contract.LABELS and answer["segments"] == 1 and answer["source"]["kind"] == "upload"
         assert answer["source"]["title"] == os.path.basename(answer["input"])
     assert "8 items in" in done.stderr and "errors: none" in done.stderr
+    assert float(done.stderr.split("8 items in ")[1].split(" s")[0]) < 600
     assert "\r" not in done.stderr, "no progress bar when stderr is not a terminal"
 
 
@@ -201,7 +202,22 @@ def test_a_file_over_the_upload_cap_or_gone_is_not_sent(model_path, media, tmp_p
     assert done.returncode == 0 and not seen  # an answer for each item (its error): nothing to retry
     big, gone = [json.loads(line)["error"] for line in done.stdout.splitlines()]
     assert big == {"code": "upload_too_large", "message": "uploads are limited to 0.1 MB"}
-    assert gone["code"] == "unreadable_file"
+    assert gone == {"code": "unreadable_file", "message": f"No such file or directory: {tmp_path / 'gone.flac'}"}
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["here", "remote"])
+def test_a_file_of_exactly_the_upload_cap_is_classified(model_path, tmp_path, flaky, remote):
+    url, seen = flaky
+    (tmp_path / "exact.flac").write_bytes(bytes(2**19))  # 0.5 MB of zeros: the decoder's to judge, not the cap
+    where = ["--endpoint", url, "--retries", "0"] if remote else []
+    done = run_batch(model_path, str(tmp_path / "exact.flac"), *where, GENRE_MAX_UPLOAD_MB="0.5")
+    row = json.loads(done.stdout)
+    assert row["error"]["code"] == ("busy" if remote else "no_audio") and len(seen) == remote
+
+
+def test_zero_retries_is_one_attempt(model_path, tmp_path):
+    done = run_batch(model_path, "https://example.com/a", "--endpoint", NOWHERE, "--retries", "0")
+    assert done.returncode == 1 and json.loads(done.stdout)["error"]["code"] == "unreachable", done.stderr
 
 
 def test_remote_mode_sends_8_requests_at_once_by_default(model_path):
@@ -327,3 +343,15 @@ def test_progress_only_on_a_terminal():
 def test_documented_defaults():
     args = batch._parser().parse_args(["x.flac"])
     assert (args.jobs, args.retries, args.timeout, args.start, args.duration) == (None, 6, 120, None, None)
+
+
+def test_the_progress_line_counts_rate_and_time_left(monkeypatch):
+    clock = iter([100.0, 102.0, 104.0])
+    monkeypatch.setattr(batch, "time", type("Clock", (), {"monotonic": staticmethod(lambda: next(clock))}))
+    stream = io.StringIO()
+    stream.isatty = lambda: True
+    progress = batch.Progress(4, stream)  # began at 100 s
+    progress.step({"genre": "rock"})  # at 102 s: 1 item in 2 s
+    progress.step({"genre": "rock"})  # at 104 s: 2 in 4 s
+    assert stream.getvalue().split("\r")[1:] == ["1/4 items, 0.50/s, ETA 6 s, 0 errors\033[K",
+                                                 "2/4 items, 0.50/s, ETA 4 s, 0 errors\033[K"]
