@@ -41,3 +41,12 @@ def test_every_variable_is_read(environment):
 def test_loopback_is_allowed_by_1_only(environment, value):
     environment(GENRE_TESTING_ALLOW_LOOPBACK=value)
     assert config.load().testing_allow_loopback is False
+
+
+def test_settings_cannot_change_once_read():
+    """One Settings is shared by every request's thread: changes go through dataclasses.replace."""
+    import dataclasses
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.load().time_budget = 1.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.VARIABLES["GENRE_MODEL"].default = "x.onnx"

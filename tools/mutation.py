@@ -45,7 +45,7 @@ TARGETS = {
     "inference/decode.py": ("tests/test_decode.py tests/test_function.py tests/test_hostile.py", 150),
     "inference/remote.py": ("tests/test_remote.py tests/test_function.py tests/test_hostile.py", 150),
     "inference/resolve.py": ("tests/test_resolve.py tests/test_function.py", 120),
-    "inference/config.py": ("tests/test_config.py tests/test_function.py", 120),
+    "inference/config.py": ("tests/test_config.py tests/test_deploy.py tests/test_function.py", 120),
     "inference/batch.py": ("tests/test_batch.py", 150),
     "inference/__main__.py": ("tests/test_batch.py tests/test_server.py", 150),
     "main.py": ("tests/test_function.py tests/test_server.py tests/test_hostile_clients.py", 150),
