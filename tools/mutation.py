@@ -146,9 +146,13 @@ def run(path: str, tree: Path, survivors: bool, again: bool) -> Counter:
                       f'[cosmic-ray.filters.operators-filter]\nexclude-operators = {json.dumps(EXCLUDED_OPERATORS)}\n')
     cosmic = [sys.executable, "-m", "cosmic_ray.cli"]
     if again and kept.exists() and source.exists() and source.read_bytes() == (tree / path).read_bytes():
-        shutil.copy(kept, db)  # the file is unchanged: what was killed stays killed, the rest runs again
+        shutil.copy(kept, db)  # the file is unchanged: what was killed (or is equivalent) stays, the rest runs again
         with sqlite3.connect(db) as session:
-            session.execute("DELETE FROM work_results WHERE test_outcome != 'KILLED' AND worker_outcome != 'SKIPPED'")
+            rows = session.execute("SELECT job_id, diff FROM work_results WHERE test_outcome != 'KILLED' "
+                                   "AND worker_outcome != 'SKIPPED'").fetchall()
+            skip = equivalents()
+            session.executemany("DELETE FROM work_results WHERE job_id = ?",
+                                [(job,) for job, diff in rows if (path, *changed_lines(diff or "")) not in skip])
     else:
         subprocess.run([*cosmic, "init", config.name, db.name], cwd=tree, check=True)
         subprocess.run([sys.executable, "-m", "cosmic_ray.tools.filters.operators_filter", db.name, config.name],
