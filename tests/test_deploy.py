@@ -16,7 +16,7 @@ printf '%s\\n' "$@" > "$GCLOUD_ARGS"
 DEFAULTS = ["functions", "deploy", "genre-classifier", "--gen2", "--runtime=python311", "--trigger-http",
             "--no-allow-unauthenticated", "--entry-point=classify", "--source=.", "--region=us-central1",
             "--memory=1GiB", "--cpu=1", "--timeout=60s", "--max-instances=10", "--concurrency=4",
-            f"--set-env-vars=^@^ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2@THREADS={config.SERVER_THREADS}"]
+            "--set-env-vars=^@^ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2@THREADS=64"]  # 64: README, Hostile clients
 
 
 def tool_dir(path, *tools: str):
@@ -67,7 +67,7 @@ def test_overrides_by_environment(tmp_path):
                      "--set-secrets=/secrets/cookies.txt=yt-cookies:latest,YTDLP_PROXY=yt-proxy:latest"):
         assert expected in args
     env_vars = next(a for a in args if a.startswith("--set-env-vars=^@^")).split("^@^", 1)[1].split("@")
-    assert env_vars == ["ORT_DISABLE_TELEMETRY=1", "MALLOC_ARENA_MAX=2", f"THREADS={config.SERVER_THREADS}",
+    assert env_vars == ["ORT_DISABLE_TELEMETRY=1", "MALLOC_ARENA_MAX=2", "THREADS=64",
                         "GENRE_TIME_BUDGET_S=20",
                         "GENRE_ALLOWED_SITES=youtube.com,youtu.be", "YTDLP_PROXY=http://proxy.example:3128",
                         "YTDLP_COOKIES=/secrets/cookies.txt"]
