@@ -221,7 +221,7 @@ def test_zero_retries_is_one_attempt(model_path, tmp_path):
 
 
 def test_remote_mode_sends_8_requests_at_once_by_default(model_path):
-    """Ten links to a function that takes 0.5 s to answer each: 8 in flight (the default), never more."""
+    """Ten links to a function that takes 1.5 s to answer each: 8 in flight (the default), never more."""
     lock, flight = threading.Lock(), {"now": 0, "most": 0}
 
     class Slow(Flaky):
@@ -230,7 +230,7 @@ def test_remote_mode_sends_8_requests_at_once_by_default(model_path):
             with lock:
                 flight["now"] += 1
                 flight["most"] = max(flight["most"], flight["now"])
-            time.sleep(0.5)
+            time.sleep(1.5)
             with lock:
                 flight["now"] -= 1
             self._send(200, {"genre": "rock", "confidence": 0.9, "scores": {"rock": 0.9}})
