@@ -33,6 +33,10 @@ def test_heads_that_are_not_audio(head):
     assert not decode.looks_like_audio(head)
 
 
+def test_two_bytes_of_frame_sync_are_enough():
+    assert decode.looks_like_audio(b"\xff\xfb") and not decode.looks_like_audio(b"\xff")
+
+
 def test_the_first_audio_stream_is_the_one_decoded(tmp_path):
     """A Matroska file with a 440-Hz tone as its first audio stream and silence as its second."""
     path, rate = tmp_path / "two.mka", 22050

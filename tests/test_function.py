@@ -12,7 +12,7 @@ import wave
 import numpy as np
 import pytest
 
-from inference import contract, remote
+from inference import contract, errors, remote
 from inference.errors import ClassifyError
 
 import local_http
@@ -234,6 +234,11 @@ def test_far_oversize_upload_is_refused_before_it_is_read(client, reconfigure, t
     answer = client.post("/", data=tiled(120), content_type="audio/wav")  # 5 MB
     assert answer.status_code == 413
     assert answer.json["error"] == {"code": "upload_too_large", "message": "uploads are limited to 2 MB"}
+
+
+def test_caps_are_named_in_mb_as_set():
+    assert errors.upload_too_large(int(0.25 * 2**20)).message == "uploads are limited to 0.25 MB"
+    assert errors.source_too_large(30 * 2**20).message == "the audio needed more than 30 MB of download"
 
 
 def test_download_cap_names_its_size(client, reconfigure, tiled, tmp_path):
