@@ -142,6 +142,7 @@ def test_remote_retries_429_and_503_honouring_retry_after_and_not_400(model_path
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - began >= 1, "Retry-After: 1 was not waited for"
     assert json.loads(done.stdout)["genre"] == "rock" and "; rock 1; errors: none" in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr  # the summary, nothing else
     assert len(seen) == 4
     for body, authorization in seen:  # the upload was sent whole each time, with the window asked
         assert clip.read_bytes() in body and b'filename="song.flac"' in body
@@ -151,6 +152,13 @@ def test_remote_retries_429_and_503_honouring_retry_after_and_not_400(model_path
     done = run_batch(model_path, "http://example.com/bad", "--endpoint", url, "--token", "t2")
     assert done.returncode == 0 and len(seen) == 1 and seen[0][1] == "Bearer t2"
     assert json.loads(done.stdout)["status"] == 400
+
+
+def test_an_unreachable_endpoint_is_named_with_the_reason(model_path):
+    done = run_batch(model_path, "https://example.com/a", "--endpoint", NOWHERE, "--retries", "0")
+    message = json.loads(done.stdout)["error"]["message"]
+    assert message.startswith(f"no answer from {NOWHERE}: ") and "Connection refused" in message, message
+    assert "Max retries exceeded" not in message  # the cause, not urllib3's wrapper
 
 
 @pytest.mark.parametrize("table", [False, True], ids=["jsonl", "csv"])
@@ -281,6 +289,7 @@ def test_resume_after_a_kill_answers_every_item_once(model_path, gtzan, tmp_path
     written = out.read_text().count("\n")
     assert 3 <= written < len(clips), "the run was not cut mid-way"
     with open(out, "a") as f:
+        f.write('["not", "a", "row"]\n')  # a line of JSON that is no answer is dropped
         f.write('{"input": "' + clips[-1] + '", "genre": "ro')  # a line cut off by the kill
     second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
@@ -346,12 +355,12 @@ def test_documented_defaults():
 
 
 def test_the_progress_line_counts_rate_and_time_left(monkeypatch):
-    clock = iter([100.0, 102.0, 104.0])
+    clock = iter([100.0, 100.5, 101.0])
     monkeypatch.setattr(batch, "time", type("Clock", (), {"monotonic": staticmethod(lambda: next(clock))}))
     stream = io.StringIO()
     stream.isatty = lambda: True
     progress = batch.Progress(4, stream)  # began at 100 s
-    progress.step({"genre": "rock"})  # at 102 s: 1 item in 2 s
-    progress.step({"genre": "rock"})  # at 104 s: 2 in 4 s
-    assert stream.getvalue().split("\r")[1:] == ["1/4 items, 0.50/s, ETA 6 s, 0 errors\033[K",
-                                                 "2/4 items, 0.50/s, ETA 4 s, 0 errors\033[K"]
+    progress.step({"genre": "rock"})  # at 100.5 s: 1 item in 0.5 s, 3 to go
+    progress.step({"genre": "rock"})  # at 101 s: 2 in 1 s
+    assert stream.getvalue().split("\r")[1:] == ["1/4 items, 2.00/s, ETA 2 s, 0 errors\033[K",
+                                                 "2/4 items, 2.00/s, ETA 1 s, 0 errors\033[K"]

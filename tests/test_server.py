@@ -187,6 +187,7 @@ def test_cli_prints_the_same_json(model_path, media, served):
     for done in (by_file, by_link):
         assert done.returncode == 0, done.stderr
     file_answer, link_answer = json.loads(by_file.stdout), json.loads(by_link.stdout)
+    assert by_file.stdout.startswith('{\n  "genre": ')  # for people: indented by two
     assert file_answer["segments"] == 2 and file_answer["scores"] == pytest.approx(link_answer["scores"], abs=2e-4)
     missing = run(str(media / "nothing.flac"))
     assert missing.returncode == 1 and json.loads(missing.stdout)["error"]["code"] == "unreadable_file"
