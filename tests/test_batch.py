@@ -45,6 +45,64 @@ def library(gtzan, tmp_path_factory):
     return folder
 
 
+def test_the_summary_line():
+    answers = [{"input": "a", "genre": "rock"}, {"input": "b", "genre": "rock"}, {"input": "c", "genre": "jazz"},
+               {"input": "d", "error": {"code": "not_audio"}}]
+    assert batch.summary(answers, 2, 0.5) == ("4 items in 0.5 s (8.00/s); rock 2, jazz 1; errors: not_audio 1; "
+                                              "2 skipped (already answered)")
+
+
+@pytest.mark.parametrize("row, final", [
+    ({"input": "a", "genre": "rock"}, True),
+    ({"input": "a", "error": {"code": "unreadable_file"}}, True),  # this machine's own error: no status
+    ({"input": "a", "error": {"code": "bad_window"}, "status": 422}, True),
+    ({"input": "a", "error": {"code": "busy"}, "status": 499}, True),
+    ({"input": "a", "error": {"code": "internal"}, "status": 500}, False),
+    ({"input": "a", "error": {"code": "unreachable"}}, False),
+])
+def test_which_rows_resume_leaves_alone(row, final):
+    assert batch.answered(row) is final
+
+
+def test_progress_only_on_a_terminal():
+    class Stream(io.StringIO):
+        def __init__(self, tty):
+            super().__init__()
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    shown, hidden = Stream(True), Stream(False)
+    for stream in (shown, hidden):
+        progress = batch.Progress(2, stream)
+        progress.step({"genre": "rock"})
+        progress.step({"error": {"code": "not_audio"}})
+        progress.finish()
+    assert hidden.getvalue() == ""
+    lines = shown.getvalue().split("\r")[1:]
+    assert [line.split(" items")[0] for line in lines] == ["1/2", "2/2"]
+    assert lines[0].endswith("0 errors\033[K") and lines[1].endswith("1 errors\033[K\n")
+
+
+def test_documented_defaults():
+    args = batch._parser().parse_args(["x.flac"])
+    assert (args.jobs, args.retries, args.timeout, args.start, args.duration) == (None, 6, 120, None, None)
+
+
+def test_the_progress_line_counts_rate_and_time_left(monkeypatch):
+    clock = iter([100.0, 100.5, 101.0])
+    monkeypatch.setattr(batch, "time", type("Clock", (), {"monotonic": staticmethod(lambda: next(clock))}))
+    stream = io.StringIO()
+    stream.isatty = lambda: True
+    progress = batch.Progress(4, stream)  # began at 100 s
+    progress.step({"genre": "rock"})  # at 100.5 s: 1 item in 0.5 s, 3 to go
+    progress.step({"genre": "rock"})  # at 101 s: 2 in 1 s
+    assert stream.getvalue().split("\r")[1:] == ["1/4 items, 2.00/s, ETA 2 s, 0 errors\033[K",
+                                                 "2/4 items, 2.00/s, ETA 1 s, 0 errors\033[K"]
+
+
+
 def test_local_mode_over_a_folder(model_path, library, tmp_path):
     out = tmp_path / "results.jsonl"
     done = run_batch(model_path, str(library), "--duration", "3", "--jobs", "2", "--out", str(out))
@@ -254,25 +312,6 @@ def test_remote_mode_sends_8_requests_at_once_by_default(model_path):
     assert flight["most"] == 8
 
 
-def test_the_summary_line():
-    answers = [{"input": "a", "genre": "rock"}, {"input": "b", "genre": "rock"}, {"input": "c", "genre": "jazz"},
-               {"input": "d", "error": {"code": "not_audio"}}]
-    assert batch.summary(answers, 2, 0.5) == ("4 items in 0.5 s (8.00/s); rock 2, jazz 1; errors: not_audio 1; "
-                                              "2 skipped (already answered)")
-
-
-@pytest.mark.parametrize("row, final", [
-    ({"input": "a", "genre": "rock"}, True),
-    ({"input": "a", "error": {"code": "unreadable_file"}}, True),  # this machine's own error: no status
-    ({"input": "a", "error": {"code": "bad_window"}, "status": 422}, True),
-    ({"input": "a", "error": {"code": "busy"}, "status": 499}, True),
-    ({"input": "a", "error": {"code": "internal"}, "status": 500}, False),
-    ({"input": "a", "error": {"code": "unreachable"}}, False),
-])
-def test_which_rows_resume_leaves_alone(row, final):
-    assert batch.answered(row) is final
-
-
 def test_resume_after_a_kill_answers_every_item_once(model_path, gtzan, tmp_path):
     clips = [str(p) for genre in GENRES for p in sorted((gtzan / genre).glob("*.flac"))[:5]]
     listing, out = tmp_path / "list.txt", tmp_path / "out.jsonl"
@@ -326,41 +365,3 @@ def test_bad_arguments_exit_2(model_path, tmp_path, args):
     done = subprocess.run([sys.executable, "-m", "inference", "batch", *args], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 2 and "error:" in done.stderr, done.stderr
-
-
-def test_progress_only_on_a_terminal():
-    class Stream(io.StringIO):
-        def __init__(self, tty):
-            super().__init__()
-            self.tty = tty
-
-        def isatty(self):
-            return self.tty
-
-    shown, hidden = Stream(True), Stream(False)
-    for stream in (shown, hidden):
-        progress = batch.Progress(2, stream)
-        progress.step({"genre": "rock"})
-        progress.step({"error": {"code": "not_audio"}})
-        progress.finish()
-    assert hidden.getvalue() == ""
-    lines = shown.getvalue().split("\r")[1:]
-    assert [line.split(" items")[0] for line in lines] == ["1/2", "2/2"]
-    assert lines[0].endswith("0 errors\033[K") and lines[1].endswith("1 errors\033[K\n")
-
-
-def test_documented_defaults():
-    args = batch._parser().parse_args(["x.flac"])
-    assert (args.jobs, args.retries, args.timeout, args.start, args.duration) == (None, 6, 120, None, None)
-
-
-def test_the_progress_line_counts_rate_and_time_left(monkeypatch):
-    clock = iter([100.0, 100.5, 101.0])
-    monkeypatch.setattr(batch, "time", type("Clock", (), {"monotonic": staticmethod(lambda: next(clock))}))
-    stream = io.StringIO()
-    stream.isatty = lambda: True
-    progress = batch.Progress(4, stream)  # began at 100 s
-    progress.step({"genre": "rock"})  # at 100.5 s: 1 item in 0.5 s, 3 to go
-    progress.step({"genre": "rock"})  # at 101 s: 2 in 1 s
-    assert stream.getvalue().split("\r")[1:] == ["1/4 items, 2.00/s, ETA 2 s, 0 errors\033[K",
-                                                 "2/4 items, 2.00/s, ETA 1 s, 0 errors\033[K"]
