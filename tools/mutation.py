@@ -15,6 +15,7 @@ Sessions are kept in .mutation/: --again runs only the previous survivors of an 
     nice -n 10 python tools/mutation.py inference/urlpolicy.py  # some files
     python tools/mutation.py --survivors inference/urlpolicy.py # and the diff of each survivor
     python tools/mutation.py --again inference/urlpolicy.py     # after adding tests: the survivors again
+    python tools/mutation.py --report                           # the table of the last runs, running nothing
 
 Mutants listed in tools/equivalent_mutants.txt (no test can tell them apart) are counted apart."""
 import argparse
@@ -166,7 +167,16 @@ def run(path: str, tree: Path, survivors: bool, again: bool) -> Counter:
     SESSIONS.mkdir(exist_ok=True)
     shutil.copy(db, kept)
     shutil.copy(tree / path, source)
-    dump = subprocess.run([*cosmic, "dump", db.name], cwd=tree, check=True, capture_output=True, text=True).stdout
+    counts = count(path, db, survivors)
+    if interrupted:
+        raise Interrupted(counts)
+    return counts
+
+
+def count(path: str, db: Path, survivors: bool = False) -> Counter:
+    """killed / survived / equivalent / ... of a session, printing each survivor's diff if asked."""
+    dump = subprocess.run([sys.executable, "-m", "cosmic_ray.cli", "dump", str(db)], check=True, capture_output=True,
+                          text=True).stdout
     skip = equivalents()
     counts = Counter()
     for line in dump.splitlines():
@@ -184,9 +194,20 @@ def run(path: str, tree: Path, survivors: bool, again: bool) -> Counter:
             counts["unrun"] += 1
         if survivors and outcome == "survived":
             print(result["diff"])
-    if interrupted:
-        raise Interrupted(counts)
     return counts
+
+
+def report(files: list[str], survivors: bool):
+    """The table of the kept sessions (.mutation/) of files unchanged since their run; runs nothing."""
+    rows = []
+    for path in files:
+        name = path.replace("/", "_")
+        kept, source = SESSIONS / f"{name}.sqlite", SESSIONS / f"{name}.original"
+        if not kept.exists() or not source.exists() or source.read_bytes() != (ROOT / path).read_bytes():
+            rows.append((f"{path} (no run of this version)", Counter()))
+            continue
+        rows.append((path, count(path, kept, survivors)))
+    _table(rows)
 
 
 class Interrupted(Exception):
@@ -217,16 +238,18 @@ def main():
     parser.add_argument("--again", action="store_true",
                         help="keep the killed mutants of the last run of an unchanged file, run the rest "
                              "(valid when tests were only added or strengthened since)")
+    parser.add_argument("--report", action="store_true", help="the table of the last runs (.mutation/); runs nothing")
     parser.add_argument("--mutant", metavar="FILE", help=argparse.SUPPRESS)  # cosmic-ray's test command
     args = parser.parse_args()
     if args.mutant:
         return run_mutant(args.mutant)
+    if args.report:
+        return report(args.files or list(TARGETS), args.survivors)
     unknown = set(args.files) - set(TARGETS)
     if unknown:
         parser.error(f"not a target: {' '.join(sorted(unknown))}")
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill PID stops it as Ctrl-C does
     top = copy_tree()
-    totals = Counter()
     rows = []
     try:
         for path in args.files or TARGETS:
@@ -234,13 +257,16 @@ def main():
                 counts = run(path, top / "repo", args.survivors, args.again)
             except Interrupted as stopped:
                 rows.append((f"{path} (stopped)", stopped.args[0]))
-                totals += stopped.args[0]
                 break
-            totals += counts
             rows.append((path, counts))
             print(_row(path, counts), flush=True)
     finally:
         shutil.rmtree(top)
+    _table(rows)
+
+
+def _table(rows: list[tuple[str, Counter]]):
+    totals = sum((counts for _, counts in rows), Counter())
     print("\n".join(["", f"{'file':34} killed survived (no test runs it) equivalent incompetent not-run  killed%"]
                     + [_row(path, counts) for path, counts in rows] + [_row("total", totals)]))
 
