@@ -55,3 +55,50 @@ def test_cookies_file_is_read_and_never_written(tmp_path, monkeypatch, served):
     found = resolve.resolve(f"{served}/song.flac", config.load(), 10)
     assert found.media_url == f"{served}/song.flac"
     assert cookies.read_bytes() == before and list(tmp_path.iterdir()) == [cookies]
+
+
+@pytest.fixture
+def loopback(monkeypatch):
+    monkeypatch.setenv("GENRE_TESTING_ALLOW_LOOPBACK", "1")
+    return config.load()
+
+
+def test_a_direct_link_is_named_by_its_domain(loopback, served):
+    found = resolve.resolve(f"{served}/song.flac", loopback, 10)
+    assert found.site == served.removeprefix("http://") and found.duration is None  # yt-dlp's domain keeps the port
+
+
+def test_a_page_with_two_clips_resolves_to_the_first(loopback, served, media):
+    (media / "two.html").write_text('<!doctype html><html><head><title>Two</title></head><body>'
+                                    '<audio src="song.flac"></audio><audio src="other.flac"></audio></body></html>')
+    try:
+        found = resolve.resolve(f"{served}/two.html", loopback, 10)
+    finally:
+        (media / "two.html").unlink()
+    assert found.media_url == f"{served}/song.flac"
+
+
+@pytest.mark.parametrize("left, socket_timeout", [(0.2, 1.0), (7.0, 7.0), (100.0, 15.0)])
+def test_yt_dlp_waits_on_a_socket_at_most_the_time_left_within_1_to_15_s(left, socket_timeout):
+    assert resolve._options(config.load(), left)["socket_timeout"] == socket_timeout
+
+
+def test_a_long_upstream_message_is_cut_at_300_characters():
+    error = resolve._error(download_error("Video unavailable: " + "x" * 400))
+    assert error.code == "source_unavailable" and error.message == ("abc: Video unavailable: " + "x" * 400)[:300]
+
+
+@pytest.mark.parametrize("broken", ["missing", "no binary"])
+def test_without_the_deno_wheel_yt_dlp_looks_for_deno_itself(monkeypatch, broken):
+    import sys
+
+    import deno
+    if broken == "missing":
+        monkeypatch.setitem(sys.modules, "deno", None)  # import deno raises ImportError
+    else:
+        monkeypatch.setattr(deno, "find_deno_bin", lambda: (_ for _ in ()).throw(FileNotFoundError("deno")))
+    resolve._deno_path.cache_clear()
+    try:
+        assert resolve._deno_path() is None and "js_runtimes" not in resolve._options(config.load(), 10)
+    finally:
+        resolve._deno_path.cache_clear()
