@@ -88,8 +88,8 @@ def map_lines(path: str, tree: Path):
     """Run each of the file's test files once under coverage and write the map {line: [what to
     run]}: the tests whose function ran the line, every test file whose started processes (servers,
     CLIs) ran it, or "*" (all) for a line run at import or in a fixture. Exit if a test fails."""
-    rc = tree / f"{COVERAGE}rc"
-    rc.write_text(f"[run]\nparallel = True\ndata_file = {tree / COVERAGE}-data\ninclude = {tree / path}\n"
+    rc = tree.parent / f"{COVERAGE}rc"  # beside the tree, not in it (the tests look at the tree's files)
+    rc.write_text(f"[run]\nparallel = True\ndata_file = {tree.parent / COVERAGE}-data\ninclude = {tree / path}\n"
                   "dynamic_context = test_function\nsigterm = True\n"
                   "disable_warnings = no-data-collected, module-not-measured, module-not-imported\n")
     env = dict(os.environ, COVERAGE_PROCESS_START=str(rc))  # coverage's .pth starts it in every process
@@ -99,7 +99,7 @@ def map_lines(path: str, tree: Path):
         test_process = subprocess.Popen([*PYTEST, tests], cwd=tree, env=env, stdout=subprocess.DEVNULL)
         if test_process.wait():  # else every mutant is "killed"
             sys.exit(f"{tests} fails without any mutant: fix it first")
-        for part in tree.glob(f"{COVERAGE}-data.*"):
+        for part in tree.parent.glob(f"{COVERAGE}-data.*"):
             data = coverage.CoverageData(str(part))
             data.read()
             for line, contexts in data.contexts_by_lineno(str(tree / path)).items():
@@ -110,19 +110,19 @@ def map_lines(path: str, tree: Path):
                     runs[line].add(f"{tests}::{function.replace('.', '::')}"
                                    if function and tests == f"tests/{module}.py" else "*")
             part.unlink()
-    (tree / f"{COVERAGE}.json").write_text(json.dumps({line: sorted(ids) for line, ids in runs.items()}))
+    (tree.parent / f"{COVERAGE}.json").write_text(json.dumps({line: sorted(ids) for line, ids in runs.items()}))
 
 
 def run_mutant(path: str):
     """The test command of each mutant (cosmic-ray has just written it into `path`, in the current
     folder, the tree copy): the tests that run its line; all the file's tests if coverage saw none."""
-    original = Path(f"{COVERAGE}.original").read_text()
+    original = Path(f"../{COVERAGE}.original").read_text()
     mutated = Path(path).read_text().splitlines()
     lines = {n for n, (a, b) in enumerate(zip(original.splitlines(), mutated, strict=False), 1) if a != b}
     statements = [node for node in ast.walk(ast.parse(original)) if isinstance(node, ast.stmt)]
     for n in set(lines):  # a statement over several lines runs as its first: the innermost one's
         lines.add(max((s.lineno for s in statements if s.lineno <= n <= s.end_lineno), default=n))
-    runs = json.loads(Path(f"{COVERAGE}.json").read_text())
+    runs = json.loads(Path(f"../{COVERAGE}.json").read_text())
     chosen = {test for n in lines for test in runs.get(str(n), ())}
     if "*" in chosen:
         chosen = set(TARGETS[path][0].split())
@@ -136,10 +136,10 @@ def run_mutant(path: str):
 def run(path: str, tree: Path, survivors: bool, again: bool) -> Counter:
     _tests, timeout = TARGETS[path]
     name = path.replace("/", "_")
-    config, db = tree / f"{name}.toml", tree / f"{name}.sqlite"
+    config, db = tree.parent / f"{name}.toml", tree.parent / f"{name}.sqlite"
     kept, source = SESSIONS / db.name, SESSIONS / f"{name}.original"
     map_lines(path, tree)
-    shutil.copy(tree / path, tree / f"{COVERAGE}.original")
+    shutil.copy(tree / path, tree.parent / f"{COVERAGE}.original")
     command = f"{sys.executable} tools/mutation.py --mutant {path}"
     config.write_text(f'[cosmic-ray]\nmodule-path = "{path}"\ntimeout = {timeout}\nexcluded-modules = []\n'
                       f'test-command = "{command}"\n'
@@ -155,11 +155,11 @@ def run(path: str, tree: Path, survivors: bool, again: bool) -> Counter:
             session.executemany("DELETE FROM work_results WHERE job_id = ?",
                                 [(job,) for job, diff in rows if (path, *changed_lines(diff or "")) not in skip])
     else:
-        subprocess.run([*cosmic, "init", config.name, db.name], cwd=tree, check=True)
-        subprocess.run([sys.executable, "-m", "cosmic_ray.tools.filters.operators_filter", db.name, config.name],
+        subprocess.run([*cosmic, "init", str(config), str(db)], cwd=tree, check=True)
+        subprocess.run([sys.executable, "-m", "cosmic_ray.tools.filters.operators_filter", str(db), str(config)],
                        cwd=tree, check=True)
     try:
-        subprocess.run([*cosmic, "exec", config.name, db.name], cwd=tree, check=True)
+        subprocess.run([*cosmic, "exec", str(config), str(db)], cwd=tree, check=True)
     except KeyboardInterrupt:  # Ctrl-C: count what ran, then stop
         interrupted = True
     else:
