@@ -16,6 +16,7 @@ def download_error(message: str, cause=None) -> DownloadError:
     ("Sign in to confirm you're not a bot. Use --cookies-from-browser or --cookies for the authentication.",
      None, 503, "source_blocked"),
     ("Unsupported URL: https://example.com/", UnsupportedError("https://example.com/"), 422, "unsupported_url"),
+    ("Unsupported URL: https://example.com/", None, 422, "unsupported_url"),
     ("Video unavailable. This video is private", None, 422, "source_unavailable"),
     ("Unable to download webpage: timed out", TransportError("timed out"), 504, "timeout"),
     ("Unable to download webpage: connection refused", TransportError("refused"), 502, "source_unreachable"),
@@ -102,3 +103,10 @@ def test_without_the_deno_wheel_yt_dlp_looks_for_deno_itself(monkeypatch, broken
         assert resolve._deno_path() is None and "js_runtimes" not in resolve._options(config.load(), 10)
     finally:
         resolve._deno_path.cache_clear()
+
+
+@pytest.mark.parametrize("info, live", [({"is_live": True}, True), ({"live_status": "is_upcoming"}, True),
+                                        ({"live_status": "post_live"}, True), ({"live_status": "not_live"}, False),
+                                        ({"is_live": False, "live_status": "was_live"}, False)])
+def test_what_counts_as_live(info, live):
+    assert resolve._live(info) == ("live" if live else None)
