@@ -225,6 +225,8 @@ def copy_tree() -> Path:
         if (ROOT / name).is_file():
             (top / "repo" / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, top / "repo" / name)
+    for git in (["init", "-q"], ["add", "-A"]):  # a repository of its own: the deploy tests ask git for the files
+        subprocess.run(["git", *git], cwd=top / "repo", check=True)
     for link in (".cache",):
         if (ROOT / link).exists():
             (top / "repo" / link).symlink_to((ROOT / link).resolve())
