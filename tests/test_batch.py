@@ -357,7 +357,8 @@ def test_csv_table_and_its_resume(model_path, library, tmp_path):
 
 @pytest.mark.parametrize("args", [["nowhere/"], ["--jobs", "0", "x.flac"], ["--endpoint", "ftp://h/", "x.flac"],
                                   ["--duration", "0", "x.flac"], ["--duration", "nan", "x.flac"],
-                                  ["--start", "-1", "x.flac"], ["--endpoint", NOWHERE, "--start", "-1", "x.flac"],
+                                  ["--start", "-1", "x.flac"], ["--retries", "-1", "x.flac"],
+                                  ["--endpoint", NOWHERE, "--start", "-1", "x.flac"],
                                   ["--endpoint", NOWHERE, "--duration", "inf", "x.flac"], ["EMPTY"], []])
 def test_bad_arguments_exit_2(model_path, tmp_path, args):
     (tmp_path / "EMPTY").mkdir()

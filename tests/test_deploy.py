@@ -67,7 +67,7 @@ def test_overrides_by_environment(tmp_path):
                      "--set-secrets=/secrets/cookies.txt=yt-cookies:latest,YTDLP_PROXY=yt-proxy:latest"):
         assert expected in args
     env_vars = next(a for a in args if a.startswith("--set-env-vars=^@^")).split("^@^", 1)[1].split("@")
-    assert env_vars == ["ORT_DISABLE_TELEMETRY=1", "MALLOC_ARENA_MAX=2", "THREADS=64",
+    assert env_vars == ["ORT_DISABLE_TELEMETRY=1", "MALLOC_ARENA_MAX=2", f"THREADS={config.SERVER_THREADS}",
                         "GENRE_TIME_BUDGET_S=20",
                         "GENRE_ALLOWED_SITES=youtube.com,youtu.be", "YTDLP_PROXY=http://proxy.example:3128",
                         "YTDLP_COOKIES=/secrets/cookies.txt"]
