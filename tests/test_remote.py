@@ -197,13 +197,6 @@ def test_a_redirect_without_a_location_is_an_upstream_error(settings, recorded):
     assert refused.value.code == "source_unavailable" and "HTTP 301" in refused.value.message
 
 
-def test_a_dropped_connection_is_not_retried(settings, recorded):
-    url, requests = recorded
-    with pytest.raises(ClassifyError) as failed:
-        open_remote(f"{url}/drop-once/song.flac", settings)
-    assert failed.value.code == "source_unreachable" and len(requests) == 1
-
-
 def test_the_byte_cap_counts_every_byte_read(settings, recorded):
     url, _ = recorded
     capped = dataclasses.replace(settings, max_fetch_bytes=3 * remote.CHUNK)
@@ -274,8 +267,13 @@ def test_https_checks_the_certificate_against_the_host_name(settings, https):
     assert refused.value.code == "source_unreachable" and "SSLError" in refused.value.message
 
 
-def test_https_drops_are_not_retried_either(settings, https):
-    port, requests = https
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_dropped_connection_is_not_retried(settings, request, scheme):
+    if scheme == "https":
+        port, requests = request.getfixturevalue("https")
+        url = f"https://localhost:{port}"
+    else:
+        url, requests = request.getfixturevalue("recorded")
     with pytest.raises(ClassifyError) as failed:
-        open_remote(f"https://localhost:{port}/drop-once/song.flac", settings)
+        open_remote(f"{url}/drop-once/song.flac", settings)
     assert failed.value.code == "source_unreachable" and len(requests) == 1
