@@ -34,19 +34,26 @@ class Recorder(local_http.Handler):
 
 
 @contextlib.contextmanager
-def recording(folder, tls=None):
-    """(port, requests): `folder` served with ranges (over TLS with an ssl context), and each
-    request (path, headers)."""
-    handler = type("Fresh", (Recorder,), {"seen": []})
-    httpd = local_http.QuietServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
+def serving(handler, tls=None):
+    """http://127.0.0.1:PORT (https with an ssl context) answered by `handler` in a thread."""
+    httpd = local_http.QuietServer(("127.0.0.1", 0), handler)
     if tls:
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        yield httpd.server_address[1], handler.seen
+        yield f"http{'s' if tls else ''}://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@contextlib.contextmanager
+def recording(folder, tls=None):
+    """(port, requests): `folder` served with ranges (over TLS with an ssl context), and each
+    request (path, headers)."""
+    handler = type("Fresh", (Recorder,), {"seen": []})
+    with serving(partial(handler, directory=str(folder)), tls) as url:
+        yield int(url.rsplit(":", 1)[1]), handler.seen
 
 
 @pytest.fixture
@@ -130,17 +137,12 @@ class LengthOnlyForRanges(local_http.Handler):
 
 def test_a_size_first_stated_by_a_range_answer_counts_from_the_start(settings, media):
     data = (media / "song.flac").read_bytes()
-    httpd = local_http.QuietServer(("127.0.0.1", 0), partial(LengthOnlyForRanges, directory=str(media)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        with open_remote(f"http://127.0.0.1:{httpd.server_address[1]}/song.flac", settings) as media_file:
-            assert media_file.size is None and media_file.ranges
-            media_file.seek(1000)
-            assert media_file.read(4) == data[1000:1004]
-            assert media_file.size == len(data) and media_file.seekable()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(partial(LengthOnlyForRanges, directory=str(media))) as url, \
+            open_remote(f"{url}/song.flac", settings) as media_file:
+        assert media_file.size is None and media_file.ranges
+        media_file.seek(1000)
+        assert media_file.read(4) == data[1000:1004]
+        assert media_file.size == len(data) and media_file.seekable()
 
 
 def test_a_stream_of_unknown_length_is_not_seekable(settings):
@@ -153,17 +155,11 @@ def test_a_stream_of_unknown_length_is_not_seekable(settings):
 
         def log_message(self, *args):
             pass
-    httpd = local_http.QuietServer(("127.0.0.1", 0), Endless)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        with open_remote(f"http://127.0.0.1:{httpd.server_address[1]}/radio", settings) as media_file:
-            assert not media_file.seekable() and media_file.size is None
-            with pytest.raises(OSError):
-                media_file.seek(0, io.SEEK_END)
-            assert media_file.read(10) == b"x" * 10
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(Endless) as url, open_remote(f"{url}/radio", settings) as media_file:
+        assert not media_file.seekable() and media_file.size is None
+        with pytest.raises(OSError):
+            media_file.seek(0, io.SEEK_END)
+        assert media_file.read(10) == b"x" * 10
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
@@ -224,17 +220,11 @@ def test_a_source_that_hangs_up_midway_is_cut(settings):
 
         def log_message(self, *args):
             pass
-    httpd = local_http.QuietServer(("127.0.0.1", 0), HangsUp)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        with open_remote(f"http://127.0.0.1:{httpd.server_address[1]}/a.flac", settings) as media_file:
-            got = b""
-            while chunk := media_file.read(4096):
-                got += chunk
-            assert got == b"fLaC" + bytes(996) and media_file.cut and media_file.fetched == 1000
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(HangsUp) as url, open_remote(f"{url}/a.flac", settings) as media_file:
+        got = b""
+        while chunk := media_file.read(4096):
+            got += chunk
+        assert got == b"fLaC" + bytes(996) and media_file.cut and media_file.fetched == 1000
 
 
 def test_an_expired_deadline_is_a_timeout(settings, recorded):
