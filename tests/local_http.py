@@ -1,5 +1,6 @@
 """A throwaway HTTP server on 127.0.0.1 serving a folder, with byte-range support (like the CDNs
 yt-dlp hands us) unless told otherwise."""
+import contextlib
 import http.server
 import re
 import sys
@@ -84,18 +85,23 @@ class QuietServer(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class Server:
-    """`with Server(folder) as url:` serves folder at url (http://127.0.0.1:PORT)."""
+@contextlib.contextmanager
+def serving(handler, tls=None):
+    """`with serving(handler) as url:` http://127.0.0.1:PORT answered by a request handler class in
+    a thread (https with an ssl context as tls)."""
+    httpd = QuietServer(("127.0.0.1", 0), handler)
+    if tls:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http{'s' if tls else ''}://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
-    def __init__(self, folder, ranges: bool | str = True):
-        """ranges: True (served), False (not offered) or "ignored" (offered, then ignored)."""
-        handler = {True: Handler, False: NoRangeHandler, "ignored": IgnoredRangeHandler}[ranges]
-        self.httpd = QuietServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
 
-    def __enter__(self) -> str:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def Server(folder, ranges: bool | str = True):  # noqa: N802 (used as `with local_http.Server(folder) as url`)
+    """`with Server(folder) as url:` serves folder at url; ranges: True (served), False (not
+    offered) or "ignored" (offered, then ignored)."""
+    handler = {True: Handler, False: NoRangeHandler, "ignored": IgnoredRangeHandler}[ranges]
+    return serving(partial(handler, directory=str(folder)))

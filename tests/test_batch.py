@@ -17,6 +17,7 @@ import pytest
 from inference import batch, contract
 
 import function_server
+import local_http
 from conftest import ROOT
 
 GENRES = ("blues", "jazz", "metal", "rock")
@@ -184,11 +185,8 @@ class Flaky(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def flaky():
     Flaky.seen = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", Flaky.seen
-    server.shutdown()
-    server.server_close()
+    with local_http.serving(Flaky) as url:
+        yield f"{url}/", Flaky.seen
 
 
 def test_remote_retries_429_and_503_honouring_retry_after_and_not_400(model_path, media, tmp_path, flaky):
@@ -248,13 +246,8 @@ def test_a_page_that_is_not_the_functions_answer_is_unreachable(model_path, tmp_
             self.send_header("Content-Length", str(len(page)))
             self.end_headers()
             self.wfile.write(page)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LoginPage)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        done = run_batch(model_path, "https://example.com/a", "--endpoint", f"http://127.0.0.1:{server.server_address[1]}/")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http.serving(LoginPage) as url:
+        done = run_batch(model_path, "https://example.com/a", "--endpoint", f"{url}/")
     error = json.loads(done.stdout)["error"]
     assert done.returncode == 1 and error["code"] == "unreachable"
     assert error["message"].startswith(f"HTTP {status} from ") and error["message"].endswith(": " + page[:200].decode())
@@ -300,14 +293,9 @@ def test_remote_mode_sends_8_requests_at_once_by_default(model_path):
             with lock:
                 flight["now"] -= 1
             self._send(200, {"genre": "rock", "confidence": 0.9, "scores": {"rock": 0.9}})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        links = "".join(f"https://example.com/{i}\n" for i in range(10))
-        done = run_batch(model_path, "-", "--endpoint", f"http://127.0.0.1:{server.server_address[1]}/", stdin=links)
-    finally:
-        server.shutdown()
-        server.server_close()
+    links = "".join(f"https://example.com/{i}\n" for i in range(10))
+    with local_http.serving(Slow) as url:
+        done = run_batch(model_path, "-", "--endpoint", f"{url}/", stdin=links)
     assert done.returncode == 0 and len(done.stdout.splitlines()) == 10
     assert flight["most"] == 8
 

@@ -4,7 +4,6 @@ import io
 import json
 import math
 import struct
-import threading
 import time
 import urllib.parse
 import wave
@@ -387,14 +386,8 @@ def test_a_start_in_a_stream_that_cannot_seek(client, media):
 
         def log_message(self, *args):
             pass
-    httpd = local_http.QuietServer(("127.0.0.1", 0), Live)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        live = client.post("/", json={"url": f"http://127.0.0.1:{httpd.server_address[1]}/live.flac",
-                                      "start": 12, "duration": 6})
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with local_http.serving(Live) as url:
+        live = client.post("/", json={"url": f"{url}/live.flac", "start": 12, "duration": 6})
     assert live.status_code == 200, live.json
     assert live.json["window"] == {"start": 12.0, "duration": 6.0}
     upload = client.post("/?start=12&duration=6", data=data, content_type="audio/flac")

@@ -5,7 +5,6 @@ import dataclasses
 import http.server
 import io
 import ssl
-import threading
 import time
 import urllib.parse
 from functools import partial
@@ -34,25 +33,11 @@ class Recorder(local_http.Handler):
 
 
 @contextlib.contextmanager
-def serving(handler, tls=None):
-    """http://127.0.0.1:PORT (https with an ssl context) answered by `handler` in a thread."""
-    httpd = local_http.QuietServer(("127.0.0.1", 0), handler)
-    if tls:
-        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http{'s' if tls else ''}://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
-@contextlib.contextmanager
 def recording(folder, tls=None):
     """(port, requests): `folder` served with ranges (over TLS with an ssl context), and each
     request (path, headers)."""
     handler = type("Fresh", (Recorder,), {"seen": []})
-    with serving(partial(handler, directory=str(folder)), tls) as url:
+    with local_http.serving(partial(handler, directory=str(folder)), tls) as url:
         yield int(url.rsplit(":", 1)[1]), handler.seen
 
 
@@ -137,7 +122,7 @@ class LengthOnlyForRanges(local_http.Handler):
 
 def test_a_size_first_stated_by_a_range_answer_counts_from_the_start(settings, media):
     data = (media / "song.flac").read_bytes()
-    with serving(partial(LengthOnlyForRanges, directory=str(media))) as url, \
+    with local_http.serving(partial(LengthOnlyForRanges, directory=str(media))) as url, \
             open_remote(f"{url}/song.flac", settings) as media_file:
         assert media_file.size is None and media_file.ranges
         media_file.seek(1000)
@@ -155,7 +140,7 @@ def test_a_stream_of_unknown_length_is_not_seekable(settings):
 
         def log_message(self, *args):
             pass
-    with serving(Endless) as url, open_remote(f"{url}/radio", settings) as media_file:
+    with local_http.serving(Endless) as url, open_remote(f"{url}/radio", settings) as media_file:
         assert not media_file.seekable() and media_file.size is None
         with pytest.raises(OSError):
             media_file.seek(0, io.SEEK_END)
@@ -220,7 +205,7 @@ def test_a_source_that_hangs_up_midway_is_cut(settings):
 
         def log_message(self, *args):
             pass
-    with serving(HangsUp) as url, open_remote(f"{url}/a.flac", settings) as media_file:
+    with local_http.serving(HangsUp) as url, open_remote(f"{url}/a.flac", settings) as media_file:
         got = b""
         while chunk := media_file.read(4096):
             got += chunk
