@@ -40,11 +40,17 @@ def meta() -> ModelMeta:
                      pooling="mean_logits", tags=musicnn.TAGS["MSD"])
 
 
-def backbone(name: str = "MSD") -> keras.Model:
-    """log-mel [batch, 187, 96] -> [batch, 250]: the network's penultimate layer and its tag scores."""
+def _network(name: str):
+    """(the network, its tag scores, its head's input features: penultimate layer + tags [250])."""
     net = musicnn.load(name)
     tags, penultimate = net.outputs
-    return keras.Model(net.input, keras.layers.Concatenate()([penultimate, tags]), name="musicnn_features")
+    return net, tags, keras.layers.Concatenate()([penultimate, tags])
+
+
+def backbone(name: str = "MSD") -> keras.Model:
+    """log-mel [batch, 187, 96] -> [batch, 250]: the network's penultimate layer and its tag scores."""
+    net, _, features = _network(name)
+    return keras.Model(net.input, features, name="musicnn_features")
 
 
 def add_arguments(parser):
@@ -106,9 +112,8 @@ def predict(head: keras.Model, features: list[np.ndarray]) -> list[np.ndarray]:
 def onnx(head: keras.Model, options):
     """Front-end + frozen network + head as one ONNX model: audio at 16 kHz -> 10 probabilities,
     and the network's 50 tag scores."""
-    net = musicnn.load(options.backbone)
-    tags, penultimate = net.outputs
-    full = keras.Model(net.input, {OUTPUT: head(keras.layers.Concatenate()([penultimate, tags])), TAGS_OUTPUT: tags})
+    net, tags, features = _network(options.backbone)
+    full = keras.Model(net.input, {OUTPUT: head(features), TAGS_OUTPUT: tags})
     front = frontend.build(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES)
     return to_onnx.compose(front, full, dataclasses.replace(meta(), tags=musicnn.TAGS[options.backbone]))
 
