@@ -80,7 +80,7 @@ def changed_lines(diff: str) -> tuple[str, str]:
 
 
 PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
-COVERAGE = ".mutation-coverage"  # in the tree copy: the data files, and the map of lines to tests
+COVERAGE = ".mutation-coverage"  # beside the tree copy: coverage's data files, the map of lines to tests
 SESSIONS = ROOT / ".mutation"  # each file's cosmic-ray session, kept for --again (git ignores it)
 
 
@@ -102,10 +102,12 @@ def map_lines(path: str, tree: Path):
         for part in tree.parent.glob(f"{COVERAGE}-data.*"):
             data = coverage.CoverageData(str(part))
             data.read()
+            started = f".pid{test_process.pid}." not in part.name  # a process the tests started
             for line, contexts in data.contexts_by_lineno(str(tree / path)).items():
-                if f".pid{test_process.pid}." not in part.name:
+                if started:
                     runs[line].add(tests)
-                for context in contexts if f".pid{test_process.pid}." in part.name else ():
+                    continue
+                for context in contexts:
                     module, _, function = context.partition(".")
                     runs[line].add(f"{tests}::{function.replace('.', '::')}"
                                    if function and tests == f"tests/{module}.py" else "*")
@@ -137,7 +139,6 @@ def run(path: str, tree: Path, survivors: bool, again: bool) -> Counter:
     _tests, timeout = TARGETS[path]
     name = path.replace("/", "_")
     config, db = tree.parent / f"{name}.toml", tree.parent / f"{name}.sqlite"
-    kept, source = SESSIONS / db.name, SESSIONS / f"{name}.original"
     map_lines(path, tree)
     shutil.copy(tree / path, tree.parent / f"{COVERAGE}.original")
     command = f"{sys.executable} tools/mutation.py --mutant {path}"
@@ -146,7 +147,8 @@ def run(path: str, tree: Path, survivors: bool, again: bool) -> Counter:
                       f'[cosmic-ray.distributor]\nname = "local"\n'
                       f'[cosmic-ray.filters.operators-filter]\nexclude-operators = {json.dumps(EXCLUDED_OPERATORS)}\n')
     cosmic = [sys.executable, "-m", "cosmic_ray.cli"]
-    if again and kept.exists() and source.exists() and source.read_bytes() == (tree / path).read_bytes():
+    kept = _kept(path, tree / path)
+    if again and kept:
         shutil.copy(kept, db)  # the file is unchanged: what was killed (or is equivalent) stays, the rest runs again
         with sqlite3.connect(db) as session:
             rows = session.execute("SELECT job_id, diff FROM work_results WHERE test_outcome != 'KILLED' "
@@ -165,8 +167,8 @@ def run(path: str, tree: Path, survivors: bool, again: bool) -> Counter:
     else:
         interrupted = False
     SESSIONS.mkdir(exist_ok=True)
-    shutil.copy(db, kept)
-    shutil.copy(tree / path, source)
+    shutil.copy(db, SESSIONS / f"{name}.sqlite")
+    shutil.copy(tree / path, SESSIONS / f"{name}.original")
     counts = count(path, db, survivors)
     if interrupted:
         raise Interrupted(counts)
@@ -201,13 +203,16 @@ def report(files: list[str], survivors: bool):
     """The table of the kept sessions (.mutation/) of files unchanged since their run; runs nothing."""
     rows = []
     for path in files:
-        name = path.replace("/", "_")
-        kept, source = SESSIONS / f"{name}.sqlite", SESSIONS / f"{name}.original"
-        if not kept.exists() or not source.exists() or source.read_bytes() != (ROOT / path).read_bytes():
-            rows.append((f"{path} (no run of this version)", Counter()))
-            continue
-        rows.append((path, count(path, kept, survivors)))
+        kept = _kept(path, ROOT / path)
+        rows.append((path, count(path, kept, survivors)) if kept else (f"{path} (no run of this version)", Counter()))
     _table(rows)
+
+
+def _kept(path: str, current: Path) -> Path | None:
+    """The kept session of `path` (.mutation/), if it was made on the source now in `current`."""
+    name = path.replace("/", "_")
+    session, source = SESSIONS / f"{name}.sqlite", SESSIONS / f"{name}.original"
+    return session if session.exists() and source.exists() and source.read_bytes() == current.read_bytes() else None
 
 
 class Interrupted(Exception):
