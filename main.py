@@ -50,8 +50,19 @@ def _number(value, name: str) -> float | None:
     return number
 
 
-def _start_and_duration(fields) -> dict:
-    return {"start": _number(fields.get("start"), "start"), "duration": _number(fields.get("duration"), "duration")}
+def _flag(value, name: str) -> bool:
+    """An opt-in: JSON true or false, or "1", "true", "0", "false" (or empty) in a query or form."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("", "0", "1", "false", "true"):
+        return value.lower() in ("1", "true")
+    raise errors.bad_parameter(f"{name} must be true or false")
+
+
+def _options(fields) -> dict:
+    """The request's options: the window, and whether the answer carries the features."""
+    return {"start": _number(fields.get("start"), "start"), "duration": _number(fields.get("duration"), "duration"),
+            "features": _flag(fields.get("features"), "features")}
 
 
 def _url(value, seen: dict) -> str:
@@ -107,7 +118,7 @@ def _form_file(request):
 def _wants_page(request) -> bool:
     """A GET with none of the API's parameters, unless the client asks for JSON over HTML (no Accept: the page)."""
     accept = request.accept_mimetypes
-    return (not {"url", "start", "duration"} & set(request.args)
+    return (not {"url", "start", "duration", "features"} & set(request.args)
             and (not accept or accept.best_match(["text/html", "application/json"]) == "text/html"))
 
 
@@ -137,19 +148,19 @@ def _handle(request, seen: dict) -> dict:
             head = data.read(16)
             if decode.looks_like_audio(head):
                 seen["kind"] = "upload"
-                return pipeline.upload(data, SETTINGS, **_start_and_duration(request.args))
+                return pipeline.upload(data, SETTINGS, **_options(request.args))
         if head and "url" not in request.form:
             raise errors.neither_form_nor_audio()
     if request.method == "GET" or mimetype in LINK_TYPES:
         seen["kind"] = "link"
         fields = _link_fields(request)
-        return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **_start_and_duration(fields))
+        return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **_options(fields))
     if mimetype == "multipart/form-data" or mimetype.startswith(UPLOAD_TYPES):
         seen["kind"] = "upload"
         data, name = _upload(request)
         with data:
             fields = request.args if mimetype != "multipart/form-data" else {**request.args, **request.form}
-            return pipeline.upload(data, SETTINGS, filename=name, **_start_and_duration(fields))
+            return pipeline.upload(data, SETTINGS, filename=name, **_options(fields))
     if not mimetype and not request.content_length:
         raise errors.missing_url('give a link as {"url": "https://..."} or upload audio')
     raise errors.unsupported_media_type(mimetype)

@@ -19,11 +19,9 @@ from pathlib import Path
 
 import urllib3
 
-from inference import config, errors, pipeline
+from inference import config, decode, errors, pipeline
 from inference.errors import ClassifyError
 
-AUDIO = {".aac", ".aif", ".aiff", ".au", ".flac", ".m4a", ".mka", ".mp3", ".mp4", ".oga", ".ogg", ".opus", ".wav",
-         ".webm", ".wma"}
 LISTS = {".txt", ".m3u", ".m3u8"}
 CSV_COLUMNS = ["input", "genre", "confidence", "uncertain", "status", "error"]
 
@@ -32,16 +30,16 @@ def is_link(item: str) -> bool:
     return "://" in item
 
 
-def here(item: str, settings: config.Settings, start=None, duration=None) -> dict:
-    """The function's answer for a file or link, computed in this process; ClassifyError for a bad one.
-    OSError for a file that cannot be read."""
+def here(item: str, settings: config.Settings, start=None, duration=None, features: bool = False) -> dict:
+    """The function's answer for a file or link, computed in this process (with the segments' features if
+    asked); ClassifyError for a bad one. OSError for a file that cannot be read."""
     if is_link(item):
-        return pipeline.link(item, settings, start, duration)
+        return pipeline.link(item, settings, start, duration, features)
     path = Path(item)
     if path.stat().st_size > settings.max_upload_bytes:
         raise errors.upload_too_large(settings.max_upload_bytes)
     with open(path, "rb") as f:  # the decoder reads the file: no copy of it in memory
-        return pipeline.upload(f, settings, start, duration, filename=path.name)
+        return pipeline.upload(f, settings, start, duration, filename=path.name, features=features)
 
 
 def error_row(item: str, code: str, message: str, status: int | None = None) -> dict:
@@ -72,7 +70,7 @@ def find_items(inputs: list[str], stdin) -> list[str]:
         elif is_link(given):
             found.append(given)
         elif path.is_dir():
-            found += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in AUDIO and p.is_file())
+            found += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in decode.SUFFIXES and p.is_file())
         elif not path.exists():
             raise ValueError(f"no such file or folder: {given}")
         elif path.suffix.lower() in LISTS:
@@ -93,12 +91,12 @@ def _lines(f, base: Path | None) -> list[str]:
 class Local:
     """The shipped model in this process."""
 
-    def __init__(self, settings: config.Settings, start, duration):
-        self.settings, self.start, self.duration = settings, start, duration
+    def __init__(self, settings: config.Settings, start, duration, features: bool = False):
+        self.settings, self.start, self.duration, self.features = settings, start, duration, features
 
     def __call__(self, item: str) -> dict:
         try:
-            return {"input": item, **here(item, self.settings, self.start, self.duration)}
+            return {"input": item, **here(item, self.settings, self.start, self.duration, self.features)}
         except ClassifyError as exc:
             return failed(item, exc)
         except OSError as exc:
@@ -109,9 +107,13 @@ class Remote:
     """The deployed function: links as JSON, files as multipart uploads; 429, 503 and connection errors
     retried with exponential backoff and jitter, honouring Retry-After (urllib3's Retry)."""
 
-    def __init__(self, endpoint: str, token: str | None, start, duration, jobs: int, timeout: float, retries: int):
+    def __init__(self, endpoint: str, token: str | None, start, duration, jobs: int, timeout: float, retries: int,
+                 features: bool = False):
         self.endpoint, self.max_upload_bytes = endpoint, config.load().max_upload_bytes
-        self.window = {k: v for k, v in (("start", start), ("duration", duration)) if v is not None}
+        # the fields sent with each item
+        self.fields = {k: v for k, v in (("start", start), ("duration", duration)) if v is not None}
+        if features:
+            self.fields["features"] = True
         # POST is not in Retry's default allowed_methods: classifying is idempotent, so every method is retried.
         retry = urllib3.Retry(total=retries, status_forcelist=(429, 503), allowed_methods=None, backoff_factor=0.5,
                               backoff_jitter=0.5, backoff_max=30, retry_after_max=120, raise_on_status=False)
@@ -128,7 +130,7 @@ class Remote:
             return failed(item, unreadable(exc, item))
         try:
             if form is None:
-                response = self.http.request("POST", self.endpoint, json={"url": item, **self.window})
+                response = self.http.request("POST", self.endpoint, json={"url": item, **self.fields})
             else:
                 response = self.http.request("POST", self.endpoint, fields=form)
         except urllib3.exceptions.HTTPError as exc:
@@ -141,7 +143,7 @@ class Remote:
         if path.stat().st_size > self.max_upload_bytes:
             raise errors.upload_too_large(self.max_upload_bytes)
         return {"file": (path.name, path.read_bytes(), "application/octet-stream"),
-                **{k: str(v) for k, v in self.window.items()}}
+                **{k: str(v) for k, v in self.fields.items()}}
 
     def _row(self, item: str, response) -> dict:
         try:

@@ -17,6 +17,9 @@ SEGMENT_SECONDS = 3  # every family classifies 3-s segments; a track's scores po
 
 AUDIO_INPUT, POWER_INPUT, OUTPUT = "audio", "power", "probabilities"
 TAGS_OUTPUT = "tags"  # a second output, [batch, len(tags)], where the metadata names tags
+# an output, [batch, n], where the metadata has a features_id: what the model's head reads (for a
+# pretrained backbone, its features), which export/ caches and trains new heads on
+FEATURES_OUTPUT = "features"
 TWIN_SUFFIX = ".power.onnx"
 # How a window's segment probabilities make the track's (inference/segments.py): their mean, or
 # the softmax of the mean of their logarithms, which for a linear head equals the head applied
@@ -40,6 +43,7 @@ class ModelMeta:
     pooling: str = "mean"  # one of POOLINGS
     tags: tuple[str, ...] = ()  # the names of TAGS_OUTPUT's scores (none: no such output)
     uncertain_below: float = 0.0  # a track's top probability under this is flagged uncertain
+    features_id: str = ""  # names FEATURES_OUTPUT's kind: models with the same id give the same features
     input: str = AUDIO_INPUT  # POWER_INPUT for a serving twin
     spectrum_bins: int = 0  # a twin's power-spectrum bins
 

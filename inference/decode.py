@@ -10,7 +10,14 @@ import numpy as np
 from inference import errors
 
 FORMATS = "mov,matroska,webm,ogg,mp3,flac,wav,aac,au,aiff,asf,caf,w64,amr,ac3,eac3"
+# The file names of those formats: what `batch` and export/ take for audio in a folder.
+SUFFIXES = frozenset({".aac", ".aif", ".aiff", ".au", ".flac", ".m4a", ".mka", ".mp3", ".mp4", ".oga", ".ogg", ".opus",
+                      ".wav", ".webm", ".wma"})
 OPTIONS = {"format_whitelist": FORMATS, "protocol_whitelist": "http,https,tls,tcp"}
+# libswresample's defaults (a 32-tap filter cut at 0.97 of the new Nyquist) let through a
+# quarter of the octave above it: at 16 kHz, 4.5 times the energy in 7.6-8 kHz that a sharp
+# (soxr) resampler leaves. Twice the taps cut at 0.95 leave 1.02 times, for ~6 ms more per 30 s.
+RESAMPLER = {"filter_size": "64", "cutoff": "0.95"}
 # The first bytes of the containers above (an MP3 without ID3 starts with an MPEG frame sync: 11 bits set).
 SIGNATURES = (b"fLaC", b"ID3", b"OggS", b"RIFF", b"FORM", b".snd", b"\x1a\x45\xdf\xa3", b"caff", b"#!AMR",
               b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", b"\x0b\x77")
@@ -44,7 +51,7 @@ def read_window(container, start: float, duration: float, sample_rate: int, dead
     """Mono float32 samples of [start, start + duration) seconds of the first audio stream. A source
     that cannot seek (a live stream) is decoded from where it is, up to `start` skipped."""
     stream = container.streams.audio[0]
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate, options=RESAMPLER)
     wanted, skip = int(duration * sample_rate), 0
     chunks, have = [], 0
     try:

@@ -2,6 +2,7 @@
 import functools
 import hashlib
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,15 @@ import onnxruntime as ort
 from inference import contract, errors, features, segments
 
 TOP_TAGS = 5
+FEATURE_DECIMALS = 6  # float32 holds about 7 significant digits; features are of the order of 1
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What the model gives for each segment of a window."""
+    probabilities: np.ndarray  # [n, labels]
+    tags: np.ndarray | None  # [n, tags], where the model has tags
+    features: np.ndarray | None  # [n, features], where the model has a features_id
 
 
 class Model:
@@ -32,7 +42,8 @@ class Model:
         self.labels, self.sample_rate = self.meta.labels, self.meta.sample_rate
         if [i.name for i in self.session.get_inputs()] != [self.meta.input]:
             raise contract.ContractError(f"the model's input is not {self.meta.input!r}")
-        self._outputs = [contract.OUTPUT] + ([contract.TAGS_OUTPUT] if self.meta.tags else [])
+        self._outputs = ([contract.OUTPUT] + [contract.TAGS_OUTPUT] * bool(self.meta.tags)
+                         + [contract.FEATURES_OUTPUT] * bool(self.meta.features_id))
         outputs = {o.name: o.shape for o in self.session.get_outputs()}
         missing = set(self._outputs) - set(outputs)
         if missing:
@@ -51,23 +62,27 @@ class Model:
         """Name, version and the sha256 of the raw-audio model file (as in models/<name>.json)."""
         return {"name": self.meta.name, "version": self.meta.version, "sha256": self.sha256}
 
-    def run(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def run(self, audio: np.ndarray) -> Scores:
         """A window's segment probabilities [n, labels] and, where the model has them, its segment
-        tag scores [n, tags] (else None)."""
+        tag scores [n, tags] and features [n, features]."""
         batch = segments.split(audio, self.meta.segment_samples)
         # segments per run: a large network's activations for a whole window cost hundreds of MiB
         step = self.meta.batch or len(batch)
-        outputs = [self.session.run(self._outputs, {self.meta.input: self._prepare(batch[i:i + step])})
-                   for i in range(0, len(batch), step)]
-        probabilities = np.concatenate([out[0] for out in outputs])
-        return probabilities, np.concatenate([out[1] for out in outputs]) if self.meta.tags else None
+        runs = [self.session.run(self._outputs, {self.meta.input: self._prepare(batch[i:i + step])})
+                for i in range(0, len(batch), step)]
+        outputs = dict(zip(self._outputs, (np.concatenate(out) for out in zip(*runs, strict=True)), strict=True))
+        return Scores(outputs[contract.OUTPUT], outputs.get(contract.TAGS_OUTPUT),
+                      outputs.get(contract.FEATURES_OUTPUT))
 
-    def classify(self, audio: np.ndarray, start: float = 0.0) -> dict:
+    def classify(self, audio: np.ndarray, start: float = 0.0, *, features: bool = False) -> dict:
         """The answer's verdict on a window that starts `start` s into the source: the genre, its
-        confidence, whether that is too low to trust, every label's score, the segments' timeline
-        and, where the model has them, its top tags. Probabilities to 4 decimals (more is noise;
-        the scores may then sum to 1 +- a few 1e-4)."""
-        probabilities, tags = self.run(audio)
+        confidence, whether that is too low to trust, every label's score, the segments' timeline,
+        where the model has them its top tags, and if asked its segments' features. Probabilities
+        to 4 decimals (more is noise; the scores may then sum to 1 +- a few 1e-4)."""
+        if features and not self.meta.features_id:
+            raise errors.bad_parameter(f"the model {self.meta.name} has no features to give")
+        scores = self.run(audio)
+        probabilities, tags = scores.probabilities, scores.tags
         track = segments.pool(probabilities, self.meta.pooling)
         best = int(track.argmax())
         seconds = self.meta.segment_samples / self.meta.sample_rate
@@ -82,6 +97,9 @@ class Model:
             mean = tags.mean(axis=0)
             answer["tags"] = [{"tag": self.meta.tags[i], "score": _rounded(mean[i])}
                               for i in mean.argsort()[::-1][:TOP_TAGS]]
+        if features:
+            answer["features"] = {"id": self.meta.features_id,
+                                  "segments": scores.features.astype(np.float64).round(FEATURE_DECIMALS).tolist()}
         return answer
 
 

@@ -7,7 +7,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import BinaryIO
+
+import numpy as np
 
 from inference import decode, errors, model, remote, resolve
 from inference.config import Settings
@@ -47,13 +50,18 @@ def choose_window(start: float | None, duration: float | None, source_seconds: f
     return max(0.0, (source_seconds - length) / 2), length
 
 
-def _analyse(source, settings: Settings, deadline: float, *, start: float | None, duration: float | None,
-             known_seconds: float | None = None, upload_bytes: int | None = None,
-             began: float) -> tuple[dict, float | None, dict]:
-    """Open, decode the window and score it: the answer's main part, the source's length, and the
-    milliseconds that fetching and decoding (from `began`, a perf_counter) and inference took.
-    For an upload (upload_bytes given), a stated length its bytes could not hold is not trusted."""
-    genre_model = model.get(settings.model_path)
+@dataclass(frozen=True)
+class Window:
+    """The decoded window: mono samples at the model's rate, where it starts, the source's length."""
+    audio: np.ndarray
+    start: float
+    source_seconds: float | None
+
+
+def window(source, settings: Settings, deadline: float, sample_rate: int, *, start: float | None,
+           duration: float | None, known_seconds: float | None = None, upload_bytes: int | None = None) -> Window:
+    """Open and decode the window to analyse. For an upload (upload_bytes given), a stated length its
+    bytes could not hold is not trusted."""
     container = decode.open_audio(source)
     try:
         seconds = known_seconds or decode.probe_duration(container)
@@ -62,19 +70,31 @@ def _analyse(source, settings: Settings, deadline: float, *, start: float | None
         if seconds and seconds > settings.max_source_minutes * 60:
             raise errors.source_too_long(seconds, settings.max_source_minutes)
         start, duration = choose_window(start, duration, seconds, settings)
-        audio = decode.read_window(container, start, duration, genre_model.sample_rate, deadline, source.seekable())
+        audio = decode.read_window(container, start, duration, sample_rate, deadline, source.seekable())
     finally:
         container.close()
+    return Window(audio, start, seconds)
+
+
+def _analyse(source, settings: Settings, deadline: float, *, start: float | None, duration: float | None,
+             known_seconds: float | None = None, upload_bytes: int | None = None,
+             began: float, features: bool = False) -> tuple[dict, float | None, dict]:
+    """Decode the window and score it: the answer's main part, the source's length, and the
+    milliseconds that fetching and decoding (from `began`, a perf_counter) and inference took."""
+    genre_model = model.get(settings.model_path)
+    decoded = window(source, settings, deadline, genre_model.sample_rate, start=start, duration=duration,
+                     known_seconds=known_seconds, upload_bytes=upload_bytes)
+    audio, start = decoded.audio, decoded.start
     segment = genre_model.meta.segment_samples
     if len(audio) < segment:  # less than one segment: refused, not padded
         raise errors.too_short(len(audio) / genre_model.sample_rate, segment / genre_model.sample_rate)
     timings = {"fetch_decode": _ms(began)}
     began = time.perf_counter()
     with _inference_slots:
-        verdict = genre_model.classify(audio, start)
+        verdict = genre_model.classify(audio, start, features=features)
     timings["inference"] = _ms(began)
     return {**verdict, "window": {"start": round(start, 3), "duration": round(len(audio) / genre_model.sample_rate, 3)},
-            "model": genre_model.info()}, seconds, timings
+            "model": genre_model.info()}, decoded.source_seconds, timings
 
 
 def _ms(since: float) -> float:
@@ -85,8 +105,10 @@ def _answer(result: dict, source: dict, timings: dict, started: float) -> dict:
     return {**result, "source": source, "timings_ms": {**timings, "total": _ms(started)}}
 
 
-def upload(data: bytes | BinaryIO, settings: Settings, start=None, duration=None, filename: str | None = None) -> dict:
-    """Classify an uploaded clip: bytes, or a seekable binary file (a spooled upload)."""
+def upload(data: bytes | BinaryIO, settings: Settings, start=None, duration=None, filename: str | None = None,
+           features: bool = False) -> dict:
+    """Classify an uploaded clip: bytes, or a seekable binary file (a spooled upload); with its
+    segments' features if asked."""
     started = time.perf_counter()
     check_window(start, duration, settings)
     stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
@@ -97,30 +119,30 @@ def upload(data: bytes | BinaryIO, settings: Settings, start=None, duration=None
     deadline = time.monotonic() + settings.time_budget
     with _cpu_slots:
         result, seconds, timings = _analyse(stream, settings, deadline, start=start, duration=duration,
-                                            upload_bytes=size, began=started)
+                                            upload_bytes=size, began=started, features=features)
     source = {"kind": "upload", "title": filename, "duration": seconds, "bytes": size}
     return _answer(result, source, timings, started)
 
 
-def link(url: str, settings: Settings, start=None, duration=None) -> dict:
-    """Classify the audio behind a link; bounded by the time budget."""
+def link(url: str, settings: Settings, start=None, duration=None, features: bool = False) -> dict:
+    """Classify the audio behind a link, with its segments' features if asked; bounded by the time budget."""
     started = time.perf_counter()
     check_window(start, duration, settings)
     deadline = time.monotonic() + settings.time_budget
-    future = _workers.submit(_link, url, settings, start, duration, deadline, started)
+    future = _workers.submit(_link, url, settings, start, duration, deadline, started, features)
     try:
         return future.result(timeout=settings.time_budget + 1)
     except FutureTimeout:
         raise errors.timeout(f"the source took longer than {settings.time_budget:g} s") from None
 
 
-def _link(url, settings, start, duration, deadline, started):
+def _link(url, settings, start, duration, deadline, started, features):
     found = resolve.resolve(url, settings, deadline - time.monotonic())
     resolved, began = _ms(started), time.perf_counter()
     with remote.RemoteFile(found.media_url, settings, deadline, found.headers) as media:
         try:
             result, seconds, timings = _analyse(media, settings, deadline, start=start, duration=duration,
-                                                known_seconds=found.duration, began=began)
+                                                known_seconds=found.duration, began=began, features=features)
         except ClassifyError as error:
             if media.cut and error.code in ("not_audio", "no_audio"):
                 raise errors.source_unreachable(f"the audio source broke off after {media.fetched} bytes") from None

@@ -560,3 +560,36 @@ def test_a_refused_request_logs_one_warning_line(client, capsys, method, status,
     assert (entry["severity"], entry["message"], entry["status"]) == (severity, message, status)
     assert entry["duration_ms"] == round(entry["duration_ms"], 1)  # to a tenth of a millisecond
     assert 0 <= entry["duration_ms"] <= took_ms
+
+
+def test_the_features_come_only_when_asked_for_by_link_form_and_query(client, reconfigure, served, media):
+    """The opt-in that lets export/ fan feature extraction out over the function (--endpoint)."""
+    plain = client.post("/", json={"url": f"{served}/song.flac", "duration": 9}).json
+    assert "features" not in plain
+    by_link = client.post("/", json={"url": f"{served}/song.flac", "duration": 9, "features": True}).json
+    data = (media / "song.flac").read_bytes()
+    by_form = client.post("/", data={"file": (io.BytesIO(data), "s.flac"), "duration": "9", "features": "1"},
+                          content_type="multipart/form-data").json
+    by_query = client.post("/?duration=9&features=true", data=data, content_type="audio/flac").json
+    for body in (by_link, by_form, by_query):
+        assert body["scores"] == plain["scores"]  # asking changes nothing else
+        features = np.array(body["features"]["segments"])
+        assert features.shape == (3, 250) and np.isfinite(features).all() and features.std() > 0
+        assert body["features"]["id"].startswith("musicnn-MSD-")
+    assert np.abs(np.array(by_form["features"]["segments"]) - np.array(by_link["features"]["segments"])).max() < 1e-4
+    for off in ("0", "false", ""):
+        assert "features" not in client.post(f"/?duration=9&features={off}", data=data, content_type="audio/flac").json
+
+
+@pytest.mark.parametrize("value", ["yes", "2", 1, [True]])
+def test_features_must_be_true_or_false(client, served, value):
+    answer = client.post("/", json={"url": f"{served}/song.flac", "features": value})
+    assert answer.status_code == 400 and answer.json["error"]["code"] == "bad_parameter"
+    assert "features must be true or false" in answer.json["error"]["message"]
+
+
+def test_a_model_without_features_says_so(client, reconfigure, media):
+    reconfigure(model_path=ROOT / "models" / "genre_cnn.onnx")
+    answer = client.post("/?features=1", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
+    assert answer.status_code == 400 and answer.json["error"]["code"] == "bad_parameter"
+    assert "genre_cnn has no features" in answer.json["error"]["message"]
