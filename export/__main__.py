@@ -1,28 +1,46 @@
-"""Training, cross-validation, evaluation and ONNX export of the model families; writes models/.
+"""Training, cross-validation, evaluation and ONNX export of a model family on any labelled library.
 
-    python -m export crossval FAMILY --data ../shared/data/gtzan [--out models/]
-    python -m export train FAMILY --data ../shared/data/gtzan [--out models/] [--split all]
-    python -m export evaluate --model models/genre_cnn.onnx --data DIR [--split valid]
+    python -m export crossval FAMILY --data LIBRARY [--out DIR]
+    python -m export train FAMILY --data LIBRARY [--out FILE.onnx]
+    python -m export evaluate --model FILE.onnx --data LIBRARY
 
-crossval scores a family by both protocols of export/folds.py (grouped 5-fold x 3 over all clips,
-artists apart: the one that selects models; and the 2-fold split lists) and writes
-<out>/crossval_<family>.json and <out>/confusion_<family>.png; train fits on every clip (or one
-split list) and writes <out>/<family>.onnx, its serving twin and its .json card (with the
-cross-validation figures if that file is there).
+LIBRARY: a folder of label folders (<label>/<any depth>/<audio file>; GTZAN is one, its artists.csv
+and splits/ beside them), a CSV manifest (path,label[,artist]: files or http(s) links), or, with
+--labels-from tags, a folder of files that carry their genre tag.
+crossval scores a family with the clips' artists kept on one side of each fold (export/folds.py),
+prints the figures and writes <out>/crossval_<family>.json, confusion_<family>.png and
+calibration_<family>.png; train fits on every clip and writes FILE.onnx, its serving twin and its
+.json card, with the cross-validation's figures and calibration when crossval wrote them beside it.
 """
 import argparse
 import json
+import os
+import sys
 import time
 from pathlib import Path
 
-from export import crossval, dataset, evaluate, families, folds, to_onnx
+import numpy as np
+
+from export import crossval, evaluate, extract, families, folds, library, to_onnx
 
 
-def _common(parser, split_default: str | None):
-    parser.add_argument("--data", required=True, help="GTZAN-layout folder (<genre>/<genre>.000NN.*)")
-    parser.add_argument("--splits-dir", help="folder of <split>_filtered.txt (default: DATA/splits)")
-    if split_default:
-        parser.add_argument("--split", default=split_default, help="only this split list's clips (train, valid, all)")
+def _data(parser, split: bool):
+    parser.add_argument("--data", required=True, type=Path, help="a folder of label folders, or a CSV manifest")
+    parser.add_argument("--labels-from", choices=("folders", "tags"), default="folders",
+                        help="a folder's labels: its label folders' names, or its files' genre tags")
+    parser.add_argument("--artists", type=Path, help="stem,artist CSV (default: DATA/artists.csv, else artist tags)")
+    parser.add_argument("--splits-dir", type=Path, help="folder of <split>_filtered.txt (default: DATA/splits)")
+    if split:
+        parser.add_argument("--split", default="all", help="only this split list's clips (train, valid, all)")
+
+
+def _extraction(parser):
+    parser.add_argument("--endpoint", help="compute features with the deployed function at this URL")
+    parser.add_argument("--token", default=os.environ.get("GENRE_TOKEN"),
+                        help="identity token for a private function (default: $GENRE_TOKEN)")
+    parser.add_argument("--jobs", type=int, help="clips at once (default: the core count; 8 with --endpoint)")
+    parser.add_argument("--retries", type=int, default=6, help="retries per request (--endpoint)")
+    parser.add_argument("--cache", type=Path, default=extract.CACHE, help="the features' cache (default: %(default)s)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,87 +52,143 @@ def _parser() -> argparse.ArgumentParser:
         per_family = commands.add_parser(command, help=text).add_subparsers(dest="family", required=True)
         for name, family in families.ALL.items():
             sub = per_family.add_parser(name, help=families.summary(family))
-            _common(sub, "all" if command == "train" else None)
-            sub.add_argument("--out", default="models", help="folder for what it writes")
-            if command == "crossval":
-                sub.add_argument("--artists", help="artists.csv (default: DATA/artists.csv)")
+            _data(sub, split=command == "train")
+            _extraction(sub)
+            sub.add_argument("--out", type=Path, default=Path("models") if command == "crossval" else None,
+                             help="the folder for what it writes" if command == "crossval"
+                             else f"the model file (default: models/{name}.onnx)")
             family.add_arguments(sub)
-    scoring = commands.add_parser("evaluate", help="score an exported model on a folder of clips")
-    scoring.add_argument("--model", required=True)
-    _common(scoring, "all")
+    scoring = commands.add_parser("evaluate", help="score an exported model on a labelled library")
+    scoring.add_argument("--model", required=True, type=Path)
+    _data(scoring, split=True)
     return parser
 
 
-def _clips(args):
-    splits_dir = Path(args.splits_dir or Path(args.data) / "splits")
-    return dataset.find_clips(args.data), splits_dir
+def _library(args) -> library.Library:
+    found = library.read(args.data, args.labels_from, args.artists, progress=extract.progress)
+    split = getattr(args, "split", "all")
+    if split != "all":
+        stems = folds.read_split(_splits_dir(args) or Path(args.data) / "splits", split)
+        found.clips = [c for c in found.clips if c.stem in stems]
+    return found
+
+
+def _splits_dir(args) -> Path | None:
+    folder = args.splits_dir or (args.data / "splits" if args.data.is_dir() else None)
+    return folder if folder and folder.is_dir() else None
+
+
+def _inputs(args, family) -> tuple[library.Library, np.ndarray, list]:
+    """The usable clips (sizes checked), their label indices and the family's inputs."""
+    found = _library(args)
+    args.jobs = args.jobs or (8 if args.endpoint else os.cpu_count() or 1)
+    clips, inputs = family.inputs(found, args)
+    usable = library.Library(clips, found.skipped)
+    _report_skipped(usable)
+    library.check_sizes(usable)
+    return usable, np.array([usable.labels.index(c.label) for c in clips]), inputs
+
+
+def _report_skipped(found: library.Library):
+    if found.skipped:
+        print(f"skipped {len(found.skipped)}:\n  " + "\n  ".join(found.skipped), file=sys.stderr)
+
+
+def _protocol(found: library.Library) -> str:
+    known = sum(bool(c.artist) for c in found.clips)
+    if known == len(found.clips):
+        return "by artist"
+    print(f"warning: the artist of {len(found.clips) - known} of {len(found.clips)} clips is unknown (an artist "
+          "column, artists.csv or artist tags give it): each is its own group, so an artist on both sides of a "
+          "fold inflates the figure", file=sys.stderr)
+    return "by artist, each clip of unknown artist its own group" if known else "by file: no artists known"
 
 
 def run_crossval(args, family) -> dict:
-    clips, splits_dir = _clips(args)
-    loaded = dataset.load(clips, family.SAMPLE_RATE)
-    clips = [c for c, _ in loaded]
-    inputs = family.inputs(loaded, args)
-    groups = folds.artists(Path(args.artists or Path(args.data) / "artists.csv"), [c.stem for c in clips])
-    out = Path(args.out)
+    found, y, inputs = _inputs(args, family)
+    labels, groups, out = found.labels, found.groups, Path(args.out)
+    protocol = f"StratifiedGroupKFold({folds.GROUPED_FOLDS}) {_protocol(found)}, seeds {list(folds.GROUPED_SEEDS)}"
     out.mkdir(parents=True, exist_ok=True)
-    grouped, answers = crossval.cross_validate(family, clips, inputs, folds.grouped(clips, groups), args)
-    two_fold, _ = crossval.cross_validate(family, clips, inputs, folds.two_fold(clips, splits_dir), args)
-    results = {"family": family.NAME, "options": family.describe(args), "clips": len(clips),
-               "artists": len(set(groups)),
-               "grouped": dict(grouped, protocol=f"StratifiedGroupKFold({folds.GROUPED_FOLDS}) by artist, seeds "
-                                                 f"{list(folds.GROUPED_SEEDS)}; pooled track-level per repeat"),
-               "two_fold": dict(two_fold, protocol="fit train list -> score valid list and back; pooled"),
-               "calibration": crossval.calibration(answers, family.meta().pooling,
-                                                   out / f"calibration_{family.NAME}.png",
-                                                   f"{family.NAME}: grouped CV, out of fold")}
-    (out / f"crossval_{family.NAME}.json").write_text(json.dumps(results, indent=2) + "\n")
+    grouped, answers = crossval.cross_validate(family, y, labels, inputs, folds.grouped(y, groups), args)
+    results = {"family": family.NAME, "options": family.describe(args), "clips": len(y),
+               "artists": len(set(groups)), "labels": list(labels),
+               "data": {"path": str(args.data), "fingerprint": found.fingerprint(), "skipped": len(found.skipped)},
+               "grouped": dict(grouped, protocol=f"{protocol}; pooled track-level per repeat")}
+    splits = _splits_dir(args)
+    if splits:
+        two_fold, _ = crossval.cross_validate(family, y, labels, inputs, folds.two_fold(
+            [c.stem for c in found.clips], splits), args)
+        results["two_fold"] = dict(two_fold, protocol="fit train list -> score valid list and back; pooled")
+    results["calibration"] = crossval.calibration(answers, family.meta(labels).pooling,
+                                                  out / f"calibration_{family.NAME}.png",
+                                                  f"{family.NAME}: grouped CV, out of fold")
+    (out / f"crossval_{family.NAME}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     crossval.plot_confusion(grouped, out / f"confusion_{family.NAME}.png",
                             f"{family.NAME}: grouped CV x{grouped['repeats']} ({grouped['track_accuracy']:.0%})")
-    for protocol in ("grouped", "two_fold"):
+    for protocol in ("grouped", "two_fold")[:1 + bool(splits)]:
         print(f"== {family.NAME}, {results[protocol]['protocol']}\n{evaluate.report(results[protocol])}")
     print(f"== calibration, out of fold: {json.dumps(results['calibration'])}")
+    print(f"== {family.NAME} on {len(y)} clips of {len(labels)} labels: {grouped['track_accuracy']:.1%} of tracks "
+          f"right ({results['grouped']['protocol']}) -> {out}")
     return results
 
 
+def _crossval_card(results: dict, found: library.Library, family, args) -> dict:
+    """The cross-validation's figures for the card, if they are this training's (same options, data)."""
+    if results["options"] != family.describe(args) or results["data"]["fingerprint"] != found.fingerprint():
+        raise SystemExit(f"crossval_{family.NAME}.json beside the model was made with other options or data "
+                         f"({results['options']}, {results['data']}): rerun crossval with --out there, "
+                         "or train into another folder")
+    return {p: {k: results[p][k] for k in ("protocol", "track_accuracy", "track_accuracy_min",
+                                           "track_accuracy_max", "segment_accuracy", "f1")}
+            for p in ("grouped", "two_fold") if p in results}
+
+
 def run_train(args, family) -> Path:
-    clips, splits_dir = _clips(args)
-    loaded = dataset.load(dataset.select(clips, splits_dir, args.split), family.SAMPLE_RATE)
-    started = time.perf_counter()
-    trained = family.fit(family.inputs(loaded, args), [c.genre for c, _ in loaded], args)
-    card = {"training": dict(family.describe(args), data=str(args.data), split=args.split, clips=len(loaded),
-                             seconds=round(time.perf_counter() - started, 1))}
-    model = family.onnx(trained, args)
-    scores = Path(args.out) / f"crossval_{family.NAME}.json"
+    found, y, inputs = _inputs(args, family)
+    path = args.out or Path("models") / f"{family.NAME}.onnx"
+    started = time.monotonic()
+    trained = family.fit(inputs, y, found.labels, args)
+    card = {"training": dict(family.describe(args), data=str(args.data), split=args.split, clips=len(y),
+                             seconds=round(time.monotonic() - started, 1))}
+    model = family.onnx(trained, family.meta(found.labels, path.stem), args)
+    scores = path.parent / f"crossval_{family.NAME}.json"
     if scores.exists():  # written by crossval into the same folder: its figures, and its calibration baked in
         results = json.loads(scores.read_text())
-        if results["options"] != family.describe(args):  # its figures and calibration are another model's
-            raise SystemExit(f"{scores} was made with {results['options']}, not {family.describe(args)}: "
-                             "rerun crossval with these options, or train into another --out")
-        card["crossval"] = {p: {k: results[p][k] for k in ("protocol", "track_accuracy", "track_accuracy_min",
-                                                           "track_accuracy_max", "segment_accuracy", "f1")}
-                            for p in ("grouped", "two_fold")}
+        card["crossval"] = _crossval_card(results, found, family, args)
         card["calibration"] = results["calibration"]
         model = to_onnx.calibrated(model, results["calibration"]["temperature"],
                                    results["calibration"]["uncertain_below"])
-    path = to_onnx.write(model, Path(args.out) / f"{family.NAME}.onnx", card)
-    print(f"trained {family.NAME} on {len(loaded)} clips in {card['training']['seconds']:.0f} s -> {path}")
+    else:
+        print(f"warning: no {scores}: the model is not calibrated and never flags an answer uncertain "
+              f"(run crossval with --out {path.parent} first)", file=sys.stderr)
+    to_onnx.write(model, path, card)
+    print(f"trained {path.stem} ({family.NAME}) on {len(y)} clips of {len(found.labels)} labels "
+          f"in {card['training']['seconds']:.0f} s -> {path}")
     return path
 
 
 def run_evaluate(args):
-    clips, splits_dir = _clips(args)
     _, meta = evaluate.session(args.model)
-    loaded = dataset.load(dataset.select(clips, splits_dir, args.split), meta.sample_rate)
-    print(evaluate.report(evaluate.summarize(evaluate.predict(args.model, loaded), meta.pooling)))
+    found = _library(args)
+    foreign = sorted({c.label for c in found.clips} - set(meta.labels))
+    if foreign:
+        raise SystemExit(f"{args.model} knows {list(meta.labels)}; the library also has {foreign}")
+    clips, windows = extract.audio(found, meta.sample_rate)
+    _report_skipped(found)
+    predictions = zip([meta.labels.index(c.label) for c in clips], evaluate.predict(args.model, windows), strict=True)
+    print(evaluate.report(evaluate.summarize(list(predictions), meta.labels, meta.pooling)))
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    if args.command == "evaluate":
-        return run_evaluate(args)
-    family = families.ALL[args.family]
-    return (run_crossval if args.command == "crossval" else run_train)(args, family)
+    try:
+        if args.command == "evaluate":
+            return run_evaluate(args)
+        family = families.ALL[args.family]
+        return (run_crossval if args.command == "crossval" else run_train)(args, family)
+    except library.LibraryError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":

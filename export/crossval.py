@@ -1,5 +1,5 @@
 """The cross-validation driver: a family fitted and scored fold by fold, every clip scored once
-per repeat (folds.py); the pooled figures (mean and spread over repeats, per-genre F1, the
+per repeat (folds.py); the pooled figures (mean and spread over repeats, per-label F1, the
 confusion matrix summed over repeats); and the calibration of the out-of-fold answers."""
 from pathlib import Path
 
@@ -11,31 +11,31 @@ from inference import segments
 PRECISION = 0.85  # answers not flagged uncertain must be right this often, out of fold
 
 
-def cross_validate(family, clips, inputs, protocol, options) -> tuple[dict, list]:
+def cross_validate(family, y: np.ndarray, labels: tuple[str, ...], inputs, protocol, options) -> tuple[dict, list]:
     """Pooled track-level figures of each repeat, their mean and spread, and each fold's accuracy;
     and the out-of-fold answers: per repeat, per fold, the (true label, segment probabilities)
-    of the clips it scored."""
-    pooling = family.meta().pooling
+    of the clips it scored. y: each clip's label index."""
+    pooling = family.meta(labels).pooling
     repeats, folds, answers = [], {}, []
     for repeat in protocol:
-        scored, by_fold = [None] * len(clips), []
+        scored, by_fold = [None] * len(y), []
         for name, fit, score in repeat:
-            trained = family.fit([inputs[i] for i in fit], [clips[i].genre for i in fit], options)
+            trained = family.fit([inputs[i] for i in fit], y[fit], labels, options)
             for i, probabilities in zip(score, family.predict(trained, [inputs[i] for i in score]), strict=True):
-                scored[i] = (evaluate.LABELS.index(clips[i].genre), probabilities)
+                scored[i] = (int(y[i]), probabilities)
             by_fold.append([scored[i] for i in score])
-            folds[name] = evaluate.summarize(by_fold[-1], pooling)["track_accuracy"]
+            folds[name] = evaluate.summarize(by_fold[-1], labels, pooling)["track_accuracy"]
             print(f"[{family.NAME}] {name}: fit {len(fit)}, score {len(score)}: track {folds[name]:.3f}", flush=True)
-        repeats.append(evaluate.summarize(scored, pooling))
+        repeats.append(evaluate.summarize(scored, labels, pooling))
         answers.append(by_fold)
     accuracy = [r["track_accuracy"] for r in repeats]
-    return {"tracks": len(clips), "segments": repeats[0]["segments"], "repeats": len(repeats),
+    return {"tracks": len(y), "segments": repeats[0]["segments"], "repeats": len(repeats),
             "track_accuracy": float(np.mean(accuracy)), "track_accuracy_min": min(accuracy),
             "track_accuracy_max": max(accuracy),
             "segment_accuracy": float(np.mean([r["segment_accuracy"] for r in repeats])),
-            "f1": {g: float(np.mean([r["f1"][g] for r in repeats]).round(3)) for g in evaluate.LABELS},
+            "f1": {g: float(np.mean([r["f1"][g] for r in repeats]).round(3)) for g in labels},
             "confusion": np.sum([r["confusion"] for r in repeats], axis=0).tolist(),
-            "labels": list(evaluate.LABELS), "folds": folds}, answers
+            "labels": list(labels), "folds": folds}, answers
 
 
 def _tracks(scored, pooling: str, t: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +76,8 @@ def plot_confusion(m: dict, path: Path, title: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     matrix = np.array(m["confusion"])
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    size = max(6.4, 0.45 * len(m["labels"]) + 2)
+    fig, ax = plt.subplots(figsize=(size, size - 0.8))
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(m["labels"])), m["labels"], rotation=45, ha="right")
     ax.set_yticks(range(len(m["labels"])), m["labels"])

@@ -3,36 +3,25 @@ weights every family trains with.
 
 A protocol is a list of repeats; a repeat is a list of folds (name, fit indices, score indices)
 that together score every clip exactly once. Both protocols keep every artist on one side:
-- grouped(): StratifiedGroupKFold over all clips, artists as groups (an unidentified clip is its
-  own artist), stratified by genre as far as the groups allow, repeated with several shuffles.
+- grouped(): StratifiedGroupKFold over all clips, artists as groups (a clip of unknown artist is
+  its own group), stratified by label as far as the groups allow, repeated with several shuffles.
   It selects models;
-- two_fold(): the fault-filtered train and valid lists against each other: a second, harsher
-  figure (each side fits on ~60 clips with whole genres nearly missing).
+- two_fold(): where the data has split lists (GTZAN's fault-filtered train and valid), the lists
+  against each other: a second, harsher figure (each side fits on ~60 GTZAN clips with whole
+  genres nearly missing).
 """
-import csv
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from export import dataset
-from inference.contract import LABELS
-
 GROUPED_FOLDS, GROUPED_SEEDS = 5, (0, 1, 2)
 TWO_FOLD = (("train", "valid"), ("valid", "train"))
 
 
-def artists(path: Path, stems) -> list[str]:
-    """The artist of each stem from an artists.csv (stem, artist, title); an unidentified stem
-    (no row, or an empty artist) is its own artist."""
-    with open(path, newline="") as f:
-        known = {row["stem"]: row["artist"].strip() for row in csv.DictReader(f)}
-    return [known.get(stem) or f"unidentified:{stem}" for stem in stems]
-
-
-def grouped(clips, groups: list[str], folds: int = GROUPED_FOLDS, seeds=GROUPED_SEEDS) -> list[list[tuple]]:
-    """`len(seeds)` repeats of `folds`-fold cross-validation with no group on both sides of a fold."""
-    y = [LABELS.index(c.genre) for c in clips]
+def grouped(y, groups: list[str], folds: int = GROUPED_FOLDS, seeds=GROUPED_SEEDS) -> list[list[tuple]]:
+    """`len(seeds)` repeats of `folds`-fold cross-validation of labels y (indices) with no group on
+    both sides of a fold."""
     repeats = []
     for seed in seeds:
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -41,17 +30,23 @@ def grouped(clips, groups: list[str], folds: int = GROUPED_FOLDS, seeds=GROUPED_
     return repeats
 
 
-def two_fold(clips, splits_dir: Path) -> list[list[tuple]]:
-    """One repeat: fit on one split list, score the other, both ways."""
+def read_split(splits_dir: Path, name: str) -> set[str]:
+    """The stems of a split list, e.g. splits/train_filtered.txt."""
+    path = Path(splits_dir) / f"{name}_filtered.txt"
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+def two_fold(stems: list[str], splits_dir: Path) -> list[list[tuple]]:
+    """One repeat: fit on one split list, score the other, both ways (clips named by file stem)."""
     repeat = []
     for fit_on, score_on in TWO_FOLD:
-        fit, score = dataset.read_split(splits_dir, fit_on), dataset.read_split(splits_dir, score_on)
-        repeat.append((f"{fit_on}->{score_on}", [i for i, c in enumerate(clips) if c.stem in fit],
-                       [i for i, c in enumerate(clips) if c.stem in score]))
+        fit, score = read_split(splits_dir, fit_on), read_split(splits_dir, score_on)
+        repeat.append((f"{fit_on}->{score_on}", [i for i, s in enumerate(stems) if s in fit],
+                       [i for i, s in enumerate(stems) if s in score]))
     return [repeat]
 
 
 def class_weights(y: np.ndarray) -> dict[int, float]:
     """Keras class_weight that balances the classes present in y."""
-    counts = np.bincount(y, minlength=len(LABELS))
+    counts = np.bincount(y)
     return {i: len(y) / (np.count_nonzero(counts) * n) for i, n in enumerate(counts) if n}

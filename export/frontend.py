@@ -11,6 +11,9 @@ The same graph computes the training features (through onnxruntime) and is the f
 shipped model, so training and serving cannot drift. Both kinds share the STFT-to-power nodes,
 where the serving twin starts (export/to_onnx.py).
 """
+import hashlib
+import json
+
 import librosa
 import numpy as np
 import onnx
@@ -111,6 +114,11 @@ def build(sample_rate: int, segment_samples: int, features: dict) -> onnx.ModelP
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def digest(features: dict) -> str:
+    """A short name of a front-end's parameters: models that share it compute the same input."""
+    return hashlib.sha256(json.dumps(features, sort_keys=True).encode()).hexdigest()[:8]
 
 
 class Frontend:

@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from export import dataset, evaluate, to_onnx
+from export import evaluate, extract, library, to_onnx
 from export.families import genre_cnn as cnn
 from inference import contract, segments
 from inference import model as serving
@@ -19,13 +19,16 @@ from conftest import ROOT
 FEATURES = cnn.FEATURES
 
 CLIPS = ("blues.00000", "blues.00040", "classical.00000", "metal.00000", "reggae.00000")  # blues.00040: 16 kHz
+LABELS = ("blues", "classical", "metal", "reggae")
 
 
 @pytest.fixture(scope="module")
 def loaded(gtzan):
-    clips = [c for c in dataset.find_clips(gtzan) if c.stem in CLIPS]
-    assert {c.stem for c in clips} == set(CLIPS)
-    return dataset.load(clips, cnn.SAMPLE_RATE)
+    """(clip, its default window decoded as the function decodes it) for CLIPS."""
+    found = library.read(gtzan)
+    found.clips = [c for c in found.clips if c.stem in CLIPS]
+    assert {c.stem for c in found.clips} == set(CLIPS)
+    return list(zip(*extract.audio(found, cnn.SAMPLE_RATE), strict=True))
 
 
 def librosa_mfcc(segment: np.ndarray, band_limit_hz=None) -> np.ndarray:
@@ -69,17 +72,18 @@ def test_band_limit_makes_band_limited_audio_look_like_full_band(loaded):
 
 
 def test_seed_architecture_has_the_seeds_parameter_count():
-    assert cnn.seed_network().count_params() == 98_058
+    assert cnn.seed_network(10).count_params() == 98_058
 
 
 @pytest.mark.parametrize("arch", ["cnn", "seed"])
 def test_train_export_evaluate_round_trip(loaded, arch, tmp_path):
     options = argparse.Namespace(arch=arch, epochs=2, per_clip=4, seed=cnn.SEED)
-    model = cnn.fit(cnn.inputs(loaded, options), [c.genre for c, _ in loaded], options)
-    path = to_onnx.write(cnn.onnx(model, options), tmp_path / "genre_cnn.onnx", {"arch": arch})
+    y = np.array([LABELS.index(c.label) for c, _ in loaded])
+    model = cnn.fit([a for _, a in loaded], y, LABELS, options)
+    path = to_onnx.write(cnn.onnx(model, cnn.meta(LABELS, "mine"), options), tmp_path / "mine.onnx", {"arch": arch})
     exported = onnx.load(path)
     meta = {p.key: p.value for p in exported.metadata_props}
-    assert json.loads(meta["labels"]) == list(contract.LABELS)
+    assert json.loads(meta["labels"]) == list(LABELS) and meta["name"] == "mine"
     assert int(meta["sample_rate"]) == cnn.SAMPLE_RATE and int(meta["segment_samples"]) == cnn.SEGMENT_SAMPLES
     assert json.loads(meta["features"]) == FEATURES
     assert [(op.domain, op.version) for op in exported.opset_import if op.domain in ("", "ai.onnx")] == [("", 18)]
@@ -93,7 +97,7 @@ def test_train_export_evaluate_round_trip(loaded, arch, tmp_path):
     assert session.get_inputs()[0].shape[0] != 1 and session.get_outputs()[0].name == "probabilities"
     onnx_p = session.run(None, {"audio": audio})[0]
     keras_p = model.predict(cnn.mfcc()(audio), verbose=0)
-    assert onnx_p.shape == (len(audio), len(contract.LABELS))
+    assert onnx_p.shape == (len(audio), len(LABELS))
     assert np.abs(onnx_p - keras_p).max() <= 1e-5
     assert (onnx_p.argmax(1) == keras_p.argmax(1)).all()
 
@@ -104,12 +108,12 @@ def test_train_export_evaluate_round_trip(loaded, arch, tmp_path):
     for _, clip in loaded:
         size = cnn.SEGMENT_SAMPLES  # whole segments, cut here by hand: the tail dropped
         segment_p = session.run(None, {"audio": clip[: len(clip) // size * size].reshape(-1, size)})[0]
-        assert np.abs(served.run(clip)[0] - segment_p).max() <= 1e-5
+        assert np.abs(served.run(clip).probabilities - segment_p).max() <= 1e-5
 
-    predictions = evaluate.predict(path, loaded)
-    assert [np.abs(p - q).max() for (_, p), q in zip(predictions, cnn.predict(model, [a for _, a in loaded]),
-                                                        strict=True)] == pytest.approx([0] * len(loaded), abs=1e-5)
-    metrics = evaluate.summarize(predictions)
+    predictions = evaluate.predict(path, [a for _, a in loaded])
+    assert [np.abs(p - q).max() for p, q in zip(predictions, cnn.predict(model, [a for _, a in loaded]),
+                                                 strict=True)] == pytest.approx([0] * len(loaded), abs=1e-5)
+    metrics = evaluate.summarize(list(zip(y, predictions, strict=True)), LABELS)
     assert metrics["tracks"] == len(loaded) and metrics["segments"] == 10 * len(loaded)
     assert np.array(metrics["confusion"]).sum() == len(loaded)
     assert "track-level accuracy" in evaluate.report(metrics)
@@ -126,9 +130,11 @@ def test_shipped_power_twin_is_derived_from_the_shipped_model(tmp_path):
 
 
 def test_calibration_is_baked_into_the_model_and_its_twin(tmp_path, loaded):
-    network = cnn.cnn_network(np.random.default_rng(0).normal(size=(8, *cnn.INPUT_SHAPE)))  # untrained will do
-    uncalibrated = cnn.onnx(network, None)
-    path = to_onnx.write(to_onnx.calibrated(cnn.onnx(network, None), 2.0, 0.55), tmp_path / "calibrated.onnx", {})
+    network = cnn.cnn_network(np.random.default_rng(0).normal(size=(8, *cnn.INPUT_SHAPE)), 10)  # untrained will do
+    meta = cnn.meta(tuple("abcdefghij"))
+    uncalibrated = cnn.onnx(network, meta, None)
+    path = to_onnx.write(to_onnx.calibrated(cnn.onnx(network, meta, None), 2.0, 0.55), tmp_path / "calibrated.onnx",
+                         {})
     audio = np.concatenate([segments.split(a, cnn.SEGMENT_SAMPLES)[:2] for _, a in loaded])
     raw = ort.InferenceSession(uncalibrated.SerializeToString(), providers=["CPUExecutionProvider"]).run(
         None, {"audio": audio})[0]
@@ -139,4 +145,4 @@ def test_calibration_is_baked_into_the_model_and_its_twin(tmp_path, loaded):
     assert served.meta.uncertain_below == 0.55 and served.meta.input == "power"
     first = segments.split(loaded[0][1], cnn.SEGMENT_SAMPLES)
     direct = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"audio": first})[0]
-    assert np.abs(served.run(loaded[0][1])[0] - direct).max() <= 1e-5
+    assert np.abs(served.run(loaded[0][1]).probabilities - direct).max() <= 1e-5

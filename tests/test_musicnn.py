@@ -61,9 +61,9 @@ def test_the_onnx_front_end_is_librosas_log_mel(segments_16k):
 def test_export_gives_the_keras_scores_and_tags_from_raw_audio(segments_16k, tmp_path):
     keras.utils.set_random_seed(0)
     net = family.backbone()
-    head = keras.Sequential([keras.Input((net.output.shape[-1],)),
-                             keras.layers.Dense(len(contract.LABELS), activation="softmax")])
-    path = to_onnx.write(family.onnx(head, argparse.Namespace(backbone="MSD")), tmp_path / "genre_musicnn.onnx", {})
+    head = keras.Sequential([keras.Input((net.output.shape[-1],)), keras.layers.Dense(3, activation="softmax")])
+    meta = family.meta(("ambient", "drum & bass", "música popular"), "mine")
+    path = to_onnx.write(family.onnx(head, meta, None), tmp_path / "mine.onnx", {})
     features = net(np.stack([musicnn.log_mel(s)[:musicnn.N_FRAMES] for s in segments_16k])).numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     full, tags = session.run(["probabilities", "tags"], {"audio": segments_16k})
@@ -72,8 +72,10 @@ def test_export_gives_the_keras_scores_and_tags_from_raw_audio(segments_16k, tmp
     served = model.Model(path)  # runs the power twin, fed by numpy's FFT
     assert (served.meta.sample_rate, served.meta.segment_samples, served.meta.batch) == (16000, 48000, 1)
     assert served.meta.tags == musicnn.TAGS["MSD"] and served.meta.pooling == "mean_logits"
-    probabilities, served_tags = served.run(segments_16k.reshape(-1))
-    assert np.abs(probabilities - full).max() <= 1e-5 and np.abs(served_tags - tags).max() <= 1e-5
+    assert served.meta.labels == ("ambient", "drum & bass", "música popular") and served.meta.name == "mine"
+    scores = served.run(segments_16k.reshape(-1))
+    assert np.abs(scores.probabilities - full).max() <= 1e-5 and np.abs(scores.tags - tags).max() <= 1e-5
+    assert np.abs(scores.features - features).max() <= 1e-4  # what a new head is trained on
 
 
 def test_the_clip_head_is_the_regression_on_mean_features():
@@ -81,19 +83,32 @@ def test_the_clip_head_is_the_regression_on_mean_features():
     to the clip's mean features."""
     rng = np.random.default_rng(0)
     features = [rng.normal(size=(int(rng.integers(3, 11)), 250)) + (i % 10) * 0.3 for i in range(60)]
-    genres = [contract.LABELS[i % 10] for i in range(60)]
-    head = family.fit(features, genres, argparse.Namespace(head="clip", c=0.01))
+    y, labels = np.arange(60) % 10, tuple("abcdefghij")
+    head = family.fit(features, y, labels, argparse.Namespace(head="clip", c=0.01))
     means = np.stack([f.mean(axis=0) for f in features])
     scaler = StandardScaler().fit(means)
-    regression = LogisticRegression(C=0.01, class_weight="balanced", max_iter=5000).fit(
-        scaler.transform(means), [contract.LABELS.index(g) for g in genres])
+    regression = LogisticRegression(C=0.01, class_weight="balanced", max_iter=5000).fit(scaler.transform(means), y)
     expected = regression.predict_proba(scaler.transform(means))
     pooled = np.stack([segments.pool(p, "mean_logits") for p in family.predict(head, features)])
     assert np.abs(pooled - expected).max() < 1e-4
-    no_pop = [i for i, g in enumerate(genres) if g != "pop"]  # a genre absent from the clips: never answered
-    head = family.fit([features[i] for i in no_pop], [genres[i] for i in no_pop],
+    absent = y != 7  # a label absent from the clips: never answered
+    head = family.fit([f for f, keep in zip(features, absent, strict=True) if keep], y[absent], labels,
                       argparse.Namespace(head="clip", c=0.01))
-    assert max(p[:, contract.LABELS.index("pop")].max() for p in family.predict(head, features)) < 1e-9
+    assert max(p[:, 7].max() for p in family.predict(head, features)) < 1e-9
+
+
+def test_a_head_of_two_labels_is_the_binary_regression():
+    """Two labels: sklearn fits one logit; the head splits it so that the softmax is its sigmoid."""
+    rng = np.random.default_rng(1)
+    features = [rng.normal(size=(4, 250)) + (i % 2) * 0.4 for i in range(30)]
+    y = np.arange(30) % 2
+    head = family.fit(features, y, ("calm", "loud"), argparse.Namespace(head="clip", c=0.01))
+    means = np.stack([f.mean(axis=0) for f in features])
+    scaler = StandardScaler().fit(means)
+    regression = LogisticRegression(C=0.01, class_weight="balanced", max_iter=5000).fit(scaler.transform(means), y)
+    pooled = np.stack([segments.pool(p, "mean_logits") for p in family.predict(head, features)])
+    assert pooled.shape == (30, 2)
+    assert np.abs(pooled - regression.predict_proba(scaler.transform(means))).max() < 1e-4
 
 
 def test_the_shipped_model_its_twin_and_its_calibration(tmp_path):
@@ -101,6 +116,7 @@ def test_the_shipped_model_its_twin_and_its_calibration(tmp_path):
     meta = contract.ModelMeta.from_props({p.key: p.value for p in onnx.load(shipped).metadata_props})
     assert (meta.name, meta.sample_rate, meta.segment_samples, meta.batch) == ("genre_musicnn", 16000, 48000, 1)
     assert (meta.labels, meta.pooling, meta.tags) == (contract.LABELS, "mean_logits", musicnn.TAGS["MSD"])
+    assert meta.features_id == family.features_id()  # the shipped model extracts the features new heads learn from
     copy = Path(shutil.copy(shipped, tmp_path / shipped.name))
     twin = to_onnx.write_twin(copy)
     assert twin.read_bytes() == shipped.with_name("genre_musicnn.power.onnx").read_bytes()

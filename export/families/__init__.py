@@ -2,12 +2,13 @@
 
 A family module defines:
     NAME, VERSION, SAMPLE_RATE      the model's name and version, the rate clips are decoded at
-    meta() -> ModelMeta             what its exported model's metadata says (inference/contract.py)
+    meta(labels, name) -> ModelMeta what its exported model's metadata says (inference/contract.py)
     add_arguments(parser)           its own command-line options (hyper-parameters)
-    inputs(loaded, options)         per clip, what fit() and predict() take (audio, or features)
-    fit(inputs, genres, options)    a trained model
+    inputs(library, options)        the clips it can use and, per clip, what fit() and predict()
+                                    take (export/extract.py: cached features, or the decoded audio)
+    fit(inputs, y, labels, options) a trained model (y: each clip's index in labels)
     predict(trained, inputs)        per clip, segment probabilities [segments, labels]
-    onnx(trained, options)          the ONNX model (to_onnx.compose), metadata as meta() says
+    onnx(trained, meta, options)    the ONNX model (to_onnx.compose) with that metadata
     describe(options) -> dict       what the card says of its training
 and its module docstring's first line is its summary in `python -m export --help`.
 """

@@ -5,10 +5,10 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from export import augment, frontend, to_onnx
+from export import augment, extract, frontend, to_onnx
 from export.folds import class_weights
 from inference import segments
-from inference.contract import LABELS, SEGMENT_SECONDS, ModelMeta
+from inference.contract import SEGMENT_SECONDS, ModelMeta
 
 NAME, VERSION = "genre_cnn", "1.0.0"
 SAMPLE_RATE = 22050
@@ -26,8 +26,8 @@ INPUT_SHAPE = (FEATURES["frames"], FEATURES["n_mfcc"])  # (130, 13)
 SEED, EPOCHS, SEGMENTS_PER_CLIP = 1234, 20, 40  # random offsets drawn per clip per run, each augmented
 
 
-def meta() -> ModelMeta:
-    return ModelMeta(NAME, VERSION, LABELS, SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES)
+def meta(labels: tuple[str, ...], name: str = NAME) -> ModelMeta:
+    return ModelMeta(name, VERSION, labels, SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES)
 
 
 def mfcc(band_limit_hz: float | None = BAND_LIMIT_HZ) -> frontend.Frontend:
@@ -35,8 +35,8 @@ def mfcc(band_limit_hz: float | None = BAND_LIMIT_HZ) -> frontend.Frontend:
     return frontend.Frontend(SAMPLE_RATE, SEGMENT_SAMPLES, dict(FEATURES, band_limit_hz=band_limit_hz))
 
 
-def seed_network() -> keras.Model:
-    """The seed demo's network, exactly: 98,058 parameters."""
+def seed_network(n_labels: int) -> keras.Model:
+    """The seed demo's network, exactly (98,058 parameters for 10 labels)."""
     model = keras.Sequential([
         keras.Input(INPUT_SHAPE),
         layers.Reshape((*INPUT_SHAPE, 1)),
@@ -52,7 +52,7 @@ def seed_network() -> keras.Model:
         layers.Flatten(),
         layers.Dense(64, activation="relu"),
         layers.Dropout(0.3),
-        layers.Dense(len(LABELS), activation="softmax"),
+        layers.Dense(n_labels, activation="softmax"),
     ], name="seed")
     model.compile(optimizer=keras.optimizers.Adam(1e-4),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -75,7 +75,7 @@ class LogStdPool(layers.Layer):
         return ops.log(ops.sqrt(ops.var(x, axis=1) + 1e-5))
 
 
-def cnn_network(x: np.ndarray) -> keras.Model:
+def cnn_network(x: np.ndarray, n_labels: int) -> keras.Model:
     """The default, small on purpose (119 clips): segment mean removal and standardisation (the
     statistics of the training MFCCs x, baked in as constants), a temporal convolution over the
     frames (16 learnt filters of 9 frames, ~0.2 s: slopes, onsets, vibrato), log-std pooling of the
@@ -89,7 +89,7 @@ def cnn_network(x: np.ndarray) -> keras.Model:
     h = layers.Concatenate()([LogStdPool()(h), LogStdPool()(moves)])
     h = layers.BatchNormalization()(h)
     h = layers.Dropout(0.3)(h)
-    out = layers.Dense(len(LABELS), activation="softmax", kernel_regularizer=keras.regularizers.l2(1e-3))(h)
+    out = layers.Dense(n_labels, activation="softmax", kernel_regularizer=keras.regularizers.l2(1e-3))(h)
     model = keras.Model(audio_mfcc, out, name="cnn")
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -103,12 +103,14 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=SEED)
 
 
-def inputs(loaded, options) -> list[np.ndarray]:
-    """What fit() and predict() take per clip: its audio."""
-    return [audio for _, audio in loaded]
+def inputs(library, options) -> tuple[list, list[np.ndarray]]:
+    """The clips that decode, and per clip its window's audio (this family learns from audio)."""
+    if options.endpoint:
+        raise SystemExit(f"{NAME} learns from audio, which the function does not send back: leave out --endpoint")
+    return extract.audio(library, SAMPLE_RATE)
 
 
-def fit(audio: list[np.ndarray], genres: list[str], options) -> keras.Model:
+def fit(audio: list[np.ndarray], y: np.ndarray, labels: tuple[str, ...], options) -> keras.Model:
     """Train options.arch on MFCCs of augmented random segments; deterministic for a given seed."""
     import tensorflow as tf
     keras.utils.set_random_seed(options.seed)
@@ -116,8 +118,8 @@ def fit(audio: list[np.ndarray], genres: list[str], options) -> keras.Model:
     rng = np.random.default_rng(options.seed)
     batch = np.concatenate([augment.augment(augment.random_segments(a, options.per_clip, SEGMENT_SAMPLES, rng),
                                             rng, SAMPLE_RATE, BAND_LIMIT_HZ) for a in audio])
-    x, y = mfcc()(batch), np.repeat([LABELS.index(g) for g in genres], options.per_clip)
-    model = seed_network() if options.arch == "seed" else cnn_network(x)
+    x, y = mfcc()(batch), np.repeat(y, options.per_clip)
+    model = seed_network(len(labels)) if options.arch == "seed" else cnn_network(x, len(labels))
     model.fit(x, y, epochs=options.epochs, batch_size=32, shuffle=True, class_weight=class_weights(y), verbose=2)
     return model
 
@@ -128,9 +130,9 @@ def predict(model: keras.Model, audio: list[np.ndarray]) -> list[np.ndarray]:
     return [model.predict(front(segments.split(a, SEGMENT_SAMPLES)), verbose=0) for a in audio]
 
 
-def onnx(model: keras.Model, options):
+def onnx(model: keras.Model, model_meta: ModelMeta, options):
     """Front-end + network as one ONNX model."""
-    return to_onnx.compose(frontend.build(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES), model, meta())
+    return to_onnx.compose(frontend.build(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES), model, model_meta)
 
 
 def describe(options) -> dict:

@@ -1,25 +1,29 @@
 """A genre head on musicnn's frozen pretrained network, on 3-s segments at 16 kHz.
 
-The network is export/musicnn.py (MSD weights; --backbone MTT for the MagnaTagATune ones); each
-segment goes through the same ONNX log-mel front-end as in serving. The head (--head clip, the
+The network is export/musicnn.py (MSD weights); each segment goes through the same ONNX log-mel
+front-end as in serving. Its features (penultimate + tags) come from a served model of this family
+(--extractor, by default the shipped one: the backbone is frozen, so every model of the family gives
+the same features, named by its features_id), here or through the deployed function (--endpoint),
+cached per clip (export/extract.py). The head (--head clip, the
 default) is a class-balanced L2 logistic regression on the mean over a clip's segments of the
 network's penultimate layer (200) and its 50 tag scores, standardised; shipped as one Dense layer
 on each segment (standardisation folded in), whose segment logits the function averages
 (pooling mean_logits): exactly the regression applied to the window's mean features. --head
 segment is the previous head: a softmax layer fitted on every segment, probabilities averaged.
-The model's second output is the network's tag scores.
+The model's second output is the network's tag scores, its third the head's input features.
 """
-import dataclasses
+import hashlib
+from pathlib import Path
 
 import keras
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from export import frontend, musicnn, to_onnx
+from export import extract, frontend, musicnn, to_onnx
 from export.folds import class_weights
-from inference import segments
-from inference.contract import LABELS, OUTPUT, SEGMENT_SECONDS, TAGS_OUTPUT, ModelMeta
+from inference.config import DEFAULT_MODEL
+from inference.contract import FEATURES_OUTPUT, OUTPUT, SEGMENT_SECONDS, TAGS_OUTPUT, ModelMeta
 
 NAME, VERSION = "genre_musicnn", "2.0.0"
 SAMPLE_RATE = musicnn.SAMPLE_RATE
@@ -31,66 +35,76 @@ FEATURES = {"kind": "log_mel", "n_fft": musicnn.N_FFT, "hop_length": musicnn.HOP
 # against 182 ms and 473 MiB for the 10 segments at once (inference/model.py reads "batch").
 BATCH = 1
 C = 0.01  # L2 strength of the clip head: the inner-CV choice most often; 0.001-0.3 all score within noise
-ABSENT_LOGIT = -30.0  # a genre with no clip to learn from (one side of the 2-fold protocol has no pop)
+ABSENT_LOGIT = -30.0  # a label with no clip to learn from (one side of GTZAN's 2-fold protocol has no pop)
+WEIGHTS = "MSD"
 SEGMENT_EPOCHS, SEGMENT_L2, SEED = 300, 1e-3, 1234  # the segment head
 
 
-def meta() -> ModelMeta:
-    return ModelMeta(NAME, VERSION, LABELS, SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES, batch=BATCH,
-                     pooling="mean_logits", tags=musicnn.TAGS["MSD"])
+def features_id() -> str:
+    """What determines the features: the network's weights and the front-end."""
+    weights = next(musicnn.checkpoint(WEIGHTS).glob(".data-*")).read_bytes()
+    return f"musicnn-{WEIGHTS}-{hashlib.sha256(weights).hexdigest()[:12]}-{frontend.digest(FEATURES)}"
 
 
-def _network(name: str):
+def meta(labels: tuple[str, ...], name: str = NAME) -> ModelMeta:
+    return ModelMeta(name, VERSION, labels, SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES, batch=BATCH,
+                     pooling="mean_logits", tags=musicnn.TAGS[WEIGHTS], features_id=features_id())
+
+
+def _network():
     """(the network, its tag scores, its head's input features: penultimate layer + tags [250])."""
-    net = musicnn.load(name)
+    net = musicnn.load(WEIGHTS)
     tags, penultimate = net.outputs
     return net, tags, keras.layers.Concatenate()([penultimate, tags])
 
 
-def backbone(name: str = "MSD") -> keras.Model:
+def backbone() -> keras.Model:
     """log-mel [batch, 187, 96] -> [batch, 250]: the network's penultimate layer and its tag scores."""
-    net, _, features = _network(name)
+    net, _, features = _network()
     return keras.Model(net.input, features, name="musicnn_features")
 
 
 def add_arguments(parser):
     parser.add_argument("--head", choices=("clip", "segment"), default="clip")
-    parser.add_argument("--backbone", choices=musicnn.WEIGHTS, default="MSD")
     parser.add_argument("--c", type=float, default=C, help="the clip head's inverse L2 strength")
+    parser.add_argument("--extractor", type=Path, default=DEFAULT_MODEL,
+                        help="a served model of this family whose features are trained on (default: %(default)s)")
 
 
-def inputs(loaded, options) -> list[np.ndarray]:
-    """What fit() and predict() take per clip: its segments' backbone features [segments, 250]."""
-    front = frontend.Frontend(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES)
-    net = backbone(options.backbone)
-    return [net.predict(front(segments.split(audio, SEGMENT_SAMPLES)), verbose=0) for _, audio in loaded]
+def inputs(library, options) -> tuple[list, list[np.ndarray]]:
+    """The clips whose features could be had, and per clip its segments' features [segments, 250]."""
+    return extract.features(library, extract.Extractor(options.extractor, options.endpoint, options.token,
+                                                       options.jobs, retries=options.retries, cache=options.cache))
 
 
 def _dense(kernel: np.ndarray, bias: np.ndarray) -> keras.Model:
-    layer = keras.layers.Dense(len(LABELS), activation="softmax")
+    layer = keras.layers.Dense(len(bias), activation="softmax")
     head = keras.Sequential([keras.Input((len(kernel),)), layer])
     layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
     return head
 
 
-def _clip_head(features: list[np.ndarray], y: np.ndarray, c: float) -> keras.Model:
+def _clip_head(features: list[np.ndarray], y: np.ndarray, n_labels: int, c: float) -> keras.Model:
     """Logistic regression on the clips' mean features, as a Dense layer on raw segment features."""
     means = np.stack([f.mean(axis=0) for f in features])
     scaler = StandardScaler().fit(means)
     regression = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(scaler.transform(means), y)
-    coef, intercept = np.zeros((len(LABELS), means.shape[1])), np.full(len(LABELS), ABSENT_LOGIT)
-    coef[regression.classes_], intercept[regression.classes_] = regression.coef_, regression.intercept_
+    weights, biases = regression.coef_, regression.intercept_
+    if len(regression.classes_) == 2:  # one logit for two classes: as a softmax, half of it each way
+        weights, biases = np.concatenate([-weights, weights]) / 2, np.concatenate([-biases, biases]) / 2
+    coef, intercept = np.zeros((n_labels, means.shape[1])), np.full(n_labels, ABSENT_LOGIT)
+    coef[regression.classes_], intercept[regression.classes_] = weights, biases
     kernel = coef.T / scaler.scale_[:, None]
     return _dense(kernel, intercept - scaler.mean_ @ kernel)
 
 
-def _segment_head(features: list[np.ndarray], y: np.ndarray) -> keras.Model:
+def _segment_head(features: list[np.ndarray], y: np.ndarray, n_labels: int) -> keras.Model:
     """A softmax layer fitted on every segment's standardised features, classes weighted to
     balance; the standardisation folded into its weights."""
     keras.utils.set_random_seed(SEED)
     x, y = np.concatenate(features), np.repeat(y, [len(f) for f in features])
     mean, std = x.mean(0), x.std(0) + 1e-6
-    dense = keras.layers.Dense(len(LABELS), activation="softmax", kernel_regularizer=keras.regularizers.l2(SEGMENT_L2))
+    dense = keras.layers.Dense(n_labels, activation="softmax", kernel_regularizer=keras.regularizers.l2(SEGMENT_L2))
     model = keras.Sequential([keras.Input((x.shape[1],)), dense])
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
     model.fit((x - mean) / std, y, epochs=SEGMENT_EPOCHS, batch_size=len(x), class_weight=class_weights(y), verbose=0)
@@ -98,10 +112,11 @@ def _segment_head(features: list[np.ndarray], y: np.ndarray) -> keras.Model:
     return _dense(kernel / std[:, None], bias - (mean / std) @ kernel)
 
 
-def fit(features: list[np.ndarray], genres: list[str], options) -> keras.Model:
-    """The head: per segment, features [250] -> probabilities [10]."""
-    y = np.array([LABELS.index(g) for g in genres])
-    return _clip_head(features, y, options.c) if options.head == "clip" else _segment_head(features, y)
+def fit(features: list[np.ndarray], y: np.ndarray, labels: tuple[str, ...], options) -> keras.Model:
+    """The head: per segment, features [250] -> a probability per label (y: each clip's label index)."""
+    if options.head == "clip":
+        return _clip_head(features, y, len(labels), options.c)
+    return _segment_head(features, y, len(labels))
 
 
 def predict(head: keras.Model, features: list[np.ndarray]) -> list[np.ndarray]:
@@ -109,16 +124,15 @@ def predict(head: keras.Model, features: list[np.ndarray]) -> list[np.ndarray]:
     return [head.predict(f, verbose=0) for f in features]
 
 
-def onnx(head: keras.Model, options):
-    """Front-end + frozen network + head as one ONNX model: audio at 16 kHz -> 10 probabilities,
-    and the network's 50 tag scores."""
-    net, tags, features = _network(options.backbone)
-    full = keras.Model(net.input, {OUTPUT: head(features), TAGS_OUTPUT: tags})
-    front = frontend.build(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES)
-    return to_onnx.compose(front, full, dataclasses.replace(meta(), tags=musicnn.TAGS[options.backbone]))
+def onnx(head: keras.Model, model_meta: ModelMeta, options):
+    """Front-end + frozen network + head as one ONNX model: audio at 16 kHz -> a probability per
+    label, the network's 50 tag scores and the head's input features."""
+    net, tags, features = _network()
+    full = keras.Model(net.input, {OUTPUT: head(features), TAGS_OUTPUT: tags, FEATURES_OUTPUT: features})
+    return to_onnx.compose(frontend.build(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES), full, model_meta)
 
 
 def describe(options) -> dict:
     head = (f"clip: L2 logistic regression (C {options.c}) on the segments' mean penultimate + tags"
             if options.head == "clip" else f"segment: softmax layer on penultimate + tags, L2 {SEGMENT_L2}")
-    return {"backbone": f"musicnn 0.1.0 {options.backbone}_musicnn (frozen)", "head": head}
+    return {"backbone": f"musicnn 0.1.0 {WEIGHTS}_musicnn (frozen)", "head": head}

@@ -1,0 +1,112 @@
+"""Your own genres, the whole path: a taxonomy of three labels made from the shared clips (free
+label and file names, one clip re-encoded to MP3) in a CSV manifest with artists -> crossval
+grouped by artist -> train -> ONNX -> a real functions-framework server serving it with
+GENRE_MODEL -> answers scored in the new labels. And the features fanned out over a real local
+server (--endpoint), killed and resumed."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import function_server
+from conftest import ROOT, encode
+
+# label -> GTZAN genres grouped into it; six clips each, so that five folds can hold every label
+TAXONOMY = {"calm & acoustic": ("classical", "jazz"), "guitar · heavy": ("metal", "rock"),
+            "groove": ("hiphop", "reggae", "disco")}
+PER_LABEL = 6
+
+
+def export(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "export", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def manifest(gtzan, tmp_path_factory) -> Path:
+    """manifest.csv (path,label,artist) of the taxonomy; its first clip an MP3 with a free name."""
+    folder = tmp_path_factory.mktemp("library")
+    with open(gtzan / "artists.csv", newline="") as f:
+        artists = {row["stem"]: row["artist"] for row in csv.DictReader(f)}
+    rows = []
+    for label, genres in TAXONOMY.items():
+        paths = [p for g in genres for p in sorted((gtzan / g).glob("*.flac"))[:PER_LABEL]][:PER_LABEL]
+        rows += [(str(p), label, artists.get(p.stem, "")) for p in paths]
+    mp3 = folder / "Mein Lieblingsstück (live).mp3"
+    encode(rows[0][0], mp3, "libmp3lame", "mp3")
+    rows[0] = (mp3.name, *rows[0][1:])  # relative to the manifest
+    path = folder / "manifest.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([("path", "label", "artist"), *rows])
+    return path
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """The features' cache of the local runs."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def trained(manifest, cache, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mine")
+    crossval = export("crossval", "genre_musicnn", "--data", str(manifest), "--out", str(out), "--cache", str(cache))
+    assert crossval.returncode == 0, crossval.stderr
+    assert "features of 18 clips (0 cached)" in crossval.stdout
+    assert "by artist" in crossval.stdout and "on 18 clips of 3 labels" in crossval.stdout
+    results = json.loads((out / "crossval_genre_musicnn.json").read_text())
+    assert results["labels"] == ["calm & acoustic", "groove", "guitar · heavy"] and results["clips"] == 18
+    assert "two_fold" not in results  # a manifest has no split lists
+    assert results["grouped"]["track_accuracy"] > 0.6  # three broad labels: far above a third
+    assert {"calibration_genre_musicnn.png", "confusion_genre_musicnn.png"} <= {p.name for p in out.iterdir()}
+    train = export("train", "genre_musicnn", "--data", str(manifest), "--out", str(out / "mine.onnx"),
+                   "--cache", str(cache))
+    assert train.returncode == 0, train.stderr
+    assert "features of" not in train.stdout  # every clip's features came from the cache
+    card = json.loads((out / "mine.json").read_text())
+    assert card["name"] == "mine" and card["labels"] == results["labels"]
+    assert card["calibration"] == results["calibration"] and card["crossval"]["grouped"]["protocol"].count("artist")
+    assert (out / "mine.power.onnx").exists()
+    return out / "mine.onnx"
+
+
+def test_a_model_of_your_own_labels_is_served_unchanged(trained, gtzan, tmp_path):
+    with function_server.start(tmp_path, GENRE_MODEL=str(trained)) as server:
+        body = (gtzan / "metal" / "metal.00010.flac").read_bytes()  # not in the taxonomy's clips
+        request = urllib.request.Request(server.url, data=body, headers={"Content-Type": "audio/flac"})
+        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+    assert set(answer["scores"]) == {"calm & acoustic", "groove", "guitar · heavy"}
+    assert answer["model"]["name"] == "mine" and answer["genre"] == "guitar · heavy"
+    assert {s["genre"] for s in answer["timeline"]} <= set(answer["scores"]) and answer["tags"]
+
+
+def test_features_fan_out_over_the_function_and_resume_after_a_kill(manifest, trained, cache, tmp_path):
+    """The endpoint route gives the features the local run cached, and a killed run resumes."""
+    remote_cache = tmp_path / "cache"
+    with function_server.start(tmp_path, GENRE_TESTING_ALLOW_LOOPBACK="1") as server:
+        args = ["crossval", "genre_musicnn", "--data", str(manifest), "--out", str(tmp_path / "out"),
+                "--cache", str(remote_cache), "--endpoint", server.url, "--jobs", "1"]
+        process = subprocess.Popen([sys.executable, "-m", "export", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while len(list(remote_cache.rglob("*.npy"))) < 3 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        done = len(list(remote_cache.rglob("*.npy")))
+        assert 3 <= done < 18 and not list(remote_cache.rglob("*.tmp.npy"))
+        resumed = export(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"features of {18 - done} clips ({done} cached) from {server.url}" in resumed.stdout
+    remote = {p.name: np.load(p) for p in remote_cache.rglob("*.npy")}
+    here = {p.name: np.load(p) for p in cache.rglob("*.npy")}
+    assert len(remote) == 18 and remote.keys() == here.keys()
+    assert max(np.abs(remote[k] - here[k]).max() for k in remote) < 1e-4
