@@ -121,7 +121,8 @@ def fit(features: list[np.ndarray], y: np.ndarray, labels: tuple[str, ...], opti
 
 def predict(head: keras.Model, features: list[np.ndarray]) -> list[np.ndarray]:
     """Each clip's segment probabilities [segments, labels]."""
-    return [head.predict(f, verbose=0) for f in features]
+    every = head.predict(np.concatenate(features), batch_size=4096, verbose=0)  # one call: each costs ~50 ms
+    return np.split(every, np.cumsum([len(f) for f in features])[:-1])
 
 
 def onnx(head: keras.Model, model_meta: ModelMeta, options):
