@@ -1,9 +1,9 @@
 """A small CNN on 13 MFCCs of 3-s segments at 22,050 Hz (--arch seed: the seed demo's network).
 
 Trained on augmented random segments; a twentieth of genre_musicnn's compute."""
-import keras
+import functools
+
 import numpy as np
-from keras import layers, ops
 
 from export import augment, extract, frontend, to_onnx
 from export.folds import class_weights
@@ -35,8 +35,10 @@ def mfcc(band_limit_hz: float | None = BAND_LIMIT_HZ) -> frontend.Frontend:
     return frontend.Frontend(SAMPLE_RATE, SEGMENT_SAMPLES, dict(FEATURES, band_limit_hz=band_limit_hz))
 
 
-def seed_network(n_labels: int) -> keras.Model:
+def seed_network(n_labels: int):
     """The seed demo's network, exactly (98,058 parameters for 10 labels)."""
+    import keras
+    from keras import layers
     model = keras.Sequential([
         keras.Input(INPUT_SHAPE),
         layers.Reshape((*INPUT_SHAPE, 1)),
@@ -59,29 +61,38 @@ def seed_network(n_labels: int) -> keras.Model:
     return model
 
 
-class SegmentMeanRemoval(layers.Layer):
-    """Cepstral mean normalisation: subtracts each coefficient's mean over the segment's frames.
-    The mean is mostly the recording's colour (microphone, mastering, the artist's studio), which on
-    119 clips identifies the artist rather than the genre; what stays is how the timbre moves."""
+@functools.cache
+def _own_layers() -> tuple[type, type]:
+    """The family's own Keras layers, defined when first needed (Keras brings TensorFlow: ~600 MB)."""
+    from keras import layers, ops
 
-    def call(self, x):
-        return x - ops.mean(x, axis=1, keepdims=True)
+    class SegmentMeanRemoval(layers.Layer):
+        """Cepstral mean normalisation: subtracts each coefficient's mean over the segment's frames.
+        The mean is mostly the recording's colour (microphone, mastering, the artist's studio), which on
+        119 clips identifies the artist rather than the genre; what stays is how the timbre moves."""
+
+        def call(self, x):
+            return x - ops.mean(x, axis=1, keepdims=True)
+
+    class LogStdPool(layers.Layer):
+        """Log standard deviation of each channel over the frames: how much the timbre moves."""
+
+        def call(self, x):
+            return ops.log(ops.sqrt(ops.var(x, axis=1) + 1e-5))
+
+    return SegmentMeanRemoval, LogStdPool
 
 
-class LogStdPool(layers.Layer):
-    """Log standard deviation of each channel over the frames: how much the timbre moves."""
-
-    def call(self, x):
-        return ops.log(ops.sqrt(ops.var(x, axis=1) + 1e-5))
-
-
-def cnn_network(x: np.ndarray, n_labels: int) -> keras.Model:
+def cnn_network(x: np.ndarray, n_labels: int):
     """The default, small on purpose (119 clips): segment mean removal and standardisation (the
     statistics of the training MFCCs x, baked in as constants), a temporal convolution over the
     frames (16 learnt filters of 9 frames, ~0.2 s: slopes, onsets, vibrato), log-std pooling of the
     input and of the filter outputs, batch norm, dropout and an L2-regularised softmax layer."""
     centred = x - x.mean(axis=1, keepdims=True)
     mean, std = centred.mean(axis=(0, 1)), centred.std(axis=(0, 1)) + 1e-6
+    import keras
+    from keras import layers
+    SegmentMeanRemoval, LogStdPool = _own_layers()
     audio_mfcc = keras.Input(INPUT_SHAPE)
     h = SegmentMeanRemoval()(audio_mfcc)
     h = layers.Rescaling(scale=1.0 / std, offset=-mean / std)(h)
@@ -110,8 +121,9 @@ def inputs(library, options) -> tuple[list, list[np.ndarray]]:
     return extract.audio(library, SAMPLE_RATE)
 
 
-def fit(audio: list[np.ndarray], y: np.ndarray, labels: tuple[str, ...], options) -> keras.Model:
+def fit(audio: list[np.ndarray], y: np.ndarray, labels: tuple[str, ...], options):
     """Train options.arch on MFCCs of augmented random segments; deterministic for a given seed."""
+    import keras
     import tensorflow as tf
     keras.utils.set_random_seed(options.seed)
     tf.config.experimental.enable_op_determinism()
@@ -124,13 +136,13 @@ def fit(audio: list[np.ndarray], y: np.ndarray, labels: tuple[str, ...], options
     return model
 
 
-def predict(model: keras.Model, audio: list[np.ndarray]) -> list[np.ndarray]:
+def predict(model, audio: list[np.ndarray]) -> list[np.ndarray]:
     """Each clip's segment probabilities [segments, labels]."""
     front = mfcc()
     return [model.predict(front(segments.split(a, SEGMENT_SAMPLES)), verbose=0) for a in audio]
 
 
-def onnx(model: keras.Model, model_meta: ModelMeta, options):
+def onnx(model, model_meta: ModelMeta, options):
     """Front-end + network as one ONNX model."""
     return to_onnx.compose(frontend.build(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES), model, model_meta)
 

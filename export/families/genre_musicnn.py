@@ -13,10 +13,11 @@ segment is the previous head: a softmax layer fitted on every segment, probabili
 The model's second output is the network's tag scores, its third the head's input features.
 """
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
+from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
@@ -53,13 +54,15 @@ def meta(labels: tuple[str, ...], name: str = NAME) -> ModelMeta:
 
 def _network():
     """(the network, its tag scores, its head's input features: penultimate layer + tags [250])."""
+    import keras
     net = musicnn.load(WEIGHTS)
     tags, penultimate = net.outputs
     return net, tags, keras.layers.Concatenate()([penultimate, tags])
 
 
-def backbone() -> keras.Model:
-    """log-mel [batch, 187, 96] -> [batch, 250]: the network's penultimate layer and its tag scores."""
+def backbone():
+    """log-mel [batch, 187, 96] -> [batch, 250] (Keras): the network's penultimate layer and its tag scores."""
+    import keras
     net, _, features = _network()
     return keras.Model(net.input, features, name="musicnn_features")
 
@@ -77,15 +80,26 @@ def inputs(library, options) -> tuple[list, list[np.ndarray]]:
                                                        options.jobs, retries=options.retries, cache=options.cache))
 
 
-def _dense(kernel: np.ndarray, bias: np.ndarray) -> keras.Model:
-    layer = keras.layers.Dense(len(bias), activation="softmax")
-    head = keras.Sequential([keras.Input((len(kernel),)), layer])
-    layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
-    return head
+@dataclass(frozen=True)
+class Head:
+    """The genre layer on each segment's features [n, 250]: softmax(features @ kernel + bias).
+    Fitted and run in numpy (no TensorFlow until the export); a Dense layer in the model."""
+    kernel: np.ndarray  # [250, labels]
+    bias: np.ndarray  # [labels]
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return softmax(features @ self.kernel + self.bias, axis=-1).astype(np.float32)
+
+    def layer(self):
+        import keras
+        dense = keras.layers.Dense(len(self.bias), activation="softmax")
+        model = keras.Sequential([keras.Input((len(self.kernel),)), dense])
+        dense.set_weights([self.kernel.astype(np.float32), self.bias.astype(np.float32)])
+        return model
 
 
-def _clip_head(features: list[np.ndarray], y: np.ndarray, n_labels: int, c: float) -> keras.Model:
-    """Logistic regression on the clips' mean features, as a Dense layer on raw segment features."""
+def _clip_head(features: list[np.ndarray], y: np.ndarray, n_labels: int, c: float) -> Head:
+    """Logistic regression on the clips' mean features, as a layer on raw segment features."""
     means = np.stack([f.mean(axis=0) for f in features])
     scaler = StandardScaler().fit(means)
     regression = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(scaler.transform(means), y)
@@ -95,12 +109,13 @@ def _clip_head(features: list[np.ndarray], y: np.ndarray, n_labels: int, c: floa
     coef, intercept = np.zeros((n_labels, means.shape[1])), np.full(n_labels, ABSENT_LOGIT)
     coef[regression.classes_], intercept[regression.classes_] = weights, biases
     kernel = coef.T / scaler.scale_[:, None]
-    return _dense(kernel, intercept - scaler.mean_ @ kernel)
+    return Head(kernel, intercept - scaler.mean_ @ kernel)
 
 
-def _segment_head(features: list[np.ndarray], y: np.ndarray, n_labels: int) -> keras.Model:
+def _segment_head(features: list[np.ndarray], y: np.ndarray, n_labels: int) -> Head:
     """A softmax layer fitted on every segment's standardised features, classes weighted to
     balance; the standardisation folded into its weights."""
+    import keras
     keras.utils.set_random_seed(SEED)
     x, y = np.concatenate(features), np.repeat(y, [len(f) for f in features])
     mean, std = x.mean(0), x.std(0) + 1e-6
@@ -109,27 +124,27 @@ def _segment_head(features: list[np.ndarray], y: np.ndarray, n_labels: int) -> k
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
     model.fit((x - mean) / std, y, epochs=SEGMENT_EPOCHS, batch_size=len(x), class_weight=class_weights(y), verbose=0)
     kernel, bias = dense.get_weights()
-    return _dense(kernel / std[:, None], bias - (mean / std) @ kernel)
+    return Head(kernel / std[:, None], bias - (mean / std) @ kernel)
 
 
-def fit(features: list[np.ndarray], y: np.ndarray, labels: tuple[str, ...], options) -> keras.Model:
+def fit(features: list[np.ndarray], y: np.ndarray, labels: tuple[str, ...], options) -> Head:
     """The head: per segment, features [250] -> a probability per label (y: each clip's label index)."""
     if options.head == "clip":
         return _clip_head(features, y, len(labels), options.c)
     return _segment_head(features, y, len(labels))
 
 
-def predict(head: keras.Model, features: list[np.ndarray]) -> list[np.ndarray]:
+def predict(head: Head, features: list[np.ndarray]) -> list[np.ndarray]:
     """Each clip's segment probabilities [segments, labels]."""
-    every = head.predict(np.concatenate(features), batch_size=4096, verbose=0)  # one call: each costs ~50 ms
-    return np.split(every, np.cumsum([len(f) for f in features])[:-1])
+    return [head(f) for f in features]
 
 
-def onnx(head: keras.Model, model_meta: ModelMeta, options):
+def onnx(head: Head, model_meta: ModelMeta, options):
     """Front-end + frozen network + head as one ONNX model: audio at 16 kHz -> a probability per
     label, the network's 50 tag scores and the head's input features."""
+    import keras
     net, tags, features = _network()
-    full = keras.Model(net.input, {OUTPUT: head(features), TAGS_OUTPUT: tags, FEATURES_OUTPUT: features})
+    full = keras.Model(net.input, {OUTPUT: head.layer()(features), TAGS_OUTPUT: tags, FEATURES_OUTPUT: features})
     return to_onnx.compose(frontend.build(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES), full, model_meta)
 
 
