@@ -29,7 +29,7 @@ def progress(items, what: str, total: int | None = None):
     return tqdm(items, desc=what, total=total, unit="clip", smoothing=0.1, mininterval=1.0, dynamic_ncols=True)
 
 
-def settings(model_path: Path) -> config.Settings:
+def settings(model_path: Path = config.DEFAULT_MODEL) -> config.Settings:
     """The function's settings (its window, its URL policy) with `model_path` served, uncapped uploads."""
     return dataclasses.replace(config.load(), model_path=Path(model_path), max_upload_bytes=UNCAPPED)
 
@@ -104,7 +104,7 @@ def _save(path: Path, array: np.ndarray):
 def audio(library: Library, sample_rate: int) -> tuple[list[Clip], list[np.ndarray]]:
     """The clips that decode and their default windows at sample_rate, as the function decodes them;
     the others are added to library.skipped with the reason."""
-    s, kept, windows = settings(config.DEFAULT_MODEL), [], []
+    s, kept, windows = settings(), [], []
     for clip in progress(library.clips, "decoding"):
         if batch.is_link(clip.item):
             library.skipped.append(f"{clip.origin}: links are read by families with a backbone only (--extractor)")

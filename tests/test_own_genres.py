@@ -110,3 +110,15 @@ def test_features_fan_out_over_the_function_and_resume_after_a_kill(manifest, tr
     here = {p.name: np.load(p) for p in cache.rglob("*.npy")}
     assert len(remote) == 18 and remote.keys() == here.keys()
     assert max(np.abs(remote[k] - here[k]).max() for k in remote) < 1e-4
+
+
+def test_evaluate_scores_the_model_on_a_library_of_its_labels(trained, manifest, tmp_path):
+    scored = export("evaluate", "--model", str(trained), "--data", str(manifest))
+    assert scored.returncode == 0, scored.stderr
+    assert "tracks 18" in scored.stdout and "per-label F1: calm & acoustic" in scored.stdout
+    accuracy = float(scored.stdout.split("track-level accuracy")[1].split()[0])
+    assert accuracy >= 0.8  # clips it was trained on
+    foreign = tmp_path / "foreign.csv"
+    foreign.write_text(manifest.read_text().replace("groove", "polka"))
+    refused = export("evaluate", "--model", str(trained), "--data", str(foreign))
+    assert refused.returncode == 1 and "also has ['polka']" in refused.stderr
