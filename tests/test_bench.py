@@ -30,3 +30,15 @@ def test_uploads_benchmark_smoke_run():
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr[-3000:]
         assert "statuses {422: 3}" in done.stdout and "temp files after 0" in done.stdout, done.stdout
+
+
+def test_extraction_and_head_fit_benchmarks_smoke_run():
+    extraction = subprocess.run([sys.executable, str(ROOT / "bench" / "extract.py"), "--clips", "2", "--jobs", "1",
+                                 "--in-flight", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert extraction.returncode == 0, extraction.stderr[-3000:]
+    assert "2 clips of 30 s: this process (1 jobs)" in extraction.stdout and "local functions-framework server (2 " \
+        "in flight)" in extraction.stdout, extraction.stdout
+    fit = subprocess.run([sys.executable, str(ROOT / "bench" / "head_fit.py"), "--clips", "500", "--labels", "5"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    assert "500 clips x 10 segments, 5 labels: fit" in fit.stdout and "peak RSS" in fit.stdout, fit.stdout
