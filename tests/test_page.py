@@ -1,6 +1,7 @@
 """The page at GET /, in a real headless Chromium (Debian's, driven by Playwright) against a real
 functions-framework server; each test saves a screenshot in tests/screenshots/."""
 import json
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -67,7 +68,8 @@ def check_result(page, expected: dict):
     rows = page.locator("#scores li")
     expect(rows).to_have_count(len(contract.LABELS))
     expect(rows.first).to_contain_text(ranked[0])
-    expect(rows.first).to_contain_text(f"{round(expected['scores'][ranked[0]] * 1000) / 10:g}%")
+    shown = math.floor(expected["scores"][ranked[0]] * 1000 + 0.5) / 10  # JavaScript's Math.round: halves up
+    expect(rows.first).to_contain_text(f"{shown:g}%")
     cells = page.locator("#timeline-cells span")
     expect(cells).to_have_count(len(expected["timeline"]))
     for i, segment in enumerate(expected["timeline"]):

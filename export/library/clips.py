@@ -1,0 +1,73 @@
+"""What every reader of a library gives: clips with a label and an artist, and what was skipped."""
+import hashlib
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# A label needs this many clips: grouped 5-fold cross-validation scores each label in every fold
+# only if every fold can hold one of its clips, and learns it in every fold only with more than one.
+MIN_CLIPS = 5
+MAX_LABEL_CHARS = 64  # a label is shown on the page and in every answer: a name, not a sentence
+
+
+class LibraryError(Exception):
+    """The library cannot be trained on; the message names the file or row and says what to do."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    item: str  # a file's path or an http(s) link, as the function's client takes it
+    label: str
+    artist: str  # "" when unknown: the clip is then its own group in cross-validation
+    origin: str  # where it was named, for messages
+    key: str = ""  # sha256 of the file's bytes (of a link's URL): the same audio is found by it
+
+    @property
+    def stem(self) -> str:
+        """The file name without suffix (GTZAN's split lists and artists.csv name clips so)."""
+        return Path(self.item).stem
+
+
+@dataclass
+class Library:
+    clips: list[Clip]
+    skipped: list[str] = field(default_factory=list)  # "origin: why", listed at the end of a run
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(sorted({c.label for c in self.clips}, key=str.casefold))
+
+    @property
+    def groups(self) -> list[str]:
+        """Each clip's group for cross-validation: its artist, else itself."""
+        return [c.artist or f"clip:{c.item}" for c in self.clips]
+
+    def fingerprint(self) -> str:
+        """What the clips are and how they are labelled, to tie a model to its cross-validation."""
+        return hashlib.sha256("\n".join(sorted(f"{c.key} {c.label}" for c in self.clips)).encode()).hexdigest()[:16]
+
+
+def checked_label(label: str, origin: str) -> str:
+    """The label, stripped; LibraryError if no model's metadata, page or folder could hold it."""
+    label = unicodedata.normalize("NFC", label.strip())
+    why = ("it is empty" if not label else
+           f"it is longer than {MAX_LABEL_CHARS} characters" if len(label) > MAX_LABEL_CHARS else
+           "it holds a control character" if any(unicodedata.category(ch)[0] == "C" for ch in label) else
+           "it holds a slash (no folder can be named so)" if "/" in label or "\\" in label else
+           "it is a folder's own name" if label in (".", "..") else None)
+    if why:
+        raise LibraryError(f"{origin}: the label {label!r} cannot be used: {why}")
+    return label
+
+
+def check_sizes(library: Library) -> None:
+    """LibraryError unless there are two labels or more, each of at least MIN_CLIPS clips."""
+    counts = Counter(c.label for c in library.clips)
+    if len(counts) < 2:
+        raise LibraryError(f"a classifier needs two labels or more; this library has {dict(counts) or 'none'}")
+    small = {label: n for label, n in counts.items() if n < MIN_CLIPS}
+    if small:
+        raise LibraryError(f"labels with fewer than {MIN_CLIPS} usable clips (cross-validation needs one per fold): "
+                           + ", ".join(f"{label!r} {n}" for label, n in sorted(small.items()))
+                           + ": add clips, merge them into another label, or leave them out")

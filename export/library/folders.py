@@ -1,0 +1,60 @@
+"""Label folders: <label>/<any depth>/<audio file>, the label the folder's name (GTZAN is one);
+or, with the labels from the files' genre tags, every audio file below a folder."""
+from pathlib import Path
+
+from export.library.clips import Clip, Library, LibraryError, checked_label
+from inference import decode
+from inference.errors import ClassifyError
+
+
+def audio_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(audio files, other files) below a folder, at any depth, hidden ones left out, sorted."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(folder).parts))
+    return ([p for p in files if p.suffix.lower() in decode.SUFFIXES],
+            [p for p in files if p.suffix.lower() not in decode.SUFFIXES])
+
+
+def by_folder(root: Path) -> Library:
+    clips, skipped = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        audio, other = audio_files(folder)
+        if not audio:
+            skipped.append(f"{folder}: no audio files in this label folder (left out)")
+            continue
+        label = checked_label(folder.name, str(folder))
+        clips += [Clip(str(p), label, "", str(p)) for p in audio]
+        skipped += [f"{p}: not an audio file name ({', '.join(sorted(decode.SUFFIXES))})" for p in other]
+    if not clips:
+        raise LibraryError(f"{root}: no label folders with audio files (expected {root}/<label>/<files>)")
+    return Library(clips, skipped)
+
+
+def by_tags(root: Path) -> Library:
+    audio, _ = audio_files(root)
+    clips, skipped = [], []
+    for path in audio:
+        tags = file_tags(path)
+        if not tags.get("genre"):
+            skipped.append(f"{path}: no genre tag")
+            continue
+        clips.append(Clip(str(path), checked_label(tags["genre"], str(path)), tags.get("artist", ""), str(path)))
+    if not clips:
+        raise LibraryError(f"{root}: none of its {len(audio)} audio files has a genre tag")
+    return Library(clips, skipped)
+
+
+def file_tags(path: Path) -> dict[str, str]:
+    """A file's genre and artist tags (ID3 TCON, Vorbis GENRE, MP4 (c)gen...: lower-cased keys of the
+    container's and its audio stream's metadata, as FFmpeg names them); {} for a file it cannot open."""
+    try:
+        with open(path, "rb") as f:
+            container = decode.open_audio(f)
+            try:
+                found = {**container.streams.audio[0].metadata, **container.metadata}
+            finally:
+                container.close()
+    except (OSError, ClassifyError):
+        return {}
+    tags = {k.lower(): v.strip() for k, v in found.items()}
+    return {k: tags[k] for k in ("genre", "artist") if tags.get(k)}
