@@ -7,7 +7,7 @@
 #   PUBLIC=1: anyone (the page in a browser), at the owner's cost, capped by MAX_INSTANCES
 #   FUNCTION_NAME=genre-classifier  REGION=us-central1  PROJECT=(gcloud's default)
 #   MEMORY=1GiB  CPU=1  TIMEOUT=60s  MAX_INSTANCES=10  CONCURRENCY=4
-#   the function's settings (inference/config.py, README) are passed to it when set;
+#   the function's settings (inference/config.py, docs/configuration.md) are passed to it when set;
 #   YTDLP_COOKIES_SECRET=name of a Secret Manager secret holding a cookies.txt, mounted at
 #   /secrets/cookies.txt and used as YTDLP_COOKIES;
 #   YTDLP_PROXY_SECRET=name of a secret holding the proxy URL (credentials stay out of the config).
@@ -30,7 +30,7 @@ case "${PUBLIC:-0}" in
 esac
 
 env_vars="ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2"  # no telemetry; fewer glibc arenas: -70 MiB RSS under concurrency
-env_vars+="@THREADS=64"  # functions-framework's gunicorn threads (default 4 per core): see README, Hostile clients
+env_vars+="@THREADS=64"  # functions-framework's gunicorn threads (default 4 per core): see docs/hardening.md, Hostile clients
 # the variables of inference/config.py marked deployed, in its order (tests/test_deploy.py checks)
 for name in GENRE_MODEL GENRE_DEFAULT_START_S GENRE_DEFAULT_DURATION_S GENRE_MAX_DURATION_S \
             GENRE_MAX_SOURCE_MINUTES GENRE_MAX_UPLOAD_MB GENRE_MAX_FETCH_MB GENRE_TIME_BUDGET_S \

@@ -1,5 +1,5 @@
 """Serving settings, read once from environment variables: VARIABLES is the one list of them (the
-README's table and deploy.sh's pass-through follow it; tests check)."""
+table in docs/configuration.md and deploy.sh's pass-through follow it; tests check)."""
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "genre_musicnn.onnx"  # the better in cross-validation; models/genre_cnn.onnx is the other
 # functions-framework's THREADS (gunicorn's threads; its default is 4 per core), as deploy.sh sets it
-# and the tests' and benchmarks' servers use it: 63 clients stuck sending still leave one thread (README)
+# and the tests' and benchmarks' servers use it: 63 clients stuck sending still leave one thread (docs/hardening.md)
 SERVER_THREADS = 64
 
 
@@ -15,7 +15,7 @@ SERVER_THREADS = 64
 class Variable:
     name: str
     default: str  # as it would be written in the environment; "" for unset
-    what: str  # for the README (Markdown)
+    what: str  # for docs/configuration.md (Markdown)
     deployed: bool = True  # deploy.sh passes it on to the function when it is set
 
 

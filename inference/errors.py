@@ -1,5 +1,5 @@
 """The error catalogue: every code the function answers with, its HTTP status and default message,
-and a constructor per code. The README's error table and openapi.yaml's enums follow it (a test
+and a constructor per code. docs/api.md's error table and openapi.yaml follow it (a test
 checks)."""
 import functools
 from dataclasses import dataclass

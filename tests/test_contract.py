@@ -16,7 +16,7 @@ from conftest import ROOT
 
 schemathesis.serializer.alias(["audio/*", "video/*", "audio/flac"], "application/octet-stream")  # raw uploads
 SCHEMA = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
-EXAMPLES = 60  # per operation in CI; raise it for a longer run (see README)
+EXAMPLES = 60  # per operation in CI; raise it for a longer run (see docs/testing.md)
 
 
 @pytest.fixture(scope="module")
@@ -65,19 +65,19 @@ def documented_errors() -> dict[str, int]:
             for code in schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"]}
 
 
-def readme_errors() -> dict[str, int]:
-    """The README's error table (### Errors): code -> status."""
-    section = (ROOT / "README.md").read_text().split("### Errors", 1)[1].split("\n#", 1)[0]
+def docs_errors() -> dict[str, int]:
+    """docs/api.md's error table (## Errors): code -> status."""
+    section = (ROOT / "docs" / "api.md").read_text().split("## Errors", 1)[1].split("\n#", 1)[0]
     return {code: int(status) for status, codes in re.findall(r"^\| (\d{3}) \| ([^|]+) \|", section, re.M)
             for code in re.findall(r"`([a-z_]+)`", codes)}
 
 
-def test_the_error_catalogue_openapi_and_the_readme_agree():
+def test_the_error_catalogue_openapi_and_the_api_docs_agree():
     """Code by code and status by status; the 405 is for methods the document does not list, and
     unreadable_file and unreachable are the command line's own."""
     catalogue = {code: entry.status for code, entry in errors.CATALOGUE.items() if entry.status is not None}
     assert set(catalogue) == set(errors.CATALOGUE) - {"unreadable_file", "unreachable"}
-    assert readme_errors() == catalogue
+    assert docs_errors() == catalogue
     assert documented_errors() == {code: status for code, status in catalogue.items() if code != "method_not_allowed"}
 
 

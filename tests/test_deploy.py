@@ -16,7 +16,7 @@ printf '%s\\n' "$@" > "$GCLOUD_ARGS"
 DEFAULTS = ["functions", "deploy", "genre-classifier", "--gen2", "--runtime=python311", "--trigger-http",
             "--no-allow-unauthenticated", "--entry-point=classify", "--source=.", "--region=us-central1",
             "--memory=1GiB", "--cpu=1", "--timeout=60s", "--max-instances=10", "--concurrency=4",
-            "--set-env-vars=^@^ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2@THREADS=64"]  # 64: README, Hostile clients
+            "--set-env-vars=^@^ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2@THREADS=64"]  # 64: docs/hardening.md
 
 
 def tool_dir(path, *tools: str):
@@ -93,10 +93,11 @@ def test_deploy_passes_on_the_settings_of_config():
     assert [name for name in listed if name != "\\"] == [v.name for v in config.VARIABLES.values() if v.deployed]
 
 
-def test_the_readme_lists_the_settings_of_config():
+def test_the_docs_list_the_settings_of_config():
     rows = [f"| `{v.name}` | {f'`{v.default}`' if v.default else ''} | {v.what} |" for v in config.VARIABLES.values()]
     table = "\n".join(["| variable | default | what |", "|---|---|---|", *rows])
-    assert table + "\n\n" in (ROOT / "README.md").read_text(), f"the README's table should read:\n{table}"
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    assert table + "\n\n" in docs, f"docs/configuration.md's table should read:\n{table}"
 
 
 def test_gcloud_missing_is_a_clear_error(tmp_path):

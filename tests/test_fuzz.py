@@ -1,7 +1,7 @@
 """Property-based fuzzing (hypothesis) of the request parsing and of the decoder: whatever comes in,
 the answer is JSON with a documented status, never a 500, and within the time budget.
 FUZZ_EXAMPLES sets the examples per test (CI: 300, the same ones every run); set, the examples are
-random each run (README: a longer run)."""
+random each run (docs/hardening.md: a longer run)."""
 import io
 import json
 import os

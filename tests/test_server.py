@@ -134,8 +134,8 @@ def test_every_log_line_has_a_documented_kind(server):
     assert curl(server.url + "nowhere")[0] == 404
     kinds = [json.loads(line)["kind"] for line in server.stdout.read_text().splitlines()[before:]]
     assert kinds == ["other", "other", "other"]
-    readme = (ROOT / "README.md").read_text()
-    assert "`link`, `upload`, `page`, `preflight`, `other`" in readme
+    docs = (ROOT / "docs" / "api.md").read_text()
+    assert "`link`, `upload`, `page`, `preflight`, `other`" in docs
 
 
 def test_concurrent_requests_get_their_own_answers(server, gtzan, no_leftovers):

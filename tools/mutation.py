@@ -37,7 +37,7 @@ EQUIVALENT = ROOT / "tools" / "equivalent_mutants.txt"
 TARGETS = {
     "inference/urlpolicy.py": ("tests/test_urlpolicy.py", 60),
     "inference/segments.py": ("tests/test_segments.py tests/test_function.py", 120),
-    "inference/errors.py": ("tests/test_contract.py::test_the_error_catalogue_openapi_and_the_readme_agree "
+    "inference/errors.py": ("tests/test_contract.py::test_the_error_catalogue_openapi_and_the_api_docs_agree "
                             "tests/test_function.py", 120),
     "inference/pipeline.py": ("tests/test_function.py", 120),
     "inference/model.py": ("tests/test_model_contract.py tests/test_function.py", 120),
