@@ -2,6 +2,7 @@
 is known of the source (title, duration, site). yt-dlp is imported on the first link, not at
 start-up: it is a third of the function's import time and uploads never need it."""
 import functools
+import importlib.metadata
 import re
 import threading
 from dataclasses import dataclass, field
@@ -31,6 +32,12 @@ class _Quiet:
     def info(self, msg): pass
     def warning(self, msg): pass
     def error(self, msg): pass
+
+
+@functools.cache
+def version() -> str:
+    """yt-dlp's version, from its package's metadata (without importing it)."""
+    return importlib.metadata.version("yt-dlp")
 
 
 @functools.cache

@@ -342,10 +342,12 @@ def test_site_allow_list(client, reconfigure, served):
     assert "youtube.com" in answer.json["error"]["message"]
 
 
-def test_missing_model_is_a_503(client, reconfigure, media, tmp_path):
+def test_missing_model_is_a_503_naming_the_path_and_the_cause(client, reconfigure, media, tmp_path):
     reconfigure(model_path=tmp_path / "none.onnx")
     answer = client.post("/", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
     assert (answer.status_code, answer.json["error"]["code"]) == (503, "model_unavailable")
+    assert answer.json["error"]["message"] == (f"the model {tmp_path / 'none.onnx'} could not be loaded: "
+                                               "FileNotFoundError: No such file or directory")
 
 
 def test_server_without_ranges_is_read_once(client, media):

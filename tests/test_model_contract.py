@@ -273,7 +273,8 @@ def test_a_model_without_its_outputs_is_model_unavailable_naming_the_first(tmp_p
     with pytest.raises(ClassifyError) as refused:
         model.get(tmp_path / "tiny.onnx")
     assert (refused.value.code, refused.value.message) == (
-        "model_unavailable", "the model could not be loaded: the model has no output 'probabilities'")
+        "model_unavailable", f"the model {tmp_path / 'tiny.onnx'} could not be loaded: the model has no output "
+                             "'probabilities'")
 
 
 def test_a_model_whose_scores_and_labels_differ_in_number_is_model_unavailable(tmp_path):
@@ -283,7 +284,8 @@ def test_a_model_whose_scores_and_labels_differ_in_number_is_model_unavailable(t
     onnx.save(proto, tmp_path / "tiny.onnx")
     with pytest.raises(ClassifyError) as refused:
         model.get(tmp_path / "tiny.onnx")
-    assert refused.value.message == "the model could not be loaded: the model gives 10 scores for 9 labels"
+    assert refused.value.message == (f"the model {tmp_path / 'tiny.onnx'} could not be loaded: the model gives 10 "
+                                     "scores for 9 labels")
 
 
 def test_a_model_is_loaded_once_per_process():

@@ -1,5 +1,6 @@
 """The function as users and CI run it: a real `functions-framework --target classify` process on
 127.0.0.1, called with curl."""
+import importlib.metadata
 import json
 import os
 import re
@@ -9,6 +10,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from inference import config, model
 
 import function_server
 import local_http
@@ -125,6 +128,27 @@ def test_one_structured_log_line_per_request(server, served, media):
     assert upload["kind"] == "upload" and upload["site"] is None
     assert "s3cr3t" not in "".join(lines) and "song.flac" not in "".join(lines)
     assert server.stderr.read_text() == "", "the server wrote to stderr"
+
+
+def test_one_start_up_line_names_the_model_its_labels_the_threads_and_the_address(server, model_path):
+    first = json.loads(server.stdout.read_text().splitlines()[0])
+    found = model.Model(model_path)
+    assert first["severity"] == "INFO" and first["model"] == {**found.info(), "labels": list(found.labels)}
+    assert (first["threads"], first["address"]) == (config.SERVER_THREADS, server.url[7:-1])
+    assert first["yt_dlp"] == importlib.metadata.version("yt-dlp")
+    for part in (found.meta.name, found.meta.version, found.sha256[:12], ", ".join(found.labels), server.url[7:-1]):
+        assert part in first["message"]
+
+
+def test_a_missing_model_is_named_at_start_and_in_every_answer(tmp_path, media):
+    """The server still starts (and answers 503) so that the cause is seen, in the log and the answer."""
+    missing = tmp_path / "no-such-model.onnx"
+    with function_server.start(tmp_path, GENRE_MODEL=str(missing)) as running:
+        status, body = curl(running.url, "-H", "Content-Type: audio/flac", "--data-binary", f"@{media / 'song.flac'}")
+        first = json.loads(running.stdout.read_text().splitlines()[0])
+    cause = f"the model {missing} could not be loaded: FileNotFoundError: No such file or directory"
+    assert (status, body["error"]) == (503, {"code": "model_unavailable", "message": cause})
+    assert first["severity"] == "ERROR" and first["model"] is None and first["message"].startswith(cause)
 
 
 def test_every_log_line_has_a_documented_kind(server):
