@@ -23,6 +23,10 @@ for arg in "$@"; do
   esac
 done
 
+if [[ -n "${GENRE_DEV_ALLOW_LOOPBACK_LINKS:-}" ]]; then
+  echo "deploy.sh: GENRE_DEV_ALLOW_LOOPBACK_LINKS is for local development only (links could reach the function's own machine); unset it to deploy" >&2
+  exit 2
+fi
 case "${PUBLIC:-0}" in
   0) access=--no-allow-unauthenticated ;;
   1) access=--allow-unauthenticated ;;

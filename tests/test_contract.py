@@ -31,7 +31,7 @@ def strict_server(model_path, tmp_path_factory):
 @pytest.fixture(scope="module")
 def loopback_server(model_path, tmp_path_factory):
     with function_server.start(tmp_path_factory.mktemp("contract-loopback"), GENRE_MODEL=str(model_path),
-                               GENRE_TESTING_ALLOW_LOOPBACK="1") as running:
+                               GENRE_DEV_ALLOW_LOOPBACK_LINKS="1") as running:
         yield running
 
 

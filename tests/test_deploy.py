@@ -100,6 +100,12 @@ def test_the_docs_list_the_settings_of_config():
     assert table + "\n\n" in docs, f"docs/configuration.md's table should read:\n{table}"
 
 
+def test_the_local_development_switch_is_refused(tmp_path):
+    done, args = deploy(tmp_path, "--dry-run", GENRE_DEV_ALLOW_LOOPBACK_LINKS="1")
+    assert done.returncode == 2 and args is None and done.stdout == ""
+    assert "GENRE_DEV_ALLOW_LOOPBACK_LINKS is for local development only" in done.stderr
+
+
 def test_gcloud_missing_is_a_clear_error(tmp_path):
     bare = tool_dir(tmp_path / "bin", "bash", "dirname")
     done, args = deploy(tmp_path, path=str(bare))

@@ -330,7 +330,7 @@ def test_an_upload_claiming_more_than_its_bytes_can_hold_is_not_taken_at_its_wor
 
 
 def test_loopback_is_refused_without_the_test_switch(client, reconfigure, served):
-    reconfigure(testing_allow_loopback=False)
+    reconfigure(allow_loopback_links=False)
     answer = client.post("/", json={"url": f"{served}/song.flac"})
     assert (answer.status_code, answer.json["error"]["code"]) == (400, "url_not_allowed")
 

@@ -51,7 +51,7 @@ content_types = st.sampled_from(["application/json", "application/x-www-form-url
 @pytest.fixture
 def fuzz_client(client, reconfigure):
     """The function refusing every link before any DNS lookup: nothing generated leaves this machine."""
-    reconfigure(allowed_sites=("localhost",), testing_allow_loopback=False, max_upload_bytes=2**16)
+    reconfigure(allowed_sites=("localhost",), allow_loopback_links=False, max_upload_bytes=2**16)
     return client
 
 

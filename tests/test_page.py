@@ -21,7 +21,7 @@ SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 @pytest.fixture(scope="module")
 def server(model_path, tmp_path_factory):
     with function_server.start(tmp_path_factory.mktemp("page-server"), GENRE_MODEL=str(model_path),
-                               GENRE_TESTING_ALLOW_LOOPBACK="1", GENRE_TIME_BUDGET_S="8") as running:
+                               GENRE_DEV_ALLOW_LOOPBACK_LINKS="1", GENRE_TIME_BUDGET_S="8") as running:
         yield running
 
 

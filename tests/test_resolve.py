@@ -52,7 +52,7 @@ def test_cookies_file_is_read_and_never_written(tmp_path, monkeypatch, served):
     cookies.chmod(0o444)
     before = cookies.read_bytes()
     monkeypatch.setenv("YTDLP_COOKIES", str(cookies))
-    monkeypatch.setenv("GENRE_TESTING_ALLOW_LOOPBACK", "1")
+    monkeypatch.setenv("GENRE_DEV_ALLOW_LOOPBACK_LINKS", "1")
     found = resolve.resolve(f"{served}/song.flac", config.load(), 10)
     assert found.media_url == f"{served}/song.flac"
     assert cookies.read_bytes() == before and list(tmp_path.iterdir()) == [cookies]
@@ -60,7 +60,7 @@ def test_cookies_file_is_read_and_never_written(tmp_path, monkeypatch, served):
 
 @pytest.fixture
 def loopback(monkeypatch):
-    monkeypatch.setenv("GENRE_TESTING_ALLOW_LOOPBACK", "1")
+    monkeypatch.setenv("GENRE_DEV_ALLOW_LOOPBACK_LINKS", "1")
     return config.load()
 
 

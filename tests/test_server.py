@@ -23,7 +23,7 @@ def server(model_path, tmp_path_factory):
     """A functions-framework process with the test switch set and a 2-MB upload cap."""
     assert shutil.which("curl"), "curl is needed to call the server"
     with function_server.start(tmp_path_factory.mktemp("server"), GENRE_MODEL=str(model_path),
-                               GENRE_TESTING_ALLOW_LOOPBACK="1", GENRE_MAX_UPLOAD_MB="2") as running:
+                               GENRE_DEV_ALLOW_LOOPBACK_LINKS="1", GENRE_MAX_UPLOAD_MB="2") as running:
         yield running
 
 
@@ -185,7 +185,7 @@ def test_concurrent_requests_get_their_own_answers(server, gtzan, no_leftovers):
 
 def test_the_first_links_of_a_fresh_instance_may_arrive_together(model_path, served, tmp_path):
     """yt-dlp is imported on the first link; four at once once gave 500s (an import race)."""
-    with function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1") as fresh:
+    with function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_DEV_ALLOW_LOOPBACK_LINKS="1") as fresh:
         def link(i):
             return curl("-G", fresh.url, "--data-urlencode", f"url={served}/song.flac", "-d", f"start={i}",
                         "-d", "duration=3")
@@ -202,7 +202,7 @@ def test_import_main_loads_no_training_stack():
 
 
 def test_cli_prints_the_same_json(model_path, media, served):
-    env = dict(os.environ, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1")
+    env = dict(os.environ, GENRE_MODEL=str(model_path), GENRE_DEV_ALLOW_LOOPBACK_LINKS="1")
     def run(*args):
         return subprocess.run([sys.executable, "-m", "inference", *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120)
