@@ -33,6 +33,21 @@ case "${PUBLIC:-0}" in
   *) echo "deploy.sh: PUBLIC must be 0 (callers need an identity token) or 1 (anyone may call)" >&2; exit 2 ;;
 esac
 
+# GENRE_MODEL: only models/ is uploaded with the model files (.gcloudignore), so the model and its
+# serving twin must lie there; it is passed on as models/<name>, the path on the function's side
+if [[ -n "${GENRE_MODEL:-}" ]]; then
+  model_dir="$(cd "$(dirname "$GENRE_MODEL")" 2>/dev/null && pwd -P || true)"
+  name="$(basename "$GENRE_MODEL")"
+  if [[ "$model_dir" != "$(pwd -P)/models" || ! -f "models/$name" ]]; then
+    echo "deploy.sh: GENRE_MODEL=$GENRE_MODEL is not a file in $(pwd -P)/models/, the only folder of models that is uploaded: copy the model and its serving twin there (cp ${GENRE_MODEL%.onnx}.onnx ${GENRE_MODEL%.onnx}.power.onnx models/), then run GENRE_MODEL=models/$name ./deploy.sh" >&2
+    exit 2
+  fi
+  GENRE_MODEL="models/$name"
+  if [[ ! -f "models/${name%.onnx}.power.onnx" ]]; then
+    echo "deploy.sh: warning: no serving twin models/${name%.onnx}.power.onnx: the model will run from raw audio, slower (export/to_onnx.py derives the twin)" >&2
+  fi
+fi
+
 env_vars="ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2"  # no telemetry; fewer glibc arenas: -70 MiB RSS under concurrency
 env_vars+="@THREADS=64"  # functions-framework's gunicorn threads (default 4 per core): see docs/hardening.md, Hostile clients
 # the variables of inference/config.py marked deployed, in its order (tests/test_deploy.py checks)

@@ -2,6 +2,7 @@
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pathspec
 import pytest
@@ -85,6 +86,25 @@ def test_the_model_setting_is_passed_on(tmp_path):
     done, args = deploy(tmp_path, "--dry-run", GENRE_MODEL="models/genre_cnn.onnx")
     assert done.returncode == 0, done.stderr
     assert "@GENRE_MODEL=models/genre_cnn.onnx" in done.stdout
+
+
+def test_a_model_in_models_is_passed_on_by_its_path_in_the_upload(tmp_path):
+    done, args = deploy(tmp_path, "--dry-run", GENRE_MODEL=str(ROOT / "models" / "genre_cnn.onnx"))
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "@GENRE_MODEL=models/genre_cnn.onnx" in done.stdout
+
+
+@pytest.mark.parametrize("where", ["elsewhere/mine.onnx", "models/missing.onnx"])
+def test_a_model_outside_the_upload_is_refused_saying_where_to_put_it(tmp_path, where):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "mine.onnx").write_bytes(b"onnx")
+    model = str(tmp_path / where) if where.startswith("elsewhere") else where
+    done, args = deploy(tmp_path, "--dry-run", GENRE_MODEL=model)
+    assert done.returncode == 2 and args is None and done.stdout == ""
+    name = Path(where).stem
+    assert f"is not a file in {ROOT}/models/" in done.stderr
+    assert f"{name}.onnx {model[:-5]}.power.onnx models/" in done.stderr
+    assert f"GENRE_MODEL=models/{name}.onnx ./deploy.sh" in done.stderr
 
 
 def test_deploy_passes_on_the_settings_of_config():
