@@ -10,7 +10,9 @@
 #   the function's settings (inference/config.py, docs/configuration.md) are passed to it when set;
 #   YTDLP_COOKIES_SECRET=name of a Secret Manager secret holding a cookies.txt, mounted at
 #   /secrets/cookies.txt and used as YTDLP_COOKIES;
-#   YTDLP_PROXY_SECRET=name of a secret holding the proxy URL (credentials stay out of the config).
+#   YTDLP_PROXY_SECRET=name of a secret holding the proxy URL (credentials stay out of the config);
+#   YTDLP_VERSION=latest (the newest release on the package index, found with pip) or a version:
+#   deploy that yt-dlp instead of requirements.txt's pin (restored after); unset: the pin.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -71,12 +73,27 @@ if [[ -n "${YTDLP_COOKIES_SECRET:-}" ]]; then secrets+=("/secrets/cookies.txt=${
 if [[ -n "${YTDLP_PROXY_SECRET:-}" ]]; then secrets+=("YTDLP_PROXY=${YTDLP_PROXY_SECRET}:latest"); fi
 if (( ${#secrets[@]} )); then cmd+=("--set-secrets=$(IFS=,; echo "${secrets[*]}")"); fi
 
+if (( ! dry_run )) && ! command -v gcloud >/dev/null 2>&1; then
+  echo "deploy.sh: gcloud is not installed or not on PATH; install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), run 'gcloud init', then retry" >&2
+  exit 127
+fi
+pinned="$(sed -n 's/^yt-dlp\[default\]==\([^ ]*\).*/\1/p' requirements.txt)"
+ytdlp="${YTDLP_VERSION:-$pinned}"
+if [[ "$ytdlp" == latest ]]; then
+  ytdlp="$(python3 -m pip index versions yt-dlp 2>/dev/null | sed -n 's/^yt-dlp (\(.*\))$/\1/p')"
+  if [[ -z "$ytdlp" ]]; then echo "deploy.sh: the newest yt-dlp could not be found (python3 -m pip index versions yt-dlp)" >&2; exit 1; fi
+fi
+if [[ ! "$ytdlp" =~ ^[0-9][0-9.]*$ ]]; then echo "deploy.sh: YTDLP_VERSION must be latest or a version such as 2026.10.26" >&2; exit 2; fi
+if [[ "$ytdlp" != "$pinned" ]]; then echo "deploy.sh: deploying yt-dlp $ytdlp instead of the pinned $pinned" >&2; fi
+
 if (( dry_run )); then
   printf '%q ' "${cmd[@]}"; echo
   exit 0
 fi
-if ! command -v gcloud >/dev/null 2>&1; then
-  echo "deploy.sh: gcloud is not installed or not on PATH; install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), run 'gcloud init', then retry" >&2
-  exit 127
+if [[ "$ytdlp" != "$pinned" ]]; then  # the upload's requirements.txt names it for the build; the pin comes back after
+  pins="$(mktemp)"  # outside this folder: it must not be uploaded
+  cp requirements.txt "$pins"
+  trap 'cp "$pins" requirements.txt && rm -f "$pins"' EXIT
+  sed -i.bak "s/^yt-dlp\[default\]==$pinned/yt-dlp[default]==$ytdlp/" requirements.txt && rm requirements.txt.bak
 fi
-exec "${cmd[@]}"
+"${cmd[@]}"

@@ -9,10 +9,12 @@ import pytest
 
 from inference import config
 
+import local_http
 from conftest import ROOT
 
 FAKE_GCLOUD = """#!/bin/sh
 printf '%s\\n' "$@" > "$GCLOUD_ARGS"
+cp requirements.txt "$GCLOUD_ARGS.requirements"
 """
 DEFAULTS = ["functions", "deploy", "genre-classifier", "--gen2", "--runtime=python311", "--trigger-http",
             "--no-allow-unauthenticated", "--entry-point=classify", "--source=.", "--region=us-central1",
@@ -105,6 +107,31 @@ def test_a_model_outside_the_upload_is_refused_saying_where_to_put_it(tmp_path, 
     assert f"is not a file in {ROOT}/models/" in done.stderr
     assert f"{name}.onnx {model[:-5]}.power.onnx models/" in done.stderr
     assert f"GENRE_MODEL=models/{name}.onnx ./deploy.sh" in done.stderr
+
+
+def test_another_yt_dlp_goes_up_in_the_upload_and_the_pin_comes_back(tmp_path):
+    pinned = (ROOT / "requirements.txt").read_text()
+    done, args = deploy(tmp_path, YTDLP_VERSION="2099.1.2")
+    assert done.returncode == 0 and args == DEFAULTS, done.stderr
+    assert "deploying yt-dlp 2099.1.2 instead of the pinned 2026.10.26" in done.stderr
+    uploaded = (tmp_path / "gcloud-args.requirements").read_text()
+    assert uploaded == pinned.replace("yt-dlp[default]==2026.10.26", "yt-dlp[default]==2099.1.2") != pinned
+    assert (ROOT / "requirements.txt").read_text() == pinned
+
+
+def test_the_newest_yt_dlp_is_found_on_the_package_index(tmp_path):
+    """pip's own look-up (PIP_INDEX_URL honoured), here against a local index of one newer release."""
+    index = tmp_path / "index" / "simple" / "yt-dlp"
+    index.mkdir(parents=True)
+    (index / "index.html").write_text('<a href="yt_dlp-2099.1.2-py3-none-any.whl">yt_dlp-2099.1.2-py3-none-any.whl</a>')
+    with local_http.Server(tmp_path / "index") as url:
+        done, args = deploy(tmp_path, "--dry-run", YTDLP_VERSION="latest", PIP_INDEX_URL=f"{url}/simple")
+    assert done.returncode == 0 and "deploying yt-dlp 2099.1.2 instead of the pinned" in done.stderr, done.stderr
+
+
+def test_a_yt_dlp_version_that_is_not_one_is_refused(tmp_path):
+    done, args = deploy(tmp_path, "--dry-run", YTDLP_VERSION="1; rm -rf /")
+    assert done.returncode == 2 and "YTDLP_VERSION must be latest or a version" in done.stderr
 
 
 def test_deploy_passes_on_the_settings_of_config():
