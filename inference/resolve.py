@@ -85,7 +85,7 @@ def _options(settings: Settings, timeout: float) -> dict:
 def _error(exc) -> ClassifyError:
     """The ClassifyError for a yt-dlp DownloadError."""
     from yt_dlp.networking.exceptions import TransportError
-    from yt_dlp.utils import UnsupportedError
+    from yt_dlp.utils import ExtractorError, UnsupportedError
     cause = exc.exc_info[1] if exc.exc_info else None
     message = re.sub(r"^ERROR:\s*(\[[^\]]+\]\s*)?", "", str(exc)).strip()
     if BOT_CHECK.search(message):
@@ -103,6 +103,8 @@ def _error(exc) -> ClassifyError:
         return errors.timeout("the site did not answer in time")
     if "requested format is not available" in message.lower():
         return errors.unsupported_url("the link offers no audio this function can stream")
+    if isinstance(cause, ExtractorError) and not cause.expected:  # a page it no longer understands
+        return errors.extractor_outdated(version())
     return errors.source_unavailable(message[:300])
 
 
