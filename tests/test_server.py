@@ -216,3 +216,16 @@ def test_cli_prints_the_same_json(model_path, media, served):
     assert file_answer["segments"] == 2 and file_answer["scores"] == pytest.approx(link_answer["scores"], abs=2e-4)
     missing = run(str(media / "nothing.flac"))
     assert missing.returncode == 1 and json.loads(missing.stdout)["error"]["code"] == "unreadable_file"
+    assert run(str(media / "song.flac"), "--start", "soon").returncode == 2
+
+
+@pytest.mark.parametrize("command, statuses", [
+    (["inference"], "exit status: 0 an answer; 1 an error answer"),
+    (["inference", "batch"], "exit status: 0 every item answered"),
+])
+def test_cli_help_says_what_the_window_options_do_and_the_exit_statuses(command, statuses):
+    done = subprocess.run([sys.executable, "-m", *command, "--help"], cwd=ROOT, capture_output=True, text=True)
+    text = " ".join(done.stdout.split())
+    assert done.returncode == 0 and "--start START where the window starts, in seconds (default 60;" in text
+    assert "--duration DURATION the window's length in seconds (default 30, at most 60)" in text
+    assert statuses in text
