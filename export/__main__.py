@@ -15,7 +15,10 @@ import json
 import time
 from pathlib import Path
 
-from export import crossval, dataset, evaluate, families, folds, to_onnx
+from export import tensorflow_quiet
+
+with tensorflow_quiet():  # the families load Keras, and so TensorFlow
+    from export import crossval, dataset, evaluate, families, folds, to_onnx
 
 
 def _common(parser, split_default: str | None):

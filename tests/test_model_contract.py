@@ -2,6 +2,7 @@
 shared export pieces: folds that keep artists apart, the cross-validation driver, the families' CLI."""
 import argparse
 import dataclasses
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -169,9 +170,12 @@ def test_calibration_of_out_of_fold_answers(tmp_path):
     assert (tmp_path / "c.png").exists()
 
 
-def test_the_cli_lists_the_families():
-    shown = subprocess.run([sys.executable, "-m", "export", "--help"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout
+def test_the_cli_lists_the_families_and_tensorflow_keeps_quiet():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-m", "export", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          check=True, env=env)
+    shown = done.stdout
+    assert done.stderr == ""
     for name in ("genre_cnn", "genre_musicnn"):
         assert f"  {name} " in shown
     assert "crossval" in shown and "train" in shown and "evaluate" in shown
