@@ -73,3 +73,24 @@ def test_the_settings_table_quotes_both_models_accuracy():
     quoted = [f"{figures('genre_cnn')['grouped']['track_accuracy'] * 100:.0f}%",
               percent(figures("genre_musicnn")["grouped"]["track_accuracy"])]
     assert missing(what, quoted) == []
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_relative_link_of_the_docs_leads_to_a_file_and_heading():
+    pages = [ROOT / "README.md", ROOT / "models" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            headings = re.findall(r"^#+ (.+)$", linked.read_text(), re.M) if linked.suffix == ".md" and \
+                linked.exists() else []
+            if not linked.exists() or (anchor and anchor not in map(slug, headings)):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert broken == []
