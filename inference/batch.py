@@ -263,9 +263,9 @@ def summary(rows: list[dict], skipped: int, seconds: float) -> str:
     return "; ".join(parts)
 
 
-# the window's options, as the API's start and duration (docs/api.md), for both command lines
 EXIT_STATUSES = """exit status: 0 every item answered (a 4xx answer or an unreadable file counts as answered);
 1 some were not (unreachable, or a 5xx); 2 bad arguments"""
+# the window's options, as the API's start and duration (docs/api.md), for both command lines
 _DEFAULT = {name: config.VARIABLES[name].default for name in
             ("GENRE_DEFAULT_START_S", "GENRE_DEFAULT_DURATION_S", "GENRE_MAX_DURATION_S")}
 WINDOW_HELP = {"start": f"where the window starts, in seconds (default {_DEFAULT['GENRE_DEFAULT_START_S']}; the "

@@ -10,6 +10,10 @@ import onnxruntime as ort
 from inference import contract, errors, features, segments
 
 TOP_TAGS = 5
+_ORT = ort.capi.onnxruntime_pybind11_state
+# what onnxruntime raises for a file it cannot run as a model: each its own subclass of Exception
+ORT_LOAD_ERRORS = (_ORT.Fail, _ORT.InvalidProtobuf, _ORT.InvalidGraph, _ORT.InvalidArgument, _ORT.NoSuchFile,
+                   _ORT.NotImplemented, _ORT.RuntimeException)
 
 
 class Model:
@@ -100,8 +104,9 @@ def _opened(path: Path) -> Model:
         cause = str(exc)
     except OSError as exc:
         cause = f"{exc.__class__.__name__}: {exc.strerror or exc}"
-    except (KeyError, ValueError, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
-        cause = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
+    except (KeyError, ValueError, *ORT_LOAD_ERRORS) as exc:
+        first_line = str(exc).split("\n", 1)[0][:200]  # onnxruntime's can run long
+        cause = f"{exc.__class__.__name__}: {first_line}" if first_line else exc.__class__.__name__
     raise errors.model_unavailable(f"the model {path} could not be loaded: {cause}")
 
 

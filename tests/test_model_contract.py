@@ -246,6 +246,16 @@ def test_a_model_without_its_outputs_is_model_unavailable_naming_the_first(tmp_p
                              "'probabilities'")
 
 
+def test_a_file_that_is_no_model_is_model_unavailable_naming_path_and_cause(tmp_path):
+    """onnxruntime raises InvalidProtobuf (no subclass of its Fail) for bytes that are no ONNX model."""
+    path = tmp_path / "not-a-model.onnx"
+    path.write_bytes(b"GIF89a, not a model")
+    with pytest.raises(ClassifyError) as refused:
+        model.checked(path)
+    assert (refused.value.status, refused.value.code) == (503, "model_unavailable")
+    assert refused.value.message.startswith(f"the model {path} could not be loaded: InvalidProtobuf: ")
+
+
 def test_a_model_whose_scores_and_labels_differ_in_number_is_model_unavailable(tmp_path):
     meta = contract.ModelMeta("tiny", "1", contract.LABELS, 1000, 3000, {"kind": "test"})
     proto = onnx.load(tiny_model(tmp_path / "tiny.onnx", meta, np.zeros((1, 10))))
