@@ -7,10 +7,12 @@
 #   PUBLIC=1: anyone (the page in a browser), at the owner's cost, capped by MAX_INSTANCES
 #   FUNCTION_NAME=genre-classifier  REGION=us-central1  PROJECT=(gcloud's default)
 #   MEMORY=1GiB  CPU=1  TIMEOUT=60s  MAX_INSTANCES=10  CONCURRENCY=4
-#   the function's settings (inference/config.py, README) are passed to it when set;
+#   the function's settings (inference/config.py, docs/configuration.md) are passed to it when set;
 #   YTDLP_COOKIES_SECRET=name of a Secret Manager secret holding a cookies.txt, mounted at
 #   /secrets/cookies.txt and used as YTDLP_COOKIES;
-#   YTDLP_PROXY_SECRET=name of a secret holding the proxy URL (credentials stay out of the config).
+#   YTDLP_PROXY_SECRET=name of a secret holding the proxy URL (credentials stay out of the config);
+#   YTDLP_VERSION=latest (the newest release on the package index, found with pip) or a version:
+#   deploy that yt-dlp instead of requirements.txt's pin (restored after); unset: the pin.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -23,14 +25,33 @@ for arg in "$@"; do
   esac
 done
 
+if [[ -n "${GENRE_DEV_ALLOW_LOOPBACK_LINKS:-}" ]]; then
+  echo "deploy.sh: GENRE_DEV_ALLOW_LOOPBACK_LINKS is for local development only (links could reach the function's own machine); unset it to deploy" >&2
+  exit 2
+fi
 case "${PUBLIC:-0}" in
   0) access=--no-allow-unauthenticated ;;
   1) access=--allow-unauthenticated ;;
   *) echo "deploy.sh: PUBLIC must be 0 (callers need an identity token) or 1 (anyone may call)" >&2; exit 2 ;;
 esac
 
+# GENRE_MODEL: only models/ is uploaded with the model files (.gcloudignore), so the model and its
+# serving twin must lie there; it is passed on as models/<name>, the path on the function's side
+if [[ -n "${GENRE_MODEL:-}" ]]; then
+  model_dir="$(cd "$(dirname "$GENRE_MODEL")" 2>/dev/null && pwd -P || true)"
+  name="$(basename "$GENRE_MODEL")"
+  if [[ "$model_dir" != "$(pwd -P)/models" || ! -f "models/$name" ]]; then
+    echo "deploy.sh: GENRE_MODEL=$GENRE_MODEL is not a file in $(pwd -P)/models/, the only folder of models that is uploaded: copy the model and its serving twin there (cp ${GENRE_MODEL%.onnx}.onnx ${GENRE_MODEL%.onnx}.power.onnx models/), then run GENRE_MODEL=models/$name ./deploy.sh" >&2
+    exit 2
+  fi
+  GENRE_MODEL="models/$name"
+  if [[ ! -f "models/${name%.onnx}.power.onnx" ]]; then
+    echo "deploy.sh: warning: no serving twin models/${name%.onnx}.power.onnx: the model will run from raw audio, slower (export/to_onnx.py derives the twin)" >&2
+  fi
+fi
+
 env_vars="ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2"  # no telemetry; fewer glibc arenas: -70 MiB RSS under concurrency
-env_vars+="@THREADS=64"  # functions-framework's gunicorn threads (default 4 per core): see README, Hostile clients
+env_vars+="@THREADS=64"  # functions-framework's gunicorn threads (default 4 per core): see docs/hardening.md, Hostile clients
 # the variables of inference/config.py marked deployed, in its order (tests/test_deploy.py checks)
 for name in GENRE_MODEL GENRE_DEFAULT_START_S GENRE_DEFAULT_DURATION_S GENRE_MAX_DURATION_S \
             GENRE_MAX_SOURCE_MINUTES GENRE_MAX_UPLOAD_MB GENRE_MAX_FETCH_MB GENRE_TIME_BUDGET_S \
@@ -52,12 +73,27 @@ if [[ -n "${YTDLP_COOKIES_SECRET:-}" ]]; then secrets+=("/secrets/cookies.txt=${
 if [[ -n "${YTDLP_PROXY_SECRET:-}" ]]; then secrets+=("YTDLP_PROXY=${YTDLP_PROXY_SECRET}:latest"); fi
 if (( ${#secrets[@]} )); then cmd+=("--set-secrets=$(IFS=,; echo "${secrets[*]}")"); fi
 
+if (( ! dry_run )) && ! command -v gcloud >/dev/null 2>&1; then
+  echo "deploy.sh: gcloud is not installed or not on PATH; install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), run 'gcloud init', then retry" >&2
+  exit 127
+fi
+pinned="$(sed -n 's/^yt-dlp\[default\]==\([^ ]*\).*/\1/p' requirements.txt)"
+ytdlp="${YTDLP_VERSION:-$pinned}"
+if [[ "$ytdlp" == latest ]]; then
+  ytdlp="$(python3 -m pip index versions yt-dlp 2>/dev/null | sed -n 's/^yt-dlp (\(.*\))$/\1/p')"
+  if [[ -z "$ytdlp" ]]; then echo "deploy.sh: the newest yt-dlp could not be found (python3 -m pip index versions yt-dlp)" >&2; exit 1; fi
+fi
+if [[ ! "$ytdlp" =~ ^[0-9][0-9.]*$ ]]; then echo "deploy.sh: YTDLP_VERSION must be latest or a version such as 2026.10.26" >&2; exit 2; fi
+if [[ "$ytdlp" != "$pinned" ]]; then echo "deploy.sh: deploying yt-dlp $ytdlp instead of the pinned $pinned" >&2; fi
+
 if (( dry_run )); then
   printf '%q ' "${cmd[@]}"; echo
   exit 0
 fi
-if ! command -v gcloud >/dev/null 2>&1; then
-  echo "deploy.sh: gcloud is not installed or not on PATH; install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), run 'gcloud init', then retry" >&2
-  exit 127
+if [[ "$ytdlp" != "$pinned" ]]; then  # the upload's requirements.txt names it for the build; the pin comes back after
+  pins="$(mktemp)"  # outside this folder: it must not be uploaded
+  cp requirements.txt "$pins"
+  trap 'cp "$pins" requirements.txt && rm -f "$pins"' EXIT
+  sed -i.bak "s/^yt-dlp\[default\]==$pinned/yt-dlp[default]==$ytdlp/" requirements.txt && rm requirements.txt.bak
 fi
-exec "${cmd[@]}"
+"${cmd[@]}"

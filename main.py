@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -23,7 +24,7 @@ import functions_framework
 import gunicorn.util
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from inference import config, decode, errors, pipeline
+from inference import config, decode, errors, model, pipeline, resolve
 from inference.errors import ClassifyError
 
 SETTINGS = config.load()
@@ -233,6 +234,37 @@ def _log(request, status: int, seen: dict, started: float):
              "httpRequest": {"requestMethod": request.method, "status": status, "latency": f"{seconds:.3f}s"}}
     sys.stdout.write(json.dumps(entry) + "\n")
     sys.stdout.flush()
+
+
+def _address() -> str | None:
+    """host:port, when functions-framework's command runs this module (its options, HOST, PORT)."""
+    if Path(sys.argv[0]).name != "functions-framework":
+        return None
+    from functions_framework._cli import _cli
+    options = _cli.make_context("functions-framework", sys.argv[1:], resilient_parsing=True).params
+    return f"{options['host']}:{options['port']}"
+
+
+def _log_start():
+    """One JSON line at start: the model (or why it cannot be loaded), gunicorn's threads, the address
+    and yt-dlp's version. A broken model is found here, not on the first request."""
+    where = {"threads": int(os.environ.get("THREADS", (os.cpu_count() or 1) * 4)),  # functions-framework's default
+             "address": _address(), "yt_dlp": resolve.version()}
+    serving = f"{where['threads']} threads, {where['address'] or 'address unknown'}, yt-dlp {where['yt_dlp']}"
+    try:
+        found = model.checked(SETTINGS.model_path)
+    except ClassifyError as exc:
+        entry = {"severity": "ERROR", "message": f"{exc.message}; every request will answer 503 model_unavailable "
+                                                 f"({serving})", "model": None, **where}
+    else:
+        entry = {"severity": "INFO", "message": f"started: model {found['name']} {found['version']} (sha256 "
+                                                f"{found['sha256'][:12]}, labels {', '.join(found['labels'])}), "
+                                                f"{serving}", "model": found, **where}
+    sys.stdout.write(json.dumps(entry) + "\n")
+    sys.stdout.flush()
+
+
+_log_start()
 
 
 @functions_framework.http

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from export import frontend
+from export import frontend, tensorflow_quiet
 from inference.contract import OUTPUT, POWER_INPUT, ModelMeta, twin_path
 
 
@@ -34,8 +34,9 @@ def compose(front: onnx.ModelProto, model, meta: ModelMeta) -> onnx.ModelProto:
     """An ONNX front-end graph followed by a Keras model fed with its output, as one graph with
     the metadata the serving code reads. The Keras model gives the probabilities, or a dict of
     named outputs (OUTPUT and, for a model with tags, TAGS_OUTPUT)."""
-    import tensorflow as tf
-    import tf2onnx
+    with tensorflow_quiet():
+        import tensorflow as tf
+        import tf2onnx
     features = front.graph.output[0]
     shape = tuple(d.dim_value for d in features.type.tensor_type.shape.dim[1:])
 

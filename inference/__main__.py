@@ -5,17 +5,21 @@ import json
 import sys
 
 from inference import batch, config
+from inference.batch import WINDOW_HELP
 from inference.errors import ClassifyError
+
+EXIT_STATUSES = """exit status: 0 an answer; 1 an error answer (its JSON printed: a bad file or link, an
+unreadable file, ...); 2 bad arguments"""
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["batch"]:
         return batch.main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m inference", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m inference", description=__doc__, epilog=EXIT_STATUSES)
     parser.add_argument("source", help="an audio file, or a link (http/https); `batch` for many")
-    parser.add_argument("--start", type=float)
-    parser.add_argument("--duration", type=float)
+    parser.add_argument("--start", type=float, help=WINDOW_HELP["start"])
+    parser.add_argument("--duration", type=float, help=WINDOW_HELP["duration"])
     args = parser.parse_args(argv)
     try:
         answer = batch.here(args.source, config.load(), args.start, args.duration)

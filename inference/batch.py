@@ -265,6 +265,17 @@ def summary(rows: list[dict], skipped: int, seconds: float) -> str:
     return "; ".join(parts)
 
 
+EXIT_STATUSES = """exit status: 0 every item answered (a 4xx answer or an unreadable file counts as answered);
+1 some were not (unreachable, or a 5xx); 2 bad arguments"""
+# the window's options, as the API's start and duration (docs/api.md), for both command lines
+_DEFAULT = {name: config.VARIABLES[name].default for name in
+            ("GENRE_DEFAULT_START_S", "GENRE_DEFAULT_DURATION_S", "GENRE_MAX_DURATION_S")}
+WINDOW_HELP = {"start": f"where the window starts, in seconds (default {_DEFAULT['GENRE_DEFAULT_START_S']}; the "
+                        "middle of a source too short for the default window)",
+               "duration": f"the window's length in seconds (default {_DEFAULT['GENRE_DEFAULT_DURATION_S']}, at most "
+                           f"{_DEFAULT['GENRE_MAX_DURATION_S']})"}
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if not math.isfinite(value) or value < 0:
@@ -273,7 +284,7 @@ def _seconds(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m inference batch", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m inference batch", description=__doc__, epilog=EXIT_STATUSES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder, list (.txt/.m3u) or -")
     parser.add_argument("--out", type=Path, help="results file (default: stdout); resumed if it exists")
@@ -282,8 +293,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", default=os.environ.get("GENRE_TOKEN"),
                         help="identity token for a private function (default: $GENRE_TOKEN)")
     parser.add_argument("--jobs", type=int, help="items at once (default: the core count; 8 with --endpoint)")
-    parser.add_argument("--start", type=_seconds)
-    parser.add_argument("--duration", type=_seconds)
+    parser.add_argument("--start", type=_seconds, help=WINDOW_HELP["start"])
+    parser.add_argument("--duration", type=_seconds, help=WINDOW_HELP["duration"])
     parser.add_argument("--timeout", type=_seconds, default=120.0, help="seconds per request (--endpoint)")
     parser.add_argument("--retries", type=int, default=6, help="retries per request (--endpoint)")
     return parser

@@ -1,5 +1,5 @@
 """Serving settings, read once from environment variables: VARIABLES is the one list of them (the
-README's table and deploy.sh's pass-through follow it; tests check)."""
+table in docs/configuration.md and deploy.sh's pass-through follow it; tests check)."""
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "genre_musicnn.onnx"  # the better in cross-validation; models/genre_cnn.onnx is the other
 # functions-framework's THREADS (gunicorn's threads; its default is 4 per core), as deploy.sh sets it
-# and the tests' and benchmarks' servers use it: 63 clients stuck sending still leave one thread (README)
+# and the tests' and benchmarks' servers use it: 63 clients stuck sending still leave one thread (docs/hardening.md)
 SERVER_THREADS = 64
 
 
@@ -15,7 +15,7 @@ SERVER_THREADS = 64
 class Variable:
     name: str
     default: str  # as it would be written in the environment; "" for unset
-    what: str  # for the README (Markdown)
+    what: str  # for docs/configuration.md (Markdown)
     deployed: bool = True  # deploy.sh passes it on to the function when it is set
 
 
@@ -36,8 +36,9 @@ VARIABLES = {v.name: v for v in (
     Variable("YTDLP_COOKIES", "", "path to a cookies.txt (Netscape format) of a signed-in browser, for YouTube's "
                                   "bot check; `deploy.sh` sets it from `YTDLP_COOKIES_SECRET`", deployed=False),
     Variable("YTDLP_PROXY", "", "a proxy URL for yt-dlp (e.g. a residential proxy)"),
-    Variable("GENRE_TESTING_ALLOW_LOOPBACK", "", "`1` lets the function fetch from 127.0.0.1; **only the tests set "
-                                                 "it**", deployed=False),
+    Variable("GENRE_DEV_ALLOW_LOOPBACK_LINKS", "", "`1` lets links reach this machine (127.0.0.1, ::1): for local "
+                                                   "development and the tests; **`deploy.sh` refuses it**",
+             deployed=False),
 )}
 
 
@@ -67,9 +68,9 @@ class Settings:
     cors_origin: str = field(default_factory=lambda: _text("GENRE_CORS_ORIGIN"))
     cookies_file: str | None = field(default_factory=lambda: _text("YTDLP_COOKIES") or None)
     proxy: str | None = field(default_factory=lambda: _text("YTDLP_PROXY") or None)
-    # Tests serve clips from 127.0.0.1; nothing else may set this.
-    testing_allow_loopback: bool = field(
-        default_factory=lambda: _text("GENRE_TESTING_ALLOW_LOOPBACK") == "1")
+    # Local development and the tests serve clips from this machine; deploy.sh refuses it.
+    allow_loopback_links: bool = field(
+        default_factory=lambda: _text("GENRE_DEV_ALLOW_LOOPBACK_LINKS") == "1")
 
 
 def load() -> Settings:

@@ -1,5 +1,5 @@
 """The error catalogue: every code the function answers with, its HTTP status and default message,
-and a constructor per code. The README's error table and openapi.yaml's enums follow it (a test
+and a constructor per code. docs/api.md's error table and openapi.yaml follow it (a test
 checks)."""
 import functools
 from dataclasses import dataclass
@@ -39,6 +39,8 @@ CATALOGUE = {
     "headers_too_large": Code(431, "the request's headers are too large"),
     "internal": Code(500, "unexpected error; it has been logged"),
     "source_unreachable": Code(502, "the site could not be reached"),
+    "extractor_outdated": Code(502, "yt-dlp could not read this site's page: the site has probably changed, and the "
+                                    "function needs a newer yt-dlp"),
     "source_blocked": Code(503, "the site refused this server as a bot; set YTDLP_COOKIES (a cookies.txt of a "
                                 "signed-in browser) or YTDLP_PROXY (a residential proxy) and redeploy"),
     "model_unavailable": Code(503, "the model could not be loaded"),
@@ -121,6 +123,13 @@ def source_too_large(cap_bytes: int) -> ClassifyError:
 def _megabytes(count: int) -> str:
     """A byte cap in MB as set (GENRE_MAX_*_MB): 2 MB, 0.1 MB."""
     return f"{round(count / 2**20, 2):g} MB"
+
+
+def extractor_outdated(version: str) -> ClassifyError:
+    """yt-dlp's extractor failed as it does when a site has changed: the remedy is a newer yt-dlp."""
+    return ClassifyError("extractor_outdated", f"yt-dlp {version} could not read this site's page: the site has "
+                         "probably changed since that version; the function's owner should redeploy it with the "
+                         "newest yt-dlp (YTDLP_VERSION=latest ./deploy.sh)")
 
 
 def upstream_status(http_status: int) -> ClassifyError:

@@ -22,6 +22,12 @@ class Scores:
     features: np.ndarray | None  # [n, features], where the model has a features_id
 
 
+_ORT = ort.capi.onnxruntime_pybind11_state
+# what onnxruntime raises for a file it cannot run as a model: each its own subclass of Exception
+ORT_LOAD_ERRORS = (_ORT.Fail, _ORT.InvalidProtobuf, _ORT.InvalidGraph, _ORT.InvalidArgument, _ORT.NoSuchFile,
+                   _ORT.NotImplemented, _ORT.RuntimeException)
+
+
 class Model:
     """An ONNX genre model and its metadata (contract.ModelMeta).
 
@@ -110,17 +116,34 @@ def _rounded(probability) -> float:
 _lock = threading.Lock()
 
 
+def _opened(path: Path) -> Model:
+    """Model(path); model_unavailable naming the path and the cause where it cannot be loaded."""
+    try:
+        return Model(path)
+    except contract.ContractError as exc:
+        cause = str(exc)
+    except OSError as exc:
+        cause = f"{exc.__class__.__name__}: {exc.strerror or exc}"
+    except (KeyError, ValueError, *ORT_LOAD_ERRORS) as exc:
+        first_line = str(exc).split("\n", 1)[0][:200]  # onnxruntime's can run long
+        cause = f"{exc.__class__.__name__}: {first_line}" if first_line else exc.__class__.__name__
+    raise errors.model_unavailable(f"the model {path} could not be loaded: {cause}")
+
+
 @functools.cache
 def _load(path: Path) -> Model:
-    return Model(path)
+    return _opened(path)
 
 
 def get(path: Path) -> Model:
     """The process-wide Model for `path`, loaded on first use."""
     with _lock:
-        try:
-            return _load(Path(path))
-        except contract.ContractError as exc:
-            raise errors.model_unavailable(f"the model could not be loaded: {exc}") from None
-        except (OSError, KeyError, ValueError, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
-            raise errors.model_unavailable(f"the model could not be loaded ({exc.__class__.__name__})") from None
+        return _load(Path(path))
+
+
+@functools.cache
+def checked(path: Path) -> dict:
+    """The model's info() and labels, loaded once to check it and then let go: the server's start-up
+    check runs before gunicorn forks its worker, which loads its own on first use."""
+    found = _opened(Path(path))
+    return {**found.info(), "labels": list(found.labels)}

@@ -149,5 +149,5 @@ def _link(url, settings, start, duration, deadline, started, features):
             raise
         fetched = media.fetched
     source = {"kind": "link", "title": found.title, "duration": seconds, "site": found.site,
-              "bytes_fetched": fetched}
+              "bytes_fetched": fetched, "yt_dlp": resolve.version()}
     return _answer(result, source, {"resolve": resolved, **timings}, started)

@@ -2,6 +2,7 @@
 is known of the source (title, duration, site). yt-dlp is imported on the first link, not at
 start-up: it is a third of the function's import time and uploads never need it."""
 import functools
+import importlib.metadata
 import re
 import threading
 from dataclasses import dataclass, field
@@ -31,6 +32,12 @@ class _Quiet:
     def info(self, msg): pass
     def warning(self, msg): pass
     def error(self, msg): pass
+
+
+@functools.cache
+def version() -> str:
+    """yt-dlp's version, from its package's metadata (without importing it)."""
+    return importlib.metadata.version("yt-dlp")
 
 
 @functools.cache
@@ -78,7 +85,7 @@ def _options(settings: Settings, timeout: float) -> dict:
 def _error(exc) -> ClassifyError:
     """The ClassifyError for a yt-dlp DownloadError."""
     from yt_dlp.networking.exceptions import TransportError
-    from yt_dlp.utils import UnsupportedError
+    from yt_dlp.utils import ExtractorError, UnsupportedError
     cause = exc.exc_info[1] if exc.exc_info else None
     message = re.sub(r"^ERROR:\s*(\[[^\]]+\]\s*)?", "", str(exc)).strip()
     if BOT_CHECK.search(message):
@@ -96,6 +103,8 @@ def _error(exc) -> ClassifyError:
         return errors.timeout("the site did not answer in time")
     if "requested format is not available" in message.lower():
         return errors.unsupported_url("the link offers no audio this function can stream")
+    if isinstance(cause, ExtractorError) and not cause.expected:  # a page it no longer understands
+        return errors.extractor_outdated(version())
     return errors.source_unavailable(message[:300])
 
 

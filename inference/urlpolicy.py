@@ -41,7 +41,7 @@ def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 
 def _allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, settings: Settings) -> bool:
-    return _public(ip) or (settings.testing_allow_loopback and ip.is_loopback)
+    return _public(ip) or (settings.allow_loopback_links and ip.is_loopback)
 
 
 def check(url: str, settings: Settings) -> tuple[str, int, str]:

@@ -67,7 +67,7 @@ def settings(app, model_path, monkeypatch, tmp_path):
     temp = tmp_path / "tmp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    value = dataclasses.replace(main.SETTINGS, model_path=model_path, testing_allow_loopback=True)
+    value = dataclasses.replace(main.SETTINGS, model_path=model_path, allow_loopback_links=True)
     monkeypatch.setattr(main, "SETTINGS", value)
     yield value
     assert not list(temp.iterdir()), "a request left files in the temp folder"

@@ -25,7 +25,7 @@ NOWHERE = "http://127.0.0.1:9/"  # nothing listens on the discard port
 
 
 def run_batch(model_path, *args, stdin=None, **env_vars) -> subprocess.CompletedProcess:
-    env = dict(os.environ, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1", **env_vars)
+    env = dict(os.environ, GENRE_MODEL=str(model_path), GENRE_DEV_ALLOW_LOOPBACK_LINKS="1", **env_vars)
     return subprocess.run([sys.executable, "-m", "inference", "batch", *args], cwd=ROOT, env=env, input=stdin,
                           capture_output=True, text=True, timeout=300)
 
@@ -140,7 +140,7 @@ def test_remote_mode_against_a_real_server(model_path, media, served, tmp_path):
     shutil.copy(media / "song.flac", clip)
     items = [str(clip), f"{served}/song.flac", f"{served}/missing.flac"]
     local = run_batch(model_path, *items, "--duration", "6")
-    with function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1") as server:
+    with function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_DEV_ALLOW_LOOPBACK_LINKS="1") as server:
         remote = run_batch(model_path, *items, "--duration", "6", "--endpoint", server.url, "--jobs", "3")
     assert local.returncode == remote.returncode == 0, remote.stderr
     here, there = ({row["input"]: row for row in map(json.loads, done.stdout.splitlines())} for done in (local, remote))

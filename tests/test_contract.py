@@ -16,7 +16,7 @@ from conftest import ROOT
 
 schemathesis.serializer.alias(["audio/*", "video/*", "audio/flac"], "application/octet-stream")  # raw uploads
 SCHEMA = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
-EXAMPLES = 60  # per operation in CI; raise it for a longer run (see README)
+EXAMPLES = 60  # per operation in CI; raise it for a longer run (see docs/testing.md)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def strict_server(model_path, tmp_path_factory):
 @pytest.fixture(scope="module")
 def loopback_server(model_path, tmp_path_factory):
     with function_server.start(tmp_path_factory.mktemp("contract-loopback"), GENRE_MODEL=str(model_path),
-                               GENRE_TESTING_ALLOW_LOOPBACK="1") as running:
+                               GENRE_DEV_ALLOW_LOOPBACK_LINKS="1") as running:
         yield running
 
 
@@ -58,27 +58,52 @@ def test_real_answers_match_the_schema(loopback_server, served, media):
     assert statuses == [200, 422, 200, 200, 200, 422]
 
 
+DOCUMENT = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+
+
+def enum(schema: dict) -> list[str]:
+    """The codes an ErrorNNN schema allows."""
+    return schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"]
+
+
 def documented_errors() -> dict[str, int]:
     """openapi.yaml's error codes and their statuses, from the ErrorNNN schemas' enums."""
-    schemas = yaml.safe_load((ROOT / "openapi.yaml").read_text())["components"]["schemas"]
+    schemas = DOCUMENT["components"]["schemas"]
     return {code: int(name[5:]) for name, schema in schemas.items() if re.fullmatch(r"Error\d{3}", name)
-            for code in schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"]}
+            for code in enum(schema)}
 
 
-def readme_errors() -> dict[str, int]:
-    """The README's error table (### Errors): code -> status."""
-    section = (ROOT / "README.md").read_text().split("### Errors", 1)[1].split("\n#", 1)[0]
+def docs_errors() -> dict[str, int]:
+    """docs/api.md's error table (## Errors): code -> status."""
+    section = (ROOT / "docs" / "api.md").read_text().split("## Errors", 1)[1].split("\n#", 1)[0]
     return {code: int(status) for status, codes in re.findall(r"^\| (\d{3}) \| ([^|]+) \|", section, re.M)
             for code in re.findall(r"`([a-z_]+)`", codes)}
 
 
-def test_the_error_catalogue_openapi_and_the_readme_agree():
-    """Code by code and status by status; the 405 is for methods the document does not list, and
-    unreadable_file and unreachable are the command line's own."""
+def docs_command_line_errors() -> set[str]:
+    """The codes of docs/api.md's table of the command line's own errors (status "-")."""
+    return set(re.findall(r"^\| - \| `([a-z_]+)` \|", (ROOT / "docs" / "api.md").read_text(), re.M))
+
+
+def test_the_error_catalogue_openapi_and_the_api_docs_agree():
+    """Code by code and status by status; unreadable_file and unreachable are the command line's own."""
     catalogue = {code: entry.status for code, entry in errors.CATALOGUE.items() if entry.status is not None}
     assert set(catalogue) == set(errors.CATALOGUE) - {"unreadable_file", "unreachable"}
-    assert readme_errors() == catalogue
-    assert documented_errors() == {code: status for code, status in catalogue.items() if code != "method_not_allowed"}
+    assert docs_errors() == catalogue
+    assert documented_errors() == catalogue
+    assert docs_command_line_errors() == {code for code, entry in errors.CATALOGUE.items() if entry.status is None}
+
+
+def test_each_error_response_of_openapi_explains_its_codes_once():
+    """A response's description names (in backquotes) exactly the codes its schema allows, and no
+    code is explained by two responses."""
+    named = []
+    for name, response in DOCUMENT["components"]["responses"].items():
+        schema = response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        codes = [c for c in re.findall(r"`([a-z_]+)`", response["description"]) if c in errors.CATALOGUE]
+        assert sorted(codes) == sorted(enum(DOCUMENT["components"]["schemas"][schema])), name
+        named += codes
+    assert sorted(named) == sorted(documented_errors())
 
 
 def test_every_code_of_the_catalogue_is_raised_through_its_constructor():

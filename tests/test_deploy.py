@@ -2,21 +2,24 @@
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pathspec
 import pytest
 
 from inference import config
 
+import local_http
 from conftest import ROOT
 
 FAKE_GCLOUD = """#!/bin/sh
 printf '%s\\n' "$@" > "$GCLOUD_ARGS"
+cp requirements.txt "$GCLOUD_ARGS.requirements"
 """
 DEFAULTS = ["functions", "deploy", "genre-classifier", "--gen2", "--runtime=python311", "--trigger-http",
             "--no-allow-unauthenticated", "--entry-point=classify", "--source=.", "--region=us-central1",
             "--memory=1GiB", "--cpu=1", "--timeout=60s", "--max-instances=10", "--concurrency=4",
-            "--set-env-vars=^@^ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2@THREADS=64"]  # 64: README, Hostile clients
+            "--set-env-vars=^@^ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2@THREADS=64"]  # 64: docs/hardening.md
 
 
 def tool_dir(path, *tools: str):
@@ -87,16 +90,67 @@ def test_the_model_setting_is_passed_on(tmp_path):
     assert "@GENRE_MODEL=models/genre_cnn.onnx" in done.stdout
 
 
+def test_a_model_in_models_is_passed_on_by_its_path_in_the_upload(tmp_path):
+    done, args = deploy(tmp_path, "--dry-run", GENRE_MODEL=str(ROOT / "models" / "genre_cnn.onnx"))
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "@GENRE_MODEL=models/genre_cnn.onnx" in done.stdout
+
+
+@pytest.mark.parametrize("where", ["elsewhere/mine.onnx", "models/missing.onnx"])
+def test_a_model_outside_the_upload_is_refused_saying_where_to_put_it(tmp_path, where):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "mine.onnx").write_bytes(b"onnx")
+    model = str(tmp_path / where) if where.startswith("elsewhere") else where
+    done, args = deploy(tmp_path, "--dry-run", GENRE_MODEL=model)
+    assert done.returncode == 2 and args is None and done.stdout == ""
+    name = Path(where).stem
+    assert f"is not a file in {ROOT}/models/" in done.stderr
+    assert f"{name}.onnx {model[:-5]}.power.onnx models/" in done.stderr
+    assert f"GENRE_MODEL=models/{name}.onnx ./deploy.sh" in done.stderr
+
+
+def test_another_yt_dlp_goes_up_in_the_upload_and_the_pin_comes_back(tmp_path):
+    pinned = (ROOT / "requirements.txt").read_text()
+    done, args = deploy(tmp_path, YTDLP_VERSION="2099.1.2")
+    assert done.returncode == 0 and args == DEFAULTS, done.stderr
+    assert "deploying yt-dlp 2099.1.2 instead of the pinned 2026.10.26" in done.stderr
+    uploaded = (tmp_path / "gcloud-args.requirements").read_text()
+    assert uploaded == pinned.replace("yt-dlp[default]==2026.10.26", "yt-dlp[default]==2099.1.2") != pinned
+    assert (ROOT / "requirements.txt").read_text() == pinned
+
+
+def test_the_newest_yt_dlp_is_found_on_the_package_index(tmp_path):
+    """pip's own look-up (PIP_INDEX_URL honoured), here against a local index of one newer release."""
+    index = tmp_path / "index" / "simple" / "yt-dlp"
+    index.mkdir(parents=True)
+    (index / "index.html").write_text('<a href="yt_dlp-2099.1.2-py3-none-any.whl">yt_dlp-2099.1.2-py3-none-any.whl</a>')
+    with local_http.Server(tmp_path / "index") as url:
+        done, args = deploy(tmp_path, "--dry-run", YTDLP_VERSION="latest", PIP_INDEX_URL=f"{url}/simple")
+    assert done.returncode == 0 and "deploying yt-dlp 2099.1.2 instead of the pinned" in done.stderr, done.stderr
+
+
+def test_a_yt_dlp_version_that_is_not_one_is_refused(tmp_path):
+    done, args = deploy(tmp_path, "--dry-run", YTDLP_VERSION="1; rm -rf /")
+    assert done.returncode == 2 and "YTDLP_VERSION must be latest or a version" in done.stderr
+
+
 def test_deploy_passes_on_the_settings_of_config():
     """deploy.sh's list of variables is config.py's deployed ones, in the same order."""
     listed = re.search(r"^for name in ([A-Z_\s\\]+); do$", (ROOT / "deploy.sh").read_text(), re.M).group(1).split()
     assert [name for name in listed if name != "\\"] == [v.name for v in config.VARIABLES.values() if v.deployed]
 
 
-def test_the_readme_lists_the_settings_of_config():
+def test_the_docs_list_the_settings_of_config():
     rows = [f"| `{v.name}` | {f'`{v.default}`' if v.default else ''} | {v.what} |" for v in config.VARIABLES.values()]
     table = "\n".join(["| variable | default | what |", "|---|---|---|", *rows])
-    assert table + "\n\n" in (ROOT / "README.md").read_text(), f"the README's table should read:\n{table}"
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    assert table + "\n\n" in docs, f"docs/configuration.md's table should read:\n{table}"
+
+
+def test_the_local_development_switch_is_refused(tmp_path):
+    done, args = deploy(tmp_path, "--dry-run", GENRE_DEV_ALLOW_LOOPBACK_LINKS="1")
+    assert done.returncode == 2 and args is None and done.stdout == ""
+    assert "GENRE_DEV_ALLOW_LOOPBACK_LINKS is for local development only" in done.stderr
 
 
 def test_gcloud_missing_is_a_clear_error(tmp_path):

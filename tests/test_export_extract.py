@@ -23,7 +23,7 @@ def clips_and_junk(gtzan, tmp_path):
 
 
 def test_features_of_good_clips_cached_and_bad_ones_listed(clips_and_junk, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("GENRE_TESTING_ALLOW_LOOPBACK", "1")
+    monkeypatch.setenv("GENRE_DEV_ALLOW_LOOPBACK_LINKS", "1")
     with local_http.Server(clips_and_junk) as url:
         manifest = tmp_path / "m.csv"
         manifest.write_text(f"path,label\nlibrary/rock/first.flac,rock\nlibrary/rock/second.flac,jazz\n"

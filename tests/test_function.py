@@ -330,7 +330,7 @@ def test_an_upload_claiming_more_than_its_bytes_can_hold_is_not_taken_at_its_wor
 
 
 def test_loopback_is_refused_without_the_test_switch(client, reconfigure, served):
-    reconfigure(testing_allow_loopback=False)
+    reconfigure(allow_loopback_links=False)
     answer = client.post("/", json={"url": f"{served}/song.flac"})
     assert (answer.status_code, answer.json["error"]["code"]) == (400, "url_not_allowed")
 
@@ -342,10 +342,12 @@ def test_site_allow_list(client, reconfigure, served):
     assert "youtube.com" in answer.json["error"]["message"]
 
 
-def test_missing_model_is_a_503(client, reconfigure, media, tmp_path):
+def test_missing_model_is_a_503_naming_the_path_and_the_cause(client, reconfigure, media, tmp_path):
     reconfigure(model_path=tmp_path / "none.onnx")
     answer = client.post("/", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
     assert (answer.status_code, answer.json["error"]["code"]) == (503, "model_unavailable")
+    assert answer.json["error"]["message"] == (f"the model {tmp_path / 'none.onnx'} could not be loaded: "
+                                               "FileNotFoundError: No such file or directory")
 
 
 def test_server_without_ranges_is_read_once(client, media):

@@ -1,7 +1,7 @@
 """Property-based fuzzing (hypothesis) of the request parsing and of the decoder: whatever comes in,
 the answer is JSON with a documented status, never a 500, and within the time budget.
 FUZZ_EXAMPLES sets the examples per test (CI: 300, the same ones every run); set, the examples are
-random each run (README: a longer run)."""
+random each run (docs/hardening.md: a longer run)."""
 import io
 import json
 import os
@@ -51,7 +51,7 @@ content_types = st.sampled_from(["application/json", "application/x-www-form-url
 @pytest.fixture
 def fuzz_client(client, reconfigure):
     """The function refusing every link before any DNS lookup: nothing generated leaves this machine."""
-    reconfigure(allowed_sites=("localhost",), testing_allow_loopback=False, max_upload_bytes=2**16)
+    reconfigure(allowed_sites=("localhost",), allow_loopback_links=False, max_upload_bytes=2**16)
     return client
 
 

@@ -46,7 +46,7 @@ def hostile(hostile_media):
 @pytest.fixture(scope="module")
 def server(model_path, tmp_path_factory):
     with function_server.start(tmp_path_factory.mktemp("hostile-server"), GENRE_MODEL=str(model_path),
-                               GENRE_TESTING_ALLOW_LOOPBACK="1", GENRE_TIME_BUDGET_S=str(BUDGET_S),
+                               GENRE_DEV_ALLOW_LOOPBACK_LINKS="1", GENRE_TIME_BUDGET_S=str(BUDGET_S),
                                GENRE_MAX_FETCH_MB="8", GENRE_MAX_UPLOAD_MB="4") as running:
         yield running
 

@@ -2,6 +2,7 @@
 shared export pieces: folds that keep artists apart, the cross-validation driver, the families' CLI."""
 import argparse
 import dataclasses
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -16,6 +17,7 @@ from inference import contract, model, segments
 from inference.errors import ClassifyError
 
 from conftest import ROOT
+from tiny_models import ramp, tiny_model
 
 SHIPPED = sorted((ROOT / "models").glob("*.onnx"))
 
@@ -170,9 +172,12 @@ def test_calibration_of_out_of_fold_answers(tmp_path):
     assert (tmp_path / "c.png").exists()
 
 
-def test_the_cli_lists_the_families():
-    shown = subprocess.run([sys.executable, "-m", "export", "--help"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout
+def test_the_cli_lists_the_families_and_tensorflow_keeps_quiet():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-m", "export", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          check=True, env=env)
+    shown = done.stdout
+    assert done.stderr == ""
     for name in ("genre_cnn", "genre_musicnn"):
         assert f"  {name} " in shown
     assert "crossval" in shown and "train" in shown and "evaluate" in shown
@@ -186,42 +191,6 @@ def test_mean_logits_pooling_is_the_softmax_of_the_mean_logit():
     expected = np.exp(mean_logit) / np.exp(mean_logit).sum()
     assert np.abs(segments.pool(probabilities, "mean_logits") - expected).max() < 1e-12
     assert np.abs(segments.pool(probabilities) - probabilities.mean(axis=0)).max() < 1e-12
-
-
-def tiny_model(path: Path, meta: contract.ModelMeta, segment_logits: np.ndarray) -> Path:
-    """A model that gives segment i the logits segment_logits[i] (it reads the segment's first
-    sample as i) and, where meta names tags, tag j the score (j + 1) / 10 for every segment."""
-    from onnx import TensorProto, helper, numpy_helper
-    n = meta.segment_samples
-    nodes = [helper.make_node("Slice", ["audio", "zero", "one", "one"], ["index_f"]),
-             helper.make_node("Cast", ["index_f"], ["index"], to=TensorProto.INT64),
-             helper.make_node("Squeeze", ["index", "one"], ["index_1d"]),
-             helper.make_node("Gather", ["table", "index_1d"], ["logits"], axis=0),
-             helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)]
-    outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", len(meta.labels)])]
-    consts = [numpy_helper.from_array(np.array([0], np.int64), "zero"),
-              numpy_helper.from_array(np.array([1], np.int64), "one"),
-              numpy_helper.from_array(segment_logits.astype(np.float32), "table")]
-    if meta.tags:
-        consts.append(numpy_helper.from_array(((np.arange(len(meta.tags)) + 1) / 10).astype(np.float32)[None],
-                                              "tag_scores"))
-        nodes += [helper.make_node("Mul", ["index_f", "zero_f"], ["nothing"]),
-                  helper.make_node("Add", ["nothing", "tag_scores"], ["tags"])]
-        consts.append(numpy_helper.from_array(np.array(0, np.float32), "zero_f"))
-        outputs.append(helper.make_tensor_value_info("tags", TensorProto.FLOAT, ["batch", len(meta.tags)]))
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", n])],
-                              outputs, initializer=consts)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    helper.set_model_props(proto, meta.to_props())
-    path.write_bytes(proto.SerializeToString())
-    return path
-
-
-def ramp(segment_count: int, n: int) -> np.ndarray:
-    """Audio whose segment i starts with the sample value i."""
-    audio = np.zeros(segment_count * n, np.float32)
-    audio[::n] = np.arange(segment_count)
-    return audio
 
 
 def test_the_answer_has_uncertain_tags_and_a_timeline(tmp_path):
@@ -276,7 +245,18 @@ def test_a_model_without_its_outputs_is_model_unavailable_naming_the_first(tmp_p
     with pytest.raises(ClassifyError) as refused:
         model.get(tmp_path / "tiny.onnx")
     assert (refused.value.code, refused.value.message) == (
-        "model_unavailable", "the model could not be loaded: the model has no output 'probabilities'")
+        "model_unavailable", f"the model {tmp_path / 'tiny.onnx'} could not be loaded: the model has no output "
+                             "'probabilities'")
+
+
+def test_a_file_that_is_no_model_is_model_unavailable_naming_path_and_cause(tmp_path):
+    """onnxruntime raises InvalidProtobuf (no subclass of its Fail) for bytes that are no ONNX model."""
+    path = tmp_path / "not-a-model.onnx"
+    path.write_bytes(b"GIF89a, not a model")
+    with pytest.raises(ClassifyError) as refused:
+        model.checked(path)
+    assert (refused.value.status, refused.value.code) == (503, "model_unavailable")
+    assert refused.value.message.startswith(f"the model {path} could not be loaded: InvalidProtobuf: ")
 
 
 def test_a_model_whose_scores_and_labels_differ_in_number_is_model_unavailable(tmp_path):
@@ -286,7 +266,8 @@ def test_a_model_whose_scores_and_labels_differ_in_number_is_model_unavailable(t
     onnx.save(proto, tmp_path / "tiny.onnx")
     with pytest.raises(ClassifyError) as refused:
         model.get(tmp_path / "tiny.onnx")
-    assert refused.value.message == "the model could not be loaded: the model gives 10 scores for 9 labels"
+    assert refused.value.message == (f"the model {tmp_path / 'tiny.onnx'} could not be loaded: the model gives 10 "
+                                     "scores for 9 labels")
 
 
 def test_a_model_is_loaded_once_per_process():

@@ -91,7 +91,7 @@ def test_a_model_of_your_own_labels_is_served_unchanged(trained, gtzan, tmp_path
 def test_features_fan_out_over_the_function_and_resume_after_a_kill(manifest, trained, cache, tmp_path):
     """The endpoint route gives the features the local run cached, and a killed run resumes."""
     remote_cache = tmp_path / "cache"
-    with function_server.start(tmp_path, GENRE_TESTING_ALLOW_LOOPBACK="1") as server:
+    with function_server.start(tmp_path, GENRE_DEV_ALLOW_LOOPBACK_LINKS="1") as server:
         args = ["crossval", "genre_musicnn", "--data", str(manifest), "--out", str(tmp_path / "out"),
                 "--cache", str(remote_cache), "--endpoint", server.url, "--jobs", "1"]
         process = subprocess.Popen([sys.executable, "-m", "export", *args], cwd=ROOT, stdout=subprocess.DEVNULL,

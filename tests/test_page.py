@@ -14,6 +14,8 @@ from playwright.sync_api import expect, sync_playwright
 from inference import contract
 
 import function_server
+from conftest import ROOT
+from tiny_models import tiny_model
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -22,7 +24,7 @@ SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 @pytest.fixture(scope="module")
 def server(model_path, tmp_path_factory):
     with function_server.start(tmp_path_factory.mktemp("page-server"), GENRE_MODEL=str(model_path),
-                               GENRE_TESTING_ALLOW_LOOPBACK="1", GENRE_TIME_BUDGET_S="8") as running:
+                               GENRE_DEV_ALLOW_LOOPBACK_LINKS="1", GENRE_TIME_BUDGET_S="8") as running:
         yield running
 
 
@@ -66,7 +68,7 @@ def check_result(page, expected: dict):
         page.locator("#unsure")).to_be_hidden()
     expect(page.locator("#genre")).to_be_focused()
     rows = page.locator("#scores li")
-    expect(rows).to_have_count(len(contract.LABELS))
+    expect(rows).to_have_count(len(expected["scores"]))
     expect(rows.first).to_contain_text(ranked[0])
     shown = math.floor(expected["scores"][ranked[0]] * 1000 + 0.5) / 10  # JavaScript's Math.round: halves up
     expect(rows.first).to_contain_text(f"{shown:g}%")
@@ -138,3 +140,47 @@ def test_progress_while_a_slow_source_works_then_the_timeout(page, served):
     expect(page.locator("#status")).to_contain_text("Fetching and listening… 1 s", timeout=5_000)
     expect(page.locator("#error")).to_contain_text("took too long", timeout=20_000)
     expect(page.locator("#progress")).to_be_hidden()
+
+
+OTHER_LABELS = ("drum & bass", "música popular", "ambient")
+
+
+@pytest.fixture(scope="module")
+def other_labels_server(tmp_path_factory):
+    """A server of a hand-built model of three other labels: segment i answers row i of its table."""
+    folder = tmp_path_factory.mktemp("other-labels")
+    meta = contract.ModelMeta("three", "1", OTHER_LABELS, 16000, 48000, {"kind": "test"}, uncertain_below=0.3)
+    table = np.array([[0, 3, 0], [3, 0, 0], [0, 0, 3], [0, 3, 0]], np.float32)
+    with function_server.start(folder, GENRE_MODEL=str(tiny_model(folder / "three.onnx", meta, table))) as running:
+        yield running
+
+
+def test_the_page_draws_the_labels_of_any_model_each_in_a_colour_of_its_own(browser, other_labels_server, tmp_path):
+    clip = tmp_path / "four-segments.wav"  # segment i starts with the sample value i: the model's row i
+    audio = np.zeros(4 * 48000, np.float32)
+    audio[::48000] = np.arange(4)
+    sf.write(clip, audio, 16000, subtype="FLOAT")
+    expected = api_answer(other_labels_server, "-F", f"file=@{clip}")
+    assert list(expected["scores"]) == list(OTHER_LABELS) and expected["genre"] == "música popular", expected
+    context = browser.new_context(viewport={"width": 900, "height": 1100})
+    tab = context.new_page()
+    tab.goto(other_labels_server.url)
+    tab.set_input_files("#file", clip)
+    tab.get_by_role("button", name="Classify file").click()
+    check_result(tab, expected)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    tab.screenshot(path=SCREENSHOTS / "other_labels.png", full_page=True)
+    for label in OTHER_LABELS:
+        expect(tab.locator("#scores")).to_contain_text(label)
+        expect(tab.locator("#legend")).to_contain_text(label)
+    cells = tab.locator("#timeline-cells span").evaluate_all("cells => cells.map(c => c.style.background)")
+    swatches = tab.locator("#legend i").evaluate_all("swatches => swatches.map(s => s.style.background)")
+    context.close()
+    assert len(set(swatches)) == 3 and cells == [swatches[0], swatches[1], swatches[2], swatches[0]], (cells, swatches)
+
+
+def test_the_page_holds_no_list_of_genres():
+    """The labels and their colours come from the answer, not from the page."""
+    html = (ROOT / "web" / "index.html").read_text()
+    assert [label for label in contract.LABELS if re.search(rf"\b{label}\b", html, re.I)] == []
+    assert not re.search(r"\b(10|ten) genres\b", html, re.I)

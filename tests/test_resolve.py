@@ -1,11 +1,17 @@
 """inference/resolve.py: yt-dlp's failures become clear errors; the JS runtime ships with us."""
+import importlib.metadata
 import subprocess
 
 import pytest
+import yt_dlp
+from yt_dlp.extractor.common import InfoExtractor
 from yt_dlp.networking.exceptions import TransportError
-from yt_dlp.utils import DownloadError, UnsupportedError
+from yt_dlp.utils import DownloadError, RegexNotFoundError, UnsupportedError
 
 from inference import config, resolve
+from inference.errors import ClassifyError
+
+import local_http
 
 
 def download_error(message: str, cause=None) -> DownloadError:
@@ -26,6 +32,37 @@ def test_yt_dlp_failures_map_to_clear_errors(message, cause, status, code):
     error = resolve._error(download_error(message, cause))
     assert (error.status, error.code) == (status, code)
     assert "ERROR" not in error.message
+
+
+def test_an_extractor_that_no_longer_reads_the_page_says_to_update_yt_dlp():
+    """yt-dlp's own "please report this issue" failures (its expected=False errors) mean a changed site."""
+    cause = RegexNotFoundError("Unable to extract player response")
+    error = resolve._error(download_error(str(cause), cause))
+    assert (error.status, error.code) == (502, "extractor_outdated")
+    assert f"yt-dlp {importlib.metadata.version('yt-dlp')} could not read" in error.message
+    assert "YTDLP_VERSION=latest ./deploy.sh" in error.message
+
+
+class ChangedSiteIE(InfoExtractor):
+    """An extractor as yt-dlp writes them, for a site that has changed since: its page no longer
+    holds what the extractor looks for."""
+    _VALID_URL = r"http://127\.0\.0\.1:\d+/changed-site/(?P<id>\w+)"
+
+    def _real_extract(self, url):
+        video_id = self._match_id(url)
+        page = self._download_webpage(url, video_id)
+        return {"id": video_id, "url": self._search_regex(r"var streamUrl = \"([^\"]+)\"", page, "stream URL")}
+
+
+def test_a_changed_site_through_a_real_extractor_is_extractor_outdated(loopback, tmp_path, monkeypatch):
+    (tmp_path / "changed-site").mkdir()
+    (tmp_path / "changed-site" / "abc").write_text("<html><script>window.player = {streams: []}</script></html>")
+    defaults = yt_dlp.YoutubeDL.add_default_info_extractors
+    monkeypatch.setattr(yt_dlp.YoutubeDL, "add_default_info_extractors",
+                        lambda ydl: (ydl.add_info_extractor(ChangedSiteIE()), defaults(ydl)))
+    with local_http.Server(tmp_path) as url, pytest.raises(ClassifyError) as refused:
+        resolve.resolve(f"{url}/changed-site/abc", loopback, 10)
+    assert (refused.value.status, refused.value.code) == (502, "extractor_outdated")
 
 
 def test_bot_check_message_says_what_to_configure():
@@ -52,7 +89,7 @@ def test_cookies_file_is_read_and_never_written(tmp_path, monkeypatch, served):
     cookies.chmod(0o444)
     before = cookies.read_bytes()
     monkeypatch.setenv("YTDLP_COOKIES", str(cookies))
-    monkeypatch.setenv("GENRE_TESTING_ALLOW_LOOPBACK", "1")
+    monkeypatch.setenv("GENRE_DEV_ALLOW_LOOPBACK_LINKS", "1")
     found = resolve.resolve(f"{served}/song.flac", config.load(), 10)
     assert found.media_url == f"{served}/song.flac"
     assert cookies.read_bytes() == before and list(tmp_path.iterdir()) == [cookies]
@@ -60,7 +97,7 @@ def test_cookies_file_is_read_and_never_written(tmp_path, monkeypatch, served):
 
 @pytest.fixture
 def loopback(monkeypatch):
-    monkeypatch.setenv("GENRE_TESTING_ALLOW_LOOPBACK", "1")
+    monkeypatch.setenv("GENRE_DEV_ALLOW_LOOPBACK_LINKS", "1")
     return config.load()
 
 

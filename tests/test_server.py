@@ -1,5 +1,6 @@
 """The function as users and CI run it: a real `functions-framework --target classify` process on
 127.0.0.1, called with curl."""
+import importlib.metadata
 import json
 import os
 import re
@@ -9,6 +10,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from inference import config, model
 
 import function_server
 import local_http
@@ -20,7 +23,7 @@ def server(model_path, tmp_path_factory):
     """A functions-framework process with the test switch set and a 2-MB upload cap."""
     assert shutil.which("curl"), "curl is needed to call the server"
     with function_server.start(tmp_path_factory.mktemp("server"), GENRE_MODEL=str(model_path),
-                               GENRE_TESTING_ALLOW_LOOPBACK="1", GENRE_MAX_UPLOAD_MB="2") as running:
+                               GENRE_DEV_ALLOW_LOOPBACK_LINKS="1", GENRE_MAX_UPLOAD_MB="2") as running:
         yield running
 
 
@@ -42,6 +45,7 @@ def test_link_by_get_and_post(server, served, no_leftovers):
     url = server.url
     status, body = curl("-G", url, "--data-urlencode", f"url={served}/song.flac")
     assert status == 200 and body["segments"] == 10 and body["source"]["kind"] == "link", body
+    assert body["source"]["yt_dlp"] == importlib.metadata.version("yt-dlp")
     status, body = curl("-X", "POST", url, "-H", "Content-Type: application/json",
                         "-d", json.dumps({"url": f"{served}/page.html", "start": 10, "duration": 6}))
     assert status == 200 and body["window"] == {"start": 10.0, "duration": 6.0} and body["segments"] == 2, body
@@ -127,6 +131,27 @@ def test_one_structured_log_line_per_request(server, served, media):
     assert server.stderr.read_text() == "", "the server wrote to stderr"
 
 
+def test_one_start_up_line_names_the_model_its_labels_the_threads_and_the_address(server, model_path):
+    first = json.loads(server.stdout.read_text().splitlines()[0])
+    found = model.Model(model_path)
+    assert first["severity"] == "INFO" and first["model"] == {**found.info(), "labels": list(found.labels)}
+    assert (first["threads"], first["address"]) == (config.SERVER_THREADS, server.url[7:-1])
+    assert first["yt_dlp"] == importlib.metadata.version("yt-dlp")
+    for part in (found.meta.name, found.meta.version, found.sha256[:12], ", ".join(found.labels), server.url[7:-1]):
+        assert part in first["message"]
+
+
+def test_a_missing_model_is_named_at_start_and_in_every_answer(tmp_path, media):
+    """The server still starts (and answers 503) so that the cause is seen, in the log and the answer."""
+    missing = tmp_path / "no-such-model.onnx"
+    with function_server.start(tmp_path, GENRE_MODEL=str(missing)) as running:
+        status, body = curl(running.url, "-H", "Content-Type: audio/flac", "--data-binary", f"@{media / 'song.flac'}")
+        first = json.loads(running.stdout.read_text().splitlines()[0])
+    cause = f"the model {missing} could not be loaded: FileNotFoundError: No such file or directory"
+    assert (status, body["error"]) == (503, {"code": "model_unavailable", "message": cause})
+    assert first["severity"] == "ERROR" and first["model"] is None and first["message"].startswith(cause)
+
+
 def test_every_log_line_has_a_documented_kind(server):
     before = len(server.stdout.read_text().splitlines())
     assert curl(server.url, "-X", "PATCH")[0] == 405
@@ -134,8 +159,8 @@ def test_every_log_line_has_a_documented_kind(server):
     assert curl(server.url + "nowhere")[0] == 404
     kinds = [json.loads(line)["kind"] for line in server.stdout.read_text().splitlines()[before:]]
     assert kinds == ["other", "other", "other"]
-    readme = (ROOT / "README.md").read_text()
-    assert "`link`, `upload`, `page`, `preflight`, `other`" in readme
+    docs = (ROOT / "docs" / "api.md").read_text()
+    assert "`link`, `upload`, `page`, `preflight`, `other`" in docs
 
 
 def test_concurrent_requests_get_their_own_answers(server, gtzan, no_leftovers):
@@ -161,7 +186,7 @@ def test_concurrent_requests_get_their_own_answers(server, gtzan, no_leftovers):
 
 def test_the_first_links_of_a_fresh_instance_may_arrive_together(model_path, served, tmp_path):
     """yt-dlp is imported on the first link; four at once once gave 500s (an import race)."""
-    with function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1") as fresh:
+    with function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_DEV_ALLOW_LOOPBACK_LINKS="1") as fresh:
         def link(i):
             return curl("-G", fresh.url, "--data-urlencode", f"url={served}/song.flac", "-d", f"start={i}",
                         "-d", "duration=3")
@@ -174,11 +199,11 @@ def test_import_main_loads_no_training_stack():
     code = ("import sys, main; bad = {m.split('.')[0] for m in sys.modules} & "
             "{'tensorflow', 'keras', 'librosa', 'numba', 'sklearn'}; print(sorted(bad))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert out.splitlines()[-1] == "[]"  # after main's start-up line
 
 
 def test_cli_prints_the_same_json(model_path, media, served):
-    env = dict(os.environ, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1")
+    env = dict(os.environ, GENRE_MODEL=str(model_path), GENRE_DEV_ALLOW_LOOPBACK_LINKS="1")
     def run(*args):
         return subprocess.run([sys.executable, "-m", "inference", *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120)
@@ -191,3 +216,16 @@ def test_cli_prints_the_same_json(model_path, media, served):
     assert file_answer["segments"] == 2 and file_answer["scores"] == pytest.approx(link_answer["scores"], abs=2e-4)
     missing = run(str(media / "nothing.flac"))
     assert missing.returncode == 1 and json.loads(missing.stdout)["error"]["code"] == "unreadable_file"
+    assert run(str(media / "song.flac"), "--start", "soon").returncode == 2
+
+
+@pytest.mark.parametrize("command, statuses", [
+    (["inference"], "exit status: 0 an answer; 1 an error answer"),
+    (["inference", "batch"], "exit status: 0 every item answered"),
+])
+def test_cli_help_says_what_the_window_options_do_and_the_exit_statuses(command, statuses):
+    done = subprocess.run([sys.executable, "-m", *command, "--help"], cwd=ROOT, capture_output=True, text=True)
+    text = " ".join(done.stdout.split())
+    assert done.returncode == 0 and "--start START where the window starts, in seconds (default 60;" in text
+    assert "--duration DURATION the window's length in seconds (default 30, at most 60)" in text
+    assert statuses in text

@@ -10,7 +10,7 @@ import pytest
 from inference import config, urlpolicy
 from inference.errors import ClassifyError
 
-SETTINGS = dataclasses.replace(config.load(), testing_allow_loopback=False, allowed_sites=())
+SETTINGS = dataclasses.replace(config.load(), allow_loopback_links=False, allowed_sites=())
 
 
 @pytest.mark.parametrize("url", [
@@ -108,7 +108,7 @@ def test_public_address_passes_and_is_pinned():
 
 
 def test_test_switch_allows_only_loopback():
-    allowed = dataclasses.replace(SETTINGS, testing_allow_loopback=True)
+    allowed = dataclasses.replace(SETTINGS, allow_loopback_links=True)
     assert urlpolicy.check("http://127.0.0.1:9/", allowed)[2] == "127.0.0.1"
     with pytest.raises(ClassifyError):
         urlpolicy.check("http://10.0.0.1/", allowed)

@@ -37,7 +37,7 @@ EQUIVALENT = ROOT / "tools" / "equivalent_mutants.txt"
 TARGETS = {
     "inference/urlpolicy.py": ("tests/test_urlpolicy.py", 60),
     "inference/segments.py": ("tests/test_segments.py tests/test_function.py", 120),
-    "inference/errors.py": ("tests/test_contract.py::test_the_error_catalogue_openapi_and_the_readme_agree "
+    "inference/errors.py": ("tests/test_contract.py::test_the_error_catalogue_openapi_and_the_api_docs_agree "
                             "tests/test_function.py", 120),
     "inference/pipeline.py": ("tests/test_function.py", 120),
     "inference/model.py": ("tests/test_model_contract.py tests/test_function.py", 120),
@@ -200,12 +200,18 @@ def count(path: str, db: Path, survivors: bool = False) -> Counter:
 
 
 def report(files: list[str], survivors: bool):
-    """The table of the kept sessions (.mutation/) of files unchanged since their run; runs nothing."""
-    rows = []
-    for path in files:
-        kept = _kept(path, ROOT / path)
-        rows.append((path, count(path, kept, survivors)) if kept else (f"{path} (no run of this version)", Counter()))
-    _table(rows)
+    """The table of the kept sessions (.mutation/) of files unchanged since their run, and the files
+    without one; runs nothing."""
+    kept = {path: _kept(path, ROOT / path) for path in files}
+    if any(kept.values()):
+        _table([(path, count(path, session, survivors)) for path, session in kept.items() if session])
+    else:
+        print(f"No kept session in {SESSIONS.relative_to(ROOT)}/ (a fresh clone has none): the table of the last "
+              "full run is in docs/testing.md.")
+    unrun = [path for path, session in kept.items() if not session]
+    if unrun:
+        print("\nNo run of the current version of:", *unrun, sep="\n  ")
+        print("Run them with: nice -n 10 python tools/mutation.py FILE...")
 
 
 def _kept(path: str, current: Path) -> Path | None:

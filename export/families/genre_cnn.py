@@ -5,7 +5,7 @@ import functools
 
 import numpy as np
 
-from export import augment, extract, frontend, to_onnx
+from export import augment, extract, frontend, quiet_keras, to_onnx
 from export.folds import class_weights
 from inference import segments
 from inference.contract import SEGMENT_SECONDS, ModelMeta
@@ -37,8 +37,8 @@ def mfcc(band_limit_hz: float | None = BAND_LIMIT_HZ) -> frontend.Frontend:
 
 def seed_network(n_labels: int):
     """The seed demo's network, exactly (98,058 parameters for 10 labels)."""
-    import keras
-    from keras import layers
+    keras = quiet_keras()
+    layers = keras.layers
     model = keras.Sequential([
         keras.Input(INPUT_SHAPE),
         layers.Reshape((*INPUT_SHAPE, 1)),
@@ -64,7 +64,8 @@ def seed_network(n_labels: int):
 @functools.cache
 def _own_layers() -> tuple[type, type]:
     """The family's own Keras layers, defined when first needed (Keras brings TensorFlow: ~600 MB)."""
-    from keras import layers, ops
+    keras = quiet_keras()
+    layers, ops = keras.layers, keras.ops
 
     class SegmentMeanRemoval(layers.Layer):
         """Cepstral mean normalisation: subtracts each coefficient's mean over the segment's frames.
@@ -90,8 +91,8 @@ def cnn_network(x: np.ndarray, n_labels: int):
     input and of the filter outputs, batch norm, dropout and an L2-regularised softmax layer."""
     centred = x - x.mean(axis=1, keepdims=True)
     mean, std = centred.mean(axis=(0, 1)), centred.std(axis=(0, 1)) + 1e-6
-    import keras
-    from keras import layers
+    keras = quiet_keras()
+    layers = keras.layers
     SegmentMeanRemoval, LogStdPool = _own_layers()
     audio_mfcc = keras.Input(INPUT_SHAPE)
     h = SegmentMeanRemoval()(audio_mfcc)
@@ -123,7 +124,7 @@ def inputs(library, options) -> tuple[list, list[np.ndarray]]:
 
 def fit(audio: list[np.ndarray], y: np.ndarray, labels: tuple[str, ...], options):
     """Train options.arch on MFCCs of augmented random segments; deterministic for a given seed."""
-    import keras
+    keras = quiet_keras()
     import tensorflow as tf
     keras.utils.set_random_seed(options.seed)
     tf.config.experimental.enable_op_determinism()

@@ -21,7 +21,7 @@ from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from export import extract, frontend, musicnn, to_onnx
+from export import extract, frontend, musicnn, quiet_keras, to_onnx
 from export.folds import class_weights
 from inference.config import DEFAULT_MODEL
 from inference.contract import FEATURES_OUTPUT, OUTPUT, SEGMENT_SECONDS, TAGS_OUTPUT, ModelMeta
@@ -54,7 +54,7 @@ def meta(labels: tuple[str, ...], name: str = NAME) -> ModelMeta:
 
 def _network():
     """(the network, its tag scores, its head's input features: penultimate layer + tags [250])."""
-    import keras
+    keras = quiet_keras()
     net = musicnn.load(WEIGHTS)
     tags, penultimate = net.outputs
     return net, tags, keras.layers.Concatenate()([penultimate, tags])
@@ -62,7 +62,7 @@ def _network():
 
 def backbone():
     """log-mel [batch, 187, 96] -> [batch, 250] (Keras): the network's penultimate layer and its tag scores."""
-    import keras
+    keras = quiet_keras()
     net, _, features = _network()
     return keras.Model(net.input, features, name="musicnn_features")
 
@@ -91,7 +91,7 @@ class Head:
         return softmax(features @ self.kernel + self.bias, axis=-1).astype(np.float32)
 
     def layer(self):
-        import keras
+        keras = quiet_keras()
         dense = keras.layers.Dense(len(self.bias), activation="softmax")
         model = keras.Sequential([keras.Input((len(self.kernel),)), dense])
         dense.set_weights([self.kernel.astype(np.float32), self.bias.astype(np.float32)])
@@ -115,7 +115,7 @@ def _clip_head(features: list[np.ndarray], y: np.ndarray, n_labels: int, c: floa
 def _segment_head(features: list[np.ndarray], y: np.ndarray, n_labels: int) -> Head:
     """A softmax layer fitted on every segment's standardised features, classes weighted to
     balance; the standardisation folded into its weights."""
-    import keras
+    keras = quiet_keras()
     keras.utils.set_random_seed(SEED)
     x, y = np.concatenate(features), np.repeat(y, [len(f) for f in features])
     mean, std = x.mean(0), x.std(0) + 1e-6
@@ -142,7 +142,7 @@ def predict(head: Head, features: list[np.ndarray]) -> list[np.ndarray]:
 def onnx(head: Head, model_meta: ModelMeta, options):
     """Front-end + frozen network + head as one ONNX model: audio at 16 kHz -> a probability per
     label, the network's 50 tag scores and the head's input features."""
-    import keras
+    keras = quiet_keras()
     net, tags, features = _network()
     full = keras.Model(net.input, {OUTPUT: head.layer()(features), TAGS_OUTPUT: tags, FEATURES_OUTPUT: features})
     return to_onnx.compose(frontend.build(SAMPLE_RATE, SEGMENT_SAMPLES, FEATURES), full, model_meta)
