@@ -182,14 +182,24 @@ def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
     except RequestEntityTooLarge:
         status, body = 413, errors.upload_too_large(SETTINGS.max_upload_bytes).body()
     except Exception:  # a bug: logged with its stack trace, answered without internals
-        seen["stack_trace"] = traceback.format_exc()
-        status, body = 500, errors.internal().body()
+        status, body = _bug(seen)
+    try:
+        text = json.dumps(body, allow_nan=False)
+    except ValueError:  # NaN or Infinity, which JSON has not: never answered
+        status, body = _bug(seen)
+        text = json.dumps(body)
     headers = _cors({"Content-Type": "application/json"})
     if status == 405:
         headers["Allow"] = "GET, POST, OPTIONS"
     if status != 200:
         seen["error"] = body["error"]["code"]
-    return status, json.dumps(body), headers
+    return status, text, headers
+
+
+def _bug(seen: dict) -> tuple[int, dict]:
+    """The answer to a bug (the exception being handled): its stack trace to the log, no internals to the caller."""
+    seen["stack_trace"] = traceback.format_exc()
+    return 500, errors.internal().body()
 
 
 def _unparsable(sock, status: int, reason: str, message: str):

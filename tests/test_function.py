@@ -461,6 +461,16 @@ def test_a_bug_is_a_generic_500_and_its_stack_trace_goes_to_the_log(client, monk
     assert "RuntimeError: internal detail" in entry["stack_trace"] and "Traceback" in entry["stack_trace"]
 
 
+def test_an_answer_holding_nan_is_never_sent(client, monkeypatch, media, capsys):
+    """The last guard: whatever produced it, NaN or Infinity (not JSON) becomes a logged 500."""
+    import main
+    monkeypatch.setattr(main.pipeline, "upload", lambda *args, **kwargs: {"genre": "rock", "confidence": math.nan})
+    response = client.post("/", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
+    assert response.status_code == 500 and response.json["error"]["code"] == "internal"
+    assert b"NaN" not in response.data
+    assert "Out of range float values are not JSON compliant" in json.loads(capsys.readouterr().out)["stack_trace"]
+
+
 def test_audio_sent_with_curls_default_type_is_an_upload(client, media):
     """curl --data-binary @song.flac sends application/x-www-form-urlencoded: the bytes say audio."""
     data = (media / "song.flac").read_bytes()

@@ -4,11 +4,13 @@ request is still answered meanwhile."""
 import contextlib
 import json
 import socket
+import struct
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
+import numpy as np
 import pytest
 
 import function_server
@@ -146,3 +148,30 @@ def test_a_chunked_upload_over_the_cap_is_413(capped, form):
     assert error_code(post(capped, chunked(body), content_type)) == (413, "upload_too_large")
     status, _, _ = post(capped, b"", "application/json", Accept="application/json")
     assert status == 400  # and the server goes on
+
+
+def float_wav(samples: np.ndarray, rate: int = 22050) -> bytes:
+    """A mono 32-bit float WAV (format 3, IEEE float) of the samples, as they are."""
+    data = samples.astype("<f4").tobytes()
+    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 3, 1, rate, rate * 4, 4, 32) + b"data" + struct.pack("<I", len(data)) + data)
+
+
+def sine(seconds: float, rate: int = 22050) -> np.ndarray:
+    return (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 3e38, 1e6], ids=["NaN", "inf", "-inf", "3e38", "1e6"])
+def test_samples_that_are_not_numbers_or_absurdly_loud_are_not_audio(server, value):
+    """One such sample in 6 s of a float WAV: refused, and no answer ever holds NaN or Infinity."""
+    samples = sine(6)
+    samples[1000] = value
+    status, content_type, body = post(server, float_wav(samples), "audio/wav", Accept="application/json")
+    assert (status, json.loads(body)["error"]["code"]) == (422, "not_audio"), body[:300]
+    assert b"NaN" not in body and b"Infinity" not in body
+
+
+def test_a_float_wav_a_little_over_full_scale_is_audio(server):
+    samples = sine(6) * 5  # peaks of 1.5: float masters go over full scale
+    status, _, body = post(server, float_wav(samples), "audio/wav", Accept="application/json")
+    assert status == 200 and json.loads(body)["segments"] == 2, body[:300]
