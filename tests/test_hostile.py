@@ -88,6 +88,11 @@ LINKS = [  # path on the hostile server, status, code
     ("/redirect?to=http://169.254.169.254/computeMetadata/v1/", 400, "url_not_allowed"),  # the page's redirect
     ("/redirect?to=http://10.1.2.3/song.flac", 400, "url_not_allowed"),
     ("/redirect?to=http://[fd00::1]/song.flac", 400, "url_not_allowed"),
+    ("/redirect?to=file:///etc/passwd", 400, "url_not_allowed"),  # schemes other than http(s) (were 500s)
+    ("/redirect?to=ftp://127.0.0.1/song.flac", 400, "url_not_allowed"),
+    ("/redirect?to=gopher://127.0.0.1:70/1", 400, "url_not_allowed"),
+    ("/redirect?to=data:audio/wav;base64,UklGRg==", 400, "url_not_allowed"),  # (was 502 source_unreachable)
+    ("/master.m3u8", 400, "url_not_allowed"),  # a variant at file:///etc/passwd.m3u8 (was a 500)
 ]
 
 

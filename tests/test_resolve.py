@@ -2,7 +2,7 @@
 import subprocess
 
 import pytest
-from yt_dlp.networking.exceptions import TransportError
+from yt_dlp.networking.exceptions import RequestError, TransportError
 from yt_dlp.utils import DownloadError, UnsupportedError
 
 from inference import config, resolve
@@ -26,6 +26,17 @@ def test_yt_dlp_failures_map_to_clear_errors(message, cause, status, code):
     error = resolve._error(download_error(message, cause))
     assert (error.status, error.code) == (status, code)
     assert "ERROR" not in error.message
+
+
+@pytest.mark.parametrize("error, status, code", [
+    (RequestError("No connection adapters were found for 'data:,x'"), 400, "url_not_allowed"),
+    (RequestError("file:// URLs are disabled by default in yt-dlp for security reasons"), 400, "url_not_allowed"),
+    (TransportError("connection reset"), 502, "source_unreachable"),
+])
+def test_request_errors_that_escape_yt_dlp_map_to_clear_errors(error, status, code):
+    """extract_info lets these through unwrapped (a redirect to file: or data:, a playlist entry at file://)."""
+    mapped = resolve._request_error(error)
+    assert (mapped.status, mapped.code) == (status, code)
 
 
 def test_bot_check_message_says_what_to_configure():
