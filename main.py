@@ -17,19 +17,21 @@ import traceback
 from http import HTTPStatus
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import functions_framework
 import gunicorn.util
-from werkzeug.exceptions import RequestEntityTooLarge
+from gunicorn.http.errors import NoMoreData, ParseException
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from inference import config, decode, errors, pipeline
 from inference.errors import ClassifyError
 
 SETTINGS = config.load()
-LINK_TYPES = ("application/json", "application/x-www-form-urlencoded")
 UPLOAD_TYPES = ("audio/", "video/", "application/octet-stream")
 UPLOAD_CHUNK = 2**20  # an upload is read in chunks of this size into a temporary file
+MAX_LINK_BODY_BYTES = 2**16  # a link request's JSON or form body (a link needs a few KB)
 PAGE = (Path(__file__).resolve().parent / "web" / "index.html").read_bytes()
 PAGE_HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "public, max-age=600",
                 "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
@@ -73,8 +75,6 @@ def _upload(request) -> tuple[BinaryIO, str | None]:
     if request.mimetype == "multipart/form-data":
         upload = _form_file(request)
         data, name = upload.stream, upload.filename  # werkzeug spools files over 500 KB to a temporary file
-    elif request.mimetype == "application/x-www-form-urlencoded":  # in memory: request.form can still parse it
-        data, name = io.BytesIO(request.get_data(cache=True)), None
     else:
         data, name = tempfile.SpooledTemporaryFile(max_size=UPLOAD_CHUNK), None  # noqa: SIM115 (the caller closes it)
         try:  # at most cap + 1 bytes: reading to werkzeug's limit would make functions-framework's own read raise
@@ -112,13 +112,14 @@ def _wants_page(request) -> bool:
 
 
 def _link_fields(request):
-    """The fields of a link request: a GET's query, a form, or a JSON object."""
+    """The fields of a link request: a GET's query, or a JSON object of at most MAX_LINK_BODY_BYTES."""
     if request.method == "GET":
         return request.args
-    if request.mimetype == "application/x-www-form-urlencoded":
-        return request.form
+    request.max_content_length = MAX_LINK_BODY_BYTES + 1  # werkzeug reads no further (a chunked body)
+    if (request.content_length or 0) > MAX_LINK_BODY_BYTES or len(request.get_data()) > MAX_LINK_BODY_BYTES:
+        raise errors.body_too_large(MAX_LINK_BODY_BYTES)
     try:
-        body = request.get_json(silent=True)
+        body = request.get_json(silent=True)  # from get_data()'s cache
     except RecursionError:  # nested deeper than the decoder goes
         body = None
     if not isinstance(body, dict):
@@ -126,24 +127,50 @@ def _link_fields(request):
     return body
 
 
+def _form_fields(data: BinaryIO) -> MultiDict:
+    """A url-encoded body that is not audio (read as an upload, in case it is): a link request's form."""
+    if data.seek(0, io.SEEK_END) > MAX_LINK_BODY_BYTES:
+        raise errors.body_too_large(MAX_LINK_BODY_BYTES)
+    data.seek(0)
+    fields = MultiDict(parse_qsl(data.read().decode("utf-8", "replace"), keep_blank_values=True))
+    if data.tell() and "url" not in fields:
+        raise errors.neither_form_nor_audio()
+    return fields
+
+
+class _Whole:
+    """The request's body as gunicorn reads it, refused as soon as it proves shorter than its
+    Content-Length (the client stopped sending): never taken for a whole request."""
+
+    def __init__(self, body, length: int):
+        self._body, self._left = body, length
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._body.read(size if size is not None and size >= 0 else None)
+        self._left -= len(data)
+        if self._left > 0 and (not data or size is None or size < 0):
+            raise errors.bad_request(f"the body ended {self._left} bytes before its Content-Length")
+        return data
+
+
 def _handle(request, seen: dict) -> dict:
     """The answer to a classify request; ClassifyError for a bad one. Notes its kind and site in seen."""
     if request.method not in ("GET", "POST"):
         raise errors.method_not_allowed()
     mimetype = request.mimetype
+    if request.content_length:
+        request.environ["wsgi.input"] = _Whole(request.environ["wsgi.input"], request.content_length)
     if request.method == "POST" and mimetype == "application/x-www-form-urlencoded":  # curl's type for --data-binary
         data, _ = _upload(request)
         with data:
-            head = data.read(16)
-            if decode.looks_like_audio(head):
+            if decode.looks_like_audio(data.read(16)):
                 seen["kind"] = "upload"
                 return pipeline.upload(data, SETTINGS, **_start_and_duration(request.args))
-        if head and "url" not in request.form:
-            raise errors.neither_form_nor_audio()
-    if request.method == "GET" or mimetype in LINK_TYPES:
+            seen["kind"] = "link"
+            return _link(_form_fields(data), seen)
+    if request.method == "GET" or mimetype == "application/json":
         seen["kind"] = "link"
-        fields = _link_fields(request)
-        return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **_start_and_duration(fields))
+        return _link(_link_fields(request), seen)
     if mimetype == "multipart/form-data" or mimetype.startswith(UPLOAD_TYPES):
         seen["kind"] = "upload"
         data, name = _upload(request)
@@ -153,6 +180,10 @@ def _handle(request, seen: dict) -> dict:
     if not mimetype and not request.content_length:
         raise errors.missing_url('give a link as {"url": "https://..."} or upload audio')
     raise errors.unsupported_media_type(mimetype)
+
+
+def _link(fields, seen: dict) -> dict:
+    return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **_start_and_duration(fields))
 
 
 def _cors(headers: dict) -> dict:
@@ -181,6 +212,9 @@ def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
         status, body = exc.status, exc.body()
     except RequestEntityTooLarge:
         status, body = 413, errors.upload_too_large(SETTINGS.max_upload_bytes).body()
+    except (ParseException, NoMoreData, ClientDisconnected):  # gunicorn's, reading a chunked body
+        status, body = 400, errors.bad_request("the body could not be read: a malformed chunk, or the client "
+                                               "stopped sending").body()
     except Exception:  # a bug: logged with its stack trace, answered without internals
         status, body = _bug(seen)
     try:

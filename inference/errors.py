@@ -25,6 +25,7 @@ CATALOGUE = {
     "not_found": Code(404, "the function answers at / only"),
     "method_not_allowed": Code(405, "use GET ?url=..., or POST"),
     "upload_too_large": Code(413, "the upload is too large"),
+    "body_too_large": Code(413, "the body is too large for a link request"),
     "unsupported_media_type": Code(415, "send application/json, audio/*, application/octet-stream or "
                                         "multipart/form-data"),
     "unsupported_url": Code(422, "no audio or video was found at this link"),
@@ -112,6 +113,11 @@ def bad_window(source_seconds: float) -> ClassifyError:
 def source_too_long(seconds: float, max_minutes: float) -> ClassifyError:
     return ClassifyError("source_too_long",
                          f"the source lasts {seconds / 60:.0f} min; at most {max_minutes:g} min are accepted")
+
+
+def body_too_large(cap_bytes: int) -> ClassifyError:
+    return ClassifyError("body_too_large", f"a link request's body (JSON or a form) is limited to "
+                                           f"{cap_bytes // 1024} KB")
 
 
 def source_too_large(cap_bytes: int) -> ClassifyError:

@@ -29,6 +29,9 @@ def check_window(start: float | None, duration: float | None, settings: Settings
         raise errors.bad_parameter(f"duration must be above 0 and at most {settings.max_duration:g} s")
     if start is not None and start < 0:
         raise errors.bad_parameter("start must be 0 or more seconds")
+    if start is not None and start >= settings.max_source_minutes * 60:  # also where the length is unknown
+        raise errors.bad_parameter(f"start must be less than {settings.max_source_minutes * 60:g} s, the longest "
+                                   "source accepted")
 
 
 def choose_window(start: float | None, duration: float | None, source_seconds: float | None,
