@@ -14,8 +14,16 @@ from inference.config import Settings
 # IPv6 ranges that carry an IPv4 address in their last 32 bits: IPv4-compatible (::a.b.c.d) and
 # NAT64's well-known prefix. ipaddress calls them global whatever they carry.
 _LAST_32_BITS = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"))
-# NAT64's local-use prefix (RFC 8215): a site's own translator, never a public destination.
-_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+# Any other IPv6 address is public only inside 2000::/3, the one block IANA allocates for global
+# unicast (so ::ffff:0:a.b.c.d, RFC 2765's, 64:ff9b:1::/48, fec0::/10, 5f00::/16... are not), and
+# there only outside the blocks of IANA's IPv6 Special-Purpose Address Registry (2025-10) that are
+# not globally reachable: 2001::/23 (but for its reachable entries), 2001:db8::/32 and 3fff::/20.
+# Teredo (2001::/32) and 6to4 (2002::/16) carry IPv4 addresses: _embedded().
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+_NOT_GLOBALLY_REACHABLE = tuple(map(ipaddress.ip_network, ("2001::/23", "2001:db8::/32", "3fff::/20")))
+_GLOBALLY_REACHABLE = tuple(map(ipaddress.ip_network, (
+    "2001:1::1/128", "2001:1::2/128", "2001:1::3/128", "2001:3::/32", "2001:4:112::/48", "2001:20::/28",
+    "2001:30::/28")))  # PCP, TURN and DNS-SD SRP anycast, AMT, AS112-v6, ORCHIDv2, drone remote ID
 
 
 def _embedded(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
@@ -31,13 +39,13 @@ def _embedded(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
 
 
 def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip in _LOCAL_NAT64:
-            return False
-        inside = _embedded(ip)
-        if inside:
-            return all(_public(v4) for v4 in inside)
-    return ip.is_global and not ip.is_multicast
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip.is_global and not ip.is_multicast
+    inside = _embedded(ip)
+    if inside:
+        return all(_public(v4) for v4 in inside)
+    return ip in _GLOBAL_UNICAST and (not any(ip in net for net in _NOT_GLOBALLY_REACHABLE)
+                                      or any(ip in net for net in _GLOBALLY_REACHABLE))
 
 
 def _allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, settings: Settings) -> bool:
