@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import functions_framework
 import gunicorn.util
+from functions_framework._http.gunicorn import GunicornApplication
 from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
@@ -32,6 +33,7 @@ SETTINGS = config.load()
 UPLOAD_TYPES = ("audio/", "video/", "application/octet-stream")
 UPLOAD_CHUNK = 2**20  # an upload is read in chunks of this size into a temporary file
 MAX_LINK_BODY_BYTES = 2**16  # a link request's JSON or form body (a link needs a few KB)
+MAX_REQUEST_LINE_BYTES = 8190  # gunicorn's default and most; functions-framework sets none (below)
 PAGE = (Path(__file__).resolve().parent / "web" / "index.html").read_bytes()
 PAGE_HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "public, max-age=600",
                 "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
@@ -241,6 +243,8 @@ def _unparsable(sock, status: int, reason: str, message: str):
     line...), which it writes before the function runs, in the function's JSON shape, not HTML."""
     if status == 431:
         error = errors.headers_too_large()
+    elif status == 414:
+        error = errors.request_line_too_long(MAX_REQUEST_LINE_BYTES)
     elif status == 500:  # gunicorn's own failure, logged by gunicorn
         error = errors.internal()
     else:  # 400 and the rarer client refusals (403, 417, 501 for a transfer coding it does not take)
@@ -253,6 +257,18 @@ def _unparsable(sock, status: int, reason: str, message: str):
 
 # functions-framework offers no hook for these answers: gunicorn's one writer of them is replaced
 gunicorn.util.write_error = _unparsable
+
+
+def _limited(load_config):
+    def load(application):
+        load_config(application)
+        application.cfg.set("limit_request_line", MAX_REQUEST_LINE_BYTES)
+    return load
+
+
+# functions-framework sets gunicorn's limit_request_line to 0 (none: parsing time grows with the square
+# of the line's length) and takes no other value: its application is given ours after its own settings
+GunicornApplication.load_config = _limited(GunicornApplication.load_config)
 
 
 def _log(request, status: int, seen: dict, started: float):

@@ -37,6 +37,7 @@ CATALOGUE = {
     "source_too_long": Code(422, "the source is too long"),
     "live_stream": Code(422, "live streams cannot be classified; give a recorded track"),
     "source_too_large": Code(422, "the audio needed too much download"),
+    "request_line_too_long": Code(414, "the request line (method, path and query) is too long"),
     "headers_too_large": Code(431, "the request's headers are too large"),
     "internal": Code(500, "unexpected error; it has been logged"),
     "source_unreachable": Code(502, "the site could not be reached"),
@@ -118,6 +119,11 @@ def source_too_long(seconds: float, max_minutes: float) -> ClassifyError:
 def body_too_large(cap_bytes: int) -> ClassifyError:
     return ClassifyError("body_too_large", f"a link request's body (JSON or a form) is limited to "
                                            f"{cap_bytes // 1024} KB")
+
+
+def request_line_too_long(cap_bytes: int) -> ClassifyError:
+    return ClassifyError("request_line_too_long", f"the request line (method, path and query) is limited to "
+                                                  f"{cap_bytes} bytes")
 
 
 def source_too_large(cap_bytes: int) -> ClassifyError:

@@ -193,7 +193,8 @@ def test_multipart_overhead_is_allowed_64_kib(client, reconfigure, media, note, 
 
 
 @pytest.mark.parametrize("status, answered, code", [(400, 400, "bad_request"), (431, 431, "headers_too_large"),
-                                                    (500, 500, "internal"), (501, 400, "bad_request")])
+                                                    (414, 414, "request_line_too_long"), (500, 500, "internal"),
+                                                    (501, 400, "bad_request")])
 def test_what_gunicorn_answers_itself_is_json(app, status, answered, code):
     """gunicorn answers a request it cannot parse before the function runs; main.py writes that answer."""
     import socket

@@ -264,3 +264,26 @@ def test_a_100_mb_chunked_json_body_costs_no_memory(server):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413") and b"body_too_large" in answer, answer[:300]
     assert server.status("VmHWM") - peak_before < 16 * 1024, "the refused body was read into memory"
+
+
+def test_a_request_line_over_8190_bytes_is_414_at_once(server):
+    """functions-framework sets no limit (limit_request_line 0): an 8-MB line cost 4.4 s of CPU, and the
+    worker's memory grew for good; a line without its end was waited for."""
+    rss_before = server.status("VmRSS")
+    with socket.create_connection(address(server), timeout=10) as sock:
+        with contextlib.suppress(OSError):  # the server may answer and close before it all went
+            sock.sendall(b"GET /?url=" + b"a" * 8 * 2**20)  # and no end of line
+        answer = b""
+        while b"}}" not in answer and (chunk := sock.recv(65536)):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 414 ") and b"Content-Type: application/json" in head, head
+    assert json.loads(body)["error"]["code"] == "request_line_too_long"
+    assert server.status("VmRSS") - rss_before < 16 * 1024
+
+
+def test_a_request_line_of_8000_bytes_is_read(server):
+    request = urllib.request.Request(server.url + "?url=" + "a" * 7980, headers={"Accept": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request, timeout=30)
+    assert answer.value.code == 400 and json.loads(answer.value.read())["error"]["code"] == "invalid_url"
