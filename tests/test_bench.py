@@ -30,3 +30,11 @@ def test_uploads_benchmark_smoke_run():
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr[-3000:]
         assert "statuses {422: 3}" in done.stdout and "temp files after 0" in done.stdout, done.stdout
+
+
+def test_bodies_benchmark_smoke_run():
+    for kind, status in (("json", "413"), ("chunked-json", "413"), ("request-line", "414")):
+        command = [sys.executable, str(ROOT / "bench" / "bodies.py"), kind, "--clients", "2", "--mb", "1"]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+        assert f"'HTTP/1.1 {status} " in done.stdout and "worker RSS before" in done.stdout, done.stdout
