@@ -3,10 +3,13 @@ import http.server
 import io
 import json
 import math
+import os
 import struct
+import tempfile
 import time
 import urllib.parse
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -481,6 +484,24 @@ def test_an_answer_holding_nan_is_never_sent(client, monkeypatch, media, capsys)
     assert response.status_code == 500 and response.json["error"]["code"] == "internal"
     assert b"NaN" not in response.data
     assert "Out of range float values are not JSON compliant" in json.loads(capsys.readouterr().out)["stack_trace"]
+
+
+@pytest.mark.parametrize("seconds, on_disk", [(20, False), (30, True)], ids=["0.9 MB", "1.3 MB"])
+def test_a_raw_upload_over_1_mb_waits_on_disk_not_in_memory(client, settings, monkeypatch, seconds, on_disk):
+    """main.UPLOAD_CHUNK: a raw body is spooled in memory up to 1 MB, then to an anonymous file in the
+    temp folder (seen in /proc as an open, deleted file there while the upload is classified)."""
+    import main
+    classify, held = main.pipeline.upload, []
+
+    def upload(data, *args, **kwargs):
+        held.extend(os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.is_symlink())
+        return classify(data, *args, **kwargs)
+    monkeypatch.setattr(main.pipeline, "upload", upload)
+    body = wav(seconds, seconds)
+    assert (len(body) > main.UPLOAD_CHUNK) == on_disk
+    answer = client.post("/?duration=3", data=body, content_type="audio/wav")
+    assert answer.status_code == 200, answer.json
+    assert any(link.startswith(tempfile.gettempdir()) for link in held) == on_disk, held
 
 
 def test_audio_sent_with_curls_default_type_is_an_upload(client, media):
