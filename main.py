@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import math
+import re
 import sys
 import tempfile
 import time
@@ -32,6 +33,7 @@ from inference.errors import ClassifyError
 SETTINGS = config.load()
 UPLOAD_TYPES = ("audio/", "video/", "application/octet-stream")
 UPLOAD_CHUNK = 2**20  # an upload is read in chunks of this size into a temporary file
+DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # start and duration as text
 MAX_LINK_BODY_BYTES = 2**16  # a link request's JSON or form body (a link needs a few KB)
 MAX_REQUEST_LINE_BYTES = 8190  # gunicorn's default and most; functions-framework sets none (below)
 PAGE = (Path(__file__).resolve().parent / "web" / "index.html").read_bytes()
@@ -45,6 +47,8 @@ PAGE_HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "pu
 def _number(value, name: str) -> float | None:
     if value is None or value == "":
         return None
+    if isinstance(value, str) and not DECIMAL.fullmatch(value.strip()):  # float() takes "٣", "５", "1_0"
+        raise errors.bad_parameter(f"{name} must be a number of seconds")
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 400 digits
@@ -59,7 +63,9 @@ def _start_and_duration(fields) -> dict:
 
 
 def _url(value, seen: dict) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if value is not None and not isinstance(value, str):
+        raise errors.invalid_url(f"the link must be a string, not {type(value).__name__}")
+    if value is None or not value.strip():
         raise errors.missing_url()
     url = value.strip()
     with contextlib.suppress(ValueError):

@@ -136,7 +136,10 @@ def _megabytes(count: int) -> str:
 
 
 def upstream_status(http_status: int) -> ClassifyError:
-    """The error for an upstream HTTP error status: the link's fault (4xx) or the site's (5xx)."""
+    """The error for an upstream HTTP error status: the link's fault (4xx) or the site's (5xx, or a
+    redirect that leads nowhere: without a Location, or still one after the limit of them, a loop)."""
+    if http_status < 400:
+        return source_unreachable(f"the site answered HTTP {http_status}, a redirect that leads nowhere (a loop?)")
     if http_status < 500:
         return source_unavailable(f"the link answered HTTP {http_status}")
     return source_unreachable(f"the site answered HTTP {http_status}")

@@ -3,6 +3,7 @@ optionally only listed sites. Checked for the user's link, the media URL and eve
 while yt-dlp resolves a link, for every connection it opens (guard())."""
 import contextlib
 import ipaddress
+import re
 import socket
 import sys
 import threading
@@ -24,6 +25,24 @@ _NOT_GLOBALLY_REACHABLE = tuple(map(ipaddress.ip_network, ("2001::/23", "2001:db
 _GLOBALLY_REACHABLE = tuple(map(ipaddress.ip_network, (
     "2001:1::1/128", "2001:1::2/128", "2001:1::3/128", "2001:3::/32", "2001:4:112::/48", "2001:20::/28",
     "2001:30::/28")))  # PCP, TURN and DNS-SD SRP anycast, AMT, AS112-v6, ORCHIDv2, drone remote ID
+
+
+# A host name's labels once IDNA-encoded: 1 to 63 letters, digits, hyphens (and underscores, seen in
+# real names), at most 253 characters in all (RFC 1035, 1123).
+_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
+
+
+def _valid_host(host: str) -> bool:
+    """Whether host can be an IP address (without an IPv6 zone) or a DNS name at all."""
+    if "%" in host:  # an IPv6 zone (fe80::1%lo): this machine's own interfaces
+        return False
+    with contextlib.suppress(ValueError):
+        return bool(ipaddress.ip_address(host))
+    try:
+        name = host.encode("idna").decode("ascii")
+    except UnicodeError:  # an empty label or one over 63 characters
+        return False
+    return len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def _embedded(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
@@ -64,6 +83,10 @@ def check(url: str, settings: Settings) -> tuple[str, int, str]:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise errors.invalid_url("the link has no host name")
+    if not _valid_host(host):
+        raise errors.invalid_url("the link's host is not a valid host name or IP address")
+    if parts.port == 0:
+        raise errors.invalid_url("the link's port is 0")
     if parts.username or parts.password:
         raise errors.url_not_allowed("links with user names or passwords are not accepted")
     if settings.allowed_sites and not any(host == s or host.endswith("." + s) for s in settings.allowed_sites):

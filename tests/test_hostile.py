@@ -93,6 +93,7 @@ LINKS = [  # path on the hostile server, status, code
     ("/redirect?to=gopher://127.0.0.1:70/1", 400, "url_not_allowed"),
     ("/redirect?to=data:audio/wav;base64,UklGRg==", 400, "url_not_allowed"),  # (was 502 source_unreachable)
     ("/master.m3u8", 400, "url_not_allowed"),  # a variant at file:///etc/passwd.m3u8 (was a 500)
+    ("/loop", 502, "source_unreachable"),  # redirects to itself (was 422 source_unavailable, "answered HTTP 302")
 ]
 
 

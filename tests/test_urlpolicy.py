@@ -196,7 +196,26 @@ def test_allow_list_matches_sites_and_their_subdomains(monkeypatch):
         assert urlpolicy.check(url, listed) == (host, 443, "142.250.1.1")
 
 
-@pytest.mark.parametrize("host", ["no-such-host.invalid", f"{'a' * 64}.example"])  # a label too long: UnicodeError
+@pytest.mark.parametrize("url", [
+    "http://[fe80::1%25lo]/", "http://[::1%25lo]/", "http://[2606:4700:4700::1111%25eth0]/",  # a zone
+    f"http://{'a' * 64}.example/", "http://a..b/", "http://.example/", f"http://{'a.' * 127}example/",  # labels, length
+    "http://a\x00b.example/", "http://a b.example/", "http://a<b.example/",  # characters a host name has not
+    "http://example.com:0/", "http://8.8.8.8:0/",  # port 0
+])
+def test_a_link_whose_host_or_port_cannot_be_is_invalid(url):
+    """The client's fault, 400 (were 502 source_unreachable: "could not be resolved", or a connection tried)."""
+    with pytest.raises(ClassifyError) as refused:
+        urlpolicy.check(url, SETTINGS)
+    assert (refused.value.status, refused.value.code) == (400, "invalid_url")
+
+
+@pytest.mark.parametrize("host", ["xn--bcher-kva.example", "bücher.example", "a-b_c.example", "localhost"])
+def test_valid_host_names_are_looked_up(monkeypatch, host):
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *_, **__: [_answer("93.184.216.34")])
+    assert urlpolicy.check(f"http://{host}/", SETTINGS)[2] == "93.184.216.34"
+
+
+@pytest.mark.parametrize("host", ["no-such-host.invalid"])
 def test_unresolvable_host_is_a_502(host):
     with pytest.raises(ClassifyError) as failed:
         urlpolicy.check(f"http://{host}/", SETTINGS)
