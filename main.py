@@ -7,6 +7,7 @@
     POST /  multipart/form-data with a field "file"          the same
 """
 import contextlib
+import functools
 import io
 import json
 import math
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import parse_qsl, urlsplit
 
+import flask
 import functions_framework
 import gunicorn.util
 from functions_framework._http.gunicorn import GunicornApplication
@@ -35,6 +37,10 @@ UPLOAD_TYPES = ("audio/", "video/", "application/octet-stream")
 UPLOAD_CHUNK = 2**20  # an upload is read in chunks of this size into a temporary file
 DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # start and duration as text
 MAX_LINK_BODY_BYTES = 2**16  # a link request's JSON or form body (a link needs a few KB)
+# What is left of a refused body is read and thrown away after the answer, at most this much for at
+# most this long (nginx's lingering close): a client that sends it all before reading (Python's
+# urllib, requests) then sees the answer, not a reset connection. Cloud Run takes at most 32 MB.
+DRAIN_BYTES, DRAIN_SECONDS = 64 * 2**20, 10
 MAX_REQUEST_LINE_BYTES = 8190  # gunicorn's default and most; functions-framework sets none (below)
 PAGE = (Path(__file__).resolve().parent / "web" / "index.html").read_bytes()
 PAGE_HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "public, max-age=600",
@@ -290,11 +296,27 @@ def _log(request, status: int, seen: dict, started: float):
     sys.stdout.flush()
 
 
+def _drain(body, sock):
+    """Reads and discards the rest of a body, at most DRAIN_BYTES for DRAIN_SECONDS, a chunk at a time."""
+    deadline, left = time.monotonic() + DRAIN_SECONDS, DRAIN_BYTES
+    with contextlib.suppress(Exception):  # the client left, stalled, or sent a malformed chunk: done
+        while left > 0 and (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            chunk = body.read(min(2**16, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+
+
 @functions_framework.http
 def classify(request):
     """The HTTP entry point (Cloud Functions gen2, functions-framework)."""
     started, seen = time.perf_counter(), {"kind": "other", "site": None, "genre": None, "error": None}
     status, body, headers = _respond(request, seen)
-    request.stream = io.BytesIO()  # a body left unread stays so: functions-framework would read it into memory
+    unread = request.environ["wsgi.input"]
+    request.stream = io.BytesIO()  # functions-framework would read what is left into memory: drained below
     _log(request, status, seen, started)
-    return body, status, headers
+    response = flask.Response(body, status, headers)
+    if status >= 400 and "gunicorn.socket" in request.environ:
+        response.call_on_close(functools.partial(_drain, unread, request.environ["gunicorn.socket"]))
+    return response

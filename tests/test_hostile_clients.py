@@ -287,3 +287,14 @@ def test_a_request_line_of_8000_bytes_is_read(server):
     with pytest.raises(urllib.error.HTTPError) as answer:
         urllib.request.urlopen(request, timeout=30)
     assert answer.value.code == 400 and json.loads(answer.value.read())["error"]["code"] == "invalid_url"
+
+
+@pytest.mark.parametrize("content_type, status, code", [("audio/wav", 413, "upload_too_large"),
+                                                         ("application/json", 413, "body_too_large"),
+                                                         ("text/plain", 415, "unsupported_media_type")])
+def test_a_python_client_sending_50_mb_reads_its_refusal(server, content_type, status, code):
+    """urllib sends the whole body before it reads: the server drains it (bounded) after answering,
+    so it sees the answer, not BrokenPipeError; the body never reaches memory."""
+    peak_before = server.status("VmHWM")
+    assert error_code(post(server, bytes(50 * 2**20), content_type)) == (status, code)
+    assert server.status("VmHWM") - peak_before < 16 * 1024, "the refused body was read into memory"
