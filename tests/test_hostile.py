@@ -129,12 +129,17 @@ def test_hostile_link(server, hostile, hostile_media, path, status, code, holds)
         assert size * 2 // 5 <= body["source"]["bytes_fetched"] < size
 
 
-def test_endless_radio_is_classified_on_its_window_only(server, hostile, holds):
+def test_endless_radio_is_classified_on_its_window_only(server, hostile, holds, model_path, tmp_path):
     status, body, seconds = call(server, "-G", "--data-urlencode", f"url={hostile.url}/radio")
     assert status == 200 and body["window"] == {"start": 0.0, "duration": 30.0}, body
     assert body["source"]["bytes_fetched"] < 2 * 2**20
     status, body, seconds = call(server, "-G", "--data-urlencode", f"url={hostile.url}/radio", "-d", "start=100000")
-    assert (status, body["error"]["code"]) == (422, "source_too_large"), body  # 8 MB come in well under 5 s
+    assert (status, body["error"]["code"]) == (400, "bad_parameter"), body  # beyond the longest source accepted
+    # 899 s of this 32-kbit/s radio are 3.4 MB: a 2-MB fetch cap is met first
+    with function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1",
+                               GENRE_TIME_BUDGET_S=str(BUDGET_S), GENRE_MAX_FETCH_MB="2") as capped:
+        status, body, seconds = call(capped, "-G", "--data-urlencode", f"url={hostile.url}/radio", "-d", "start=899")
+    assert (status, body["error"]["code"]) == (422, "source_too_large"), body  # 2 MB come in well under 5 s
     assert seconds < BUDGET_S + 3
 
 
