@@ -239,6 +239,8 @@ def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
     headers = _cors({"Content-Type": "application/json"})
     if status == 405:
         headers["Allow"] = "GET, POST, OPTIONS"
+    if status == 503 and body["error"]["code"] == "busy":
+        headers["Retry-After"] = str(pipeline.RETRY_AFTER_S)
     if status != 200:
         seen["error"] = body["error"]["code"]
     return status, text, headers

@@ -44,6 +44,7 @@ CATALOGUE = {
     "source_blocked": Code(503, "the site refused this server as a bot; set YTDLP_COOKIES (a cookies.txt of a "
                                 "signed-in browser) or YTDLP_PROXY (a residential proxy) and redeploy"),
     "model_unavailable": Code(503, "the model could not be loaded"),
+    "busy": Code(503, "the function is busy; retry in a few seconds (see Retry-After)"),
     "timeout": Code(504, "the source did not deliver in time"),
     "unreadable_file": Code(None, "the file could not be read"),
     "unreachable": Code(None, "no answer from the function (batch --endpoint), after the retries"),
@@ -143,6 +144,10 @@ def upstream_status(http_status: int) -> ClassifyError:
     if http_status < 500:
         return source_unavailable(f"the link answered HTTP {http_status}")
     return source_unreachable(f"the site answered HTTP {http_status}")
+
+
+def busy(retry_after_s: int) -> ClassifyError:
+    return ClassifyError("busy", f"the function is busy; retry in {retry_after_s} s")
 
 
 def too_short(seconds: float, needed: float) -> ClassifyError:
