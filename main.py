@@ -226,7 +226,7 @@ def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
         status, body = exc.status, exc.body()
     except RequestEntityTooLarge:
         status, body = 413, errors.upload_too_large(SETTINGS.max_upload_bytes).body()
-    except (ParseException, NoMoreData, ClientDisconnected):  # gunicorn's, reading a chunked body
+    except (ParseException, NoMoreData, ClientDisconnected):  # gunicorn's and werkzeug's, reading a body
         status, body = 400, errors.bad_request("the body could not be read: a malformed chunk, or the client "
                                                "stopped sending").body()
     except Exception:  # a bug: logged with its stack trace, answered without internals

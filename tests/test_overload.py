@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import function_server
+import local_http
 from conftest import ROOT
 
 AT_ONCE = 16
@@ -50,6 +51,28 @@ def test_the_time_budget_counts_the_work_not_the_wait(model_path, tmp_path, clip
                                GENRE_MAX_QUEUE_S="300") as server:
         answers = all_at_once(server.url, clip)
     assert answers == {(200, None, None): AT_ONCE}, answers
+
+
+def link(url: str) -> tuple[int, str | None, str | None]:
+    """(status, error code, Retry-After) of one link request."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, None, answer.headers["Retry-After"]
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())["error"]["code"], error.headers["Retry-After"]
+
+
+def test_links_beyond_the_fetch_workers_are_told_to_retry(model_path, tmp_path, media):
+    """17 links to a source that stalls: 16 fetch workers wait out the 3-s budget (504), the 17th is
+    busy after its 0.5 s of waiting for one (was queued, and 504 too)."""
+    with local_http.Server(media) as source, \
+            function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_TESTING_ALLOW_LOOPBACK="1",
+                                  GENRE_TIME_BUDGET_S="3", GENRE_MAX_QUEUE_S="0.5") as server:
+        url = f"{server.url}?url={source}/stall.flac"
+        with ThreadPoolExecutor(17) as pool:
+            answers = Counter(pool.map(lambda _: link(url), range(17)))
+    assert answers == {(504, "timeout", None): 16, (503, "busy", "5"): 1}, answers
 
 
 def test_batch_at_32_in_flight_finishes_every_item(model_path, tmp_path, clip):
