@@ -389,5 +389,6 @@ def test_bad_arguments_exit_2(model_path, tmp_path, args):
     (tmp_path / "EMPTY").mkdir()
     (tmp_path / "x.flac").write_bytes(b"")
     done = subprocess.run([sys.executable, "-m", "inference", "batch", *args], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                          text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ["PYTHONPATH"]])))
     assert done.returncode == 2 and "error:" in done.stderr, done.stderr
