@@ -7,10 +7,12 @@
     POST /  multipart/form-data with a field "file"          the same
 """
 import contextlib
+import functools
 import io
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -18,19 +20,29 @@ import traceback
 from http import HTTPStatus
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+import flask
 import functions_framework
 import gunicorn.util
-from werkzeug.exceptions import RequestEntityTooLarge
+from functions_framework._http.gunicorn import GunicornApplication
+from gunicorn.http.errors import NoMoreData, ParseException
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from inference import config, decode, errors, model, pipeline, resolve
 from inference.errors import ClassifyError
 
 SETTINGS = config.load()
-LINK_TYPES = ("application/json", "application/x-www-form-urlencoded")
 UPLOAD_TYPES = ("audio/", "video/", "application/octet-stream")
 UPLOAD_CHUNK = 2**20  # an upload is read in chunks of this size into a temporary file
+DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # start and duration as text
+MAX_LINK_BODY_BYTES = 2**16  # a link request's JSON or form body (a link needs a few KB)
+# What is left of a refused body is read and thrown away after the answer, at most this much for at
+# most this long (nginx's lingering close): a client that sends it all before reading (Python's
+# urllib, requests) then sees the answer, not a reset connection. Cloud Run takes at most 32 MB.
+DRAIN_BYTES, DRAIN_SECONDS = 64 * 2**20, 10
+MAX_REQUEST_LINE_BYTES = 8190  # gunicorn's default and most; functions-framework sets none (below)
 PAGE = (Path(__file__).resolve().parent / "web" / "index.html").read_bytes()
 PAGE_HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "public, max-age=600",
                 "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
@@ -42,6 +54,8 @@ PAGE_HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "pu
 def _number(value, name: str) -> float | None:
     if value is None or value == "":
         return None
+    if isinstance(value, str) and not DECIMAL.fullmatch(value.strip()):  # float() takes "٣", "５", "1_0"
+        raise errors.bad_parameter(f"{name} must be a number of seconds")
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 400 digits
@@ -67,7 +81,9 @@ def _options(fields) -> dict:
 
 
 def _url(value, seen: dict) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if value is not None and not isinstance(value, str):
+        raise errors.invalid_url(f"the link must be a string, not {type(value).__name__}")
+    if value is None or not value.strip():
         raise errors.missing_url()
     url = value.strip()
     with contextlib.suppress(ValueError):
@@ -85,8 +101,6 @@ def _upload(request) -> tuple[BinaryIO, str | None]:
     if request.mimetype == "multipart/form-data":
         upload = _form_file(request)
         data, name = upload.stream, upload.filename  # werkzeug spools files over 500 KB to a temporary file
-    elif request.mimetype == "application/x-www-form-urlencoded":  # in memory: request.form can still parse it
-        data, name = io.BytesIO(request.get_data(cache=True)), None
     else:
         data, name = tempfile.SpooledTemporaryFile(max_size=UPLOAD_CHUNK), None  # noqa: SIM115 (the caller closes it)
         try:  # at most cap + 1 bytes: reading to werkzeug's limit would make functions-framework's own read raise
@@ -124,13 +138,14 @@ def _wants_page(request) -> bool:
 
 
 def _link_fields(request):
-    """The fields of a link request: a GET's query, a form, or a JSON object."""
+    """The fields of a link request: a GET's query, or a JSON object of at most MAX_LINK_BODY_BYTES."""
     if request.method == "GET":
         return request.args
-    if request.mimetype == "application/x-www-form-urlencoded":
-        return request.form
+    request.max_content_length = MAX_LINK_BODY_BYTES + 1  # werkzeug reads no further (a chunked body)
+    if (request.content_length or 0) > MAX_LINK_BODY_BYTES or len(request.get_data()) > MAX_LINK_BODY_BYTES:
+        raise errors.body_too_large(MAX_LINK_BODY_BYTES)
     try:
-        body = request.get_json(silent=True)
+        body = request.get_json(silent=True)  # from get_data()'s cache
     except RecursionError:  # nested deeper than the decoder goes
         body = None
     if not isinstance(body, dict):
@@ -138,24 +153,50 @@ def _link_fields(request):
     return body
 
 
+def _form_fields(data: BinaryIO) -> MultiDict:
+    """A url-encoded body that is not audio (read as an upload, in case it is): a link request's form."""
+    if data.seek(0, io.SEEK_END) > MAX_LINK_BODY_BYTES:
+        raise errors.body_too_large(MAX_LINK_BODY_BYTES)
+    data.seek(0)
+    fields = MultiDict(parse_qsl(data.read().decode("utf-8", "replace"), keep_blank_values=True))
+    if data.tell() and "url" not in fields:
+        raise errors.neither_form_nor_audio()
+    return fields
+
+
+class _Whole:
+    """The request's body as gunicorn reads it, refused as soon as it proves shorter than its
+    Content-Length (the client stopped sending): never taken for a whole request."""
+
+    def __init__(self, body, length: int):
+        self._body, self._left = body, length
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._body.read(size if size is not None and size >= 0 else None)
+        self._left -= len(data)
+        if self._left > 0 and (not data or size is None or size < 0):
+            raise errors.bad_request(f"the body ended {self._left} bytes before its Content-Length")
+        return data
+
+
 def _handle(request, seen: dict) -> dict:
     """The answer to a classify request; ClassifyError for a bad one. Notes its kind and site in seen."""
     if request.method not in ("GET", "POST"):
         raise errors.method_not_allowed()
     mimetype = request.mimetype
+    if request.content_length:
+        request.environ["wsgi.input"] = _Whole(request.environ["wsgi.input"], request.content_length)
     if request.method == "POST" and mimetype == "application/x-www-form-urlencoded":  # curl's type for --data-binary
         data, _ = _upload(request)
         with data:
-            head = data.read(16)
-            if decode.looks_like_audio(head):
+            if decode.looks_like_audio(data.read(16)):
                 seen["kind"] = "upload"
                 return pipeline.upload(data, SETTINGS, **_options(request.args))
-        if head and "url" not in request.form:
-            raise errors.neither_form_nor_audio()
-    if request.method == "GET" or mimetype in LINK_TYPES:
+            seen["kind"] = "link"
+            return _link(_form_fields(data), seen)
+    if request.method == "GET" or mimetype == "application/json":
         seen["kind"] = "link"
-        fields = _link_fields(request)
-        return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **_options(fields))
+        return _link(_link_fields(request), seen)
     if mimetype == "multipart/form-data" or mimetype.startswith(UPLOAD_TYPES):
         seen["kind"] = "upload"
         data, name = _upload(request)
@@ -165,6 +206,10 @@ def _handle(request, seen: dict) -> dict:
     if not mimetype and not request.content_length:
         raise errors.missing_url('give a link as {"url": "https://..."} or upload audio')
     raise errors.unsupported_media_type(mimetype)
+
+
+def _link(fields, seen: dict) -> dict:
+    return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **_options(fields))
 
 
 def _cors(headers: dict) -> dict:
@@ -193,15 +238,30 @@ def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
         status, body = exc.status, exc.body()
     except RequestEntityTooLarge:
         status, body = 413, errors.upload_too_large(SETTINGS.max_upload_bytes).body()
+    except (ParseException, NoMoreData, ClientDisconnected):  # gunicorn's and werkzeug's, reading a body
+        status, body = 400, errors.bad_request("the body could not be read: a malformed chunk, or the client "
+                                               "stopped sending").body()
     except Exception:  # a bug: logged with its stack trace, answered without internals
-        seen["stack_trace"] = traceback.format_exc()
-        status, body = 500, errors.internal().body()
+        status, body = _bug(seen)
+    try:
+        text = json.dumps(body, allow_nan=False)
+    except ValueError:  # NaN or Infinity, which JSON has not: never answered
+        status, body = _bug(seen)
+        text = json.dumps(body)
     headers = _cors({"Content-Type": "application/json"})
     if status == 405:
         headers["Allow"] = "GET, POST, OPTIONS"
+    if status == 503 and body["error"]["code"] == "busy":
+        headers["Retry-After"] = str(pipeline.RETRY_AFTER_S)
     if status != 200:
         seen["error"] = body["error"]["code"]
-    return status, json.dumps(body), headers
+    return status, text, headers
+
+
+def _bug(seen: dict) -> tuple[int, dict]:
+    """The answer to a bug (the exception being handled): its stack trace to the log, no internals to the caller."""
+    seen["stack_trace"] = traceback.format_exc()
+    return 500, errors.internal().body()
 
 
 def _unparsable(sock, status: int, reason: str, message: str):
@@ -209,6 +269,8 @@ def _unparsable(sock, status: int, reason: str, message: str):
     line...), which it writes before the function runs, in the function's JSON shape, not HTML."""
     if status == 431:
         error = errors.headers_too_large()
+    elif status == 414:
+        error = errors.request_line_too_long(MAX_REQUEST_LINE_BYTES)
     elif status == 500:  # gunicorn's own failure, logged by gunicorn
         error = errors.internal()
     else:  # 400 and the rarer client refusals (403, 417, 501 for a transfer coding it does not take)
@@ -221,6 +283,18 @@ def _unparsable(sock, status: int, reason: str, message: str):
 
 # functions-framework offers no hook for these answers: gunicorn's one writer of them is replaced
 gunicorn.util.write_error = _unparsable
+
+
+def _limited(load_config):
+    def load(application):
+        load_config(application)
+        application.cfg.set("limit_request_line", MAX_REQUEST_LINE_BYTES)
+    return load
+
+
+# functions-framework sets gunicorn's limit_request_line to 0 (none: parsing time grows with the square
+# of the line's length) and takes no other value: its application is given ours after its own settings
+GunicornApplication.load_config = _limited(GunicornApplication.load_config)
 
 
 def _log(request, status: int, seen: dict, started: float):
@@ -267,11 +341,27 @@ def _log_start():
 _log_start()
 
 
+def _drain(body, sock):
+    """Reads and discards the rest of a body, at most DRAIN_BYTES for DRAIN_SECONDS, a chunk at a time."""
+    deadline, left = time.monotonic() + DRAIN_SECONDS, DRAIN_BYTES
+    with contextlib.suppress(Exception):  # the client left, stalled, or sent a malformed chunk: done
+        while left > 0 and (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            chunk = body.read(min(2**16, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+
+
 @functions_framework.http
 def classify(request):
     """The HTTP entry point (Cloud Functions gen2, functions-framework)."""
     started, seen = time.perf_counter(), {"kind": "other", "site": None, "genre": None, "error": None}
     status, body, headers = _respond(request, seen)
-    request.stream = io.BytesIO()  # a body left unread stays so: functions-framework would read it into memory
+    unread = request.environ["wsgi.input"]
+    request.stream = io.BytesIO()  # functions-framework would read what is left into memory: drained below
     _log(request, status, seen, started)
-    return body, status, headers
+    response = flask.Response(body, status, headers)
+    if status >= 400 and "gunicorn.socket" in request.environ:
+        response.call_on_close(functools.partial(_drain, unread, request.environ["gunicorn.socket"]))
+    return response

@@ -27,7 +27,7 @@ def main(argv=None) -> int:
         answer = exc.body()
     except OSError as exc:
         answer = batch.unreadable(exc, args.source).body()
-    print(json.dumps(answer, indent=2))
+    print(json.dumps(answer, indent=2, allow_nan=False))
     return 1 if "error" in answer else 0
 
 

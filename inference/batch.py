@@ -7,6 +7,7 @@ Exit status: 0 every item answered (4xx answers included), 1 some not, 2 bad arg
 import argparse
 import contextlib
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -313,7 +314,7 @@ def main(argv=None, stdin=sys.stdin) -> int:
         if args.endpoint:
             work = Remote(args.endpoint, args.token, args.start, args.duration, jobs, args.timeout, args.retries)
         else:
-            settings = config.load()
+            settings = dataclasses.replace(config.load(), max_queue_s=None)  # here, items wait their turn
             pipeline.check_window(args.start, args.duration, settings)
             work = Local(settings, args.start, args.duration)
     except (ValueError, OSError) as exc:

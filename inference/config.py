@@ -29,7 +29,10 @@ VARIABLES = {v.name: v for v in (
     Variable("GENRE_MAX_SOURCE_MINUTES", "15", "longer sources are refused"),
     Variable("GENRE_MAX_UPLOAD_MB", "20", "upload size cap"),
     Variable("GENRE_MAX_FETCH_MB", "30", "download cap per request"),
-    Variable("GENRE_TIME_BUDGET_S", "30", "time budget for resolving, fetching and decoding a link"),
+    Variable("GENRE_TIME_BUDGET_S", "30", "time budget for resolving, fetching and decoding a link (an upload's "
+                                          "decoding: counted from when it gets a CPU)"),
+    Variable("GENRE_MAX_QUEUE_S", "10", "how long a request may wait for a CPU (an upload's decoding, any "
+                                        "inference) or a fetch worker (a link) before it is answered 503 `busy`"),
     Variable("GENRE_ALLOWED_SITES", "", "comma-separated domains, e.g. `youtube.com,youtu.be,soundcloud.com`; "
                                         "unset: any"),
     Variable("GENRE_CORS_ORIGIN", "*", "the `Access-Control-Allow-Origin` answered"),
@@ -64,6 +67,7 @@ class Settings:
     max_upload_bytes: int = field(default_factory=lambda: int(_float("GENRE_MAX_UPLOAD_MB") * 2**20))
     max_fetch_bytes: int = field(default_factory=lambda: int(_float("GENRE_MAX_FETCH_MB") * 2**20))
     time_budget: float = field(default_factory=lambda: _float("GENRE_TIME_BUDGET_S"))
+    max_queue_s: float | None = field(default_factory=lambda: _float("GENRE_MAX_QUEUE_S"))  # None: no limit
     allowed_sites: tuple[str, ...] = field(default_factory=lambda: _list("GENRE_ALLOWED_SITES"))
     cors_origin: str = field(default_factory=lambda: _text("GENRE_CORS_ORIGIN"))
     cookies_file: str | None = field(default_factory=lambda: _text("YTDLP_COOKIES") or None)

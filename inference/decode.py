@@ -21,6 +21,8 @@ RESAMPLER = {"filter_size": "64", "cutoff": "0.95"}
 # The first bytes of the containers above (an MP3 without ID3 starts with an MPEG frame sync: 11 bits set).
 SIGNATURES = (b"fLaC", b"ID3", b"OggS", b"RIFF", b"FORM", b".snd", b"\x1a\x45\xdf\xa3", b"caff", b"#!AMR",
               b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", b"\x0b\x77")
+# Full scale is 1.0; float formats may go over it (a master's overs), never this far: 24 dB above it.
+MAX_PEAK = 16.0
 
 
 def looks_like_audio(head: bytes) -> bool:
@@ -80,4 +82,6 @@ def read_window(container, start: float, duration: float, sample_rate: int, dead
     audio = np.concatenate(chunks)[skip:skip + wanted]
     if not len(audio):
         raise errors.no_audio()
+    if not np.all(np.abs(audio) <= MAX_PEAK):  # NaN compares False: refused with the infinite and the absurd
+        raise errors.not_audio(f"the audio holds samples that are not numbers or beyond {MAX_PEAK:g} times full scale")
     return np.ascontiguousarray(audio, dtype=np.float32)

@@ -25,6 +25,7 @@ CATALOGUE = {
     "not_found": Code(404, "the function answers at / only"),
     "method_not_allowed": Code(405, "use GET ?url=..., or POST"),
     "upload_too_large": Code(413, "the upload is too large"),
+    "body_too_large": Code(413, "the body is too large for a link request"),
     "unsupported_media_type": Code(415, "send application/json, audio/*, application/octet-stream or "
                                         "multipart/form-data"),
     "unsupported_url": Code(422, "no audio or video was found at this link"),
@@ -36,6 +37,7 @@ CATALOGUE = {
     "source_too_long": Code(422, "the source is too long"),
     "live_stream": Code(422, "live streams cannot be classified; give a recorded track"),
     "source_too_large": Code(422, "the audio needed too much download"),
+    "request_line_too_long": Code(414, "the request line (method, path and query) is too long"),
     "headers_too_large": Code(431, "the request's headers are too large"),
     "internal": Code(500, "unexpected error; it has been logged"),
     "source_unreachable": Code(502, "the site could not be reached"),
@@ -44,6 +46,7 @@ CATALOGUE = {
     "source_blocked": Code(503, "the site refused this server as a bot; set YTDLP_COOKIES (a cookies.txt of a "
                                 "signed-in browser) or YTDLP_PROXY (a residential proxy) and redeploy"),
     "model_unavailable": Code(503, "the model could not be loaded"),
+    "busy": Code(503, "the function is busy; retry in a few seconds (see Retry-After)"),
     "timeout": Code(504, "the source did not deliver in time"),
     "unreadable_file": Code(None, "the file could not be read"),
     "unreachable": Code(None, "no answer from the function (batch --endpoint), after the retries"),
@@ -116,6 +119,16 @@ def source_too_long(seconds: float, max_minutes: float) -> ClassifyError:
                          f"the source lasts {seconds / 60:.0f} min; at most {max_minutes:g} min are accepted")
 
 
+def body_too_large(cap_bytes: int) -> ClassifyError:
+    return ClassifyError("body_too_large", f"a link request's body (JSON or a form) is limited to "
+                                           f"{cap_bytes // 1024} KB")
+
+
+def request_line_too_long(cap_bytes: int) -> ClassifyError:
+    return ClassifyError("request_line_too_long", f"the request line (method, path and query) is limited to "
+                                                  f"{cap_bytes} bytes")
+
+
 def source_too_large(cap_bytes: int) -> ClassifyError:
     return ClassifyError("source_too_large", f"the audio needed more than {_megabytes(cap_bytes)} of download")
 
@@ -133,10 +146,17 @@ def extractor_outdated(version: str) -> ClassifyError:
 
 
 def upstream_status(http_status: int) -> ClassifyError:
-    """The error for an upstream HTTP error status: the link's fault (4xx) or the site's (5xx)."""
+    """The error for an upstream HTTP error status: the link's fault (4xx) or the site's (5xx, or a
+    redirect that leads nowhere: without a Location, or still one after the limit of them, a loop)."""
+    if http_status < 400:
+        return source_unreachable(f"the site answered HTTP {http_status}, a redirect that leads nowhere (a loop?)")
     if http_status < 500:
         return source_unavailable(f"the link answered HTTP {http_status}")
     return source_unreachable(f"the site answered HTTP {http_status}")
+
+
+def busy(retry_after_s: int) -> ClassifyError:
+    return ClassifyError("busy", f"the function is busy; retry in {retry_after_s} s")
 
 
 def too_short(seconds: float, needed: float) -> ClassifyError:

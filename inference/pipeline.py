@@ -1,6 +1,7 @@
 """The classification pipeline for a link or an uploaded clip: choose the window, fetch and decode
 only it, run the model, and build the answer. Everything here raises ClassifyError for a bad
 request or source."""
+import contextlib
 import io
 import os
 import threading
@@ -16,7 +17,9 @@ from inference import decode, errors, model, remote, resolve
 from inference.config import Settings
 from inference.errors import ClassifyError
 
-_workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fetch")
+FETCH_WORKERS = 16
+_workers = ThreadPoolExecutor(max_workers=FETCH_WORKERS, thread_name_prefix="fetch")
+_fetch_slots = threading.BoundedSemaphore(FETCH_WORKERS)  # links wait here, not in the executor's queue
 _cpu_slots = threading.BoundedSemaphore(os.cpu_count() or 1)  # uploads: decoding is CPU-bound too
 # inference, links and uploads alike: onnxruntime's memory arena grows to the most runs at once and
 # keeps that size (musicnn, 30 s: 138 MiB after 2 runs at once, 302 MiB after 8)
@@ -24,6 +27,18 @@ _inference_slots = threading.BoundedSemaphore(os.cpu_count() or 1)
 # An upload whose header claims more seconds than its bytes could hold at 4 kbit/s (below AMR-NB's
 # 4.75, the lowest rate of any accepted codec) is lying: its claim is not used.
 MIN_UPLOAD_BYTES_PER_SECOND = 500
+RETRY_AFTER_S = 5  # a busy answer's Retry-After
+
+
+@contextlib.contextmanager
+def _slot(slots: threading.BoundedSemaphore, settings: Settings):
+    """One of `slots` for the block; 503 busy after settings.max_queue_s of waiting for it."""
+    if not slots.acquire(timeout=settings.max_queue_s):
+        raise errors.busy(RETRY_AFTER_S)
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def check_window(start: float | None, duration: float | None, settings: Settings):
@@ -32,6 +47,9 @@ def check_window(start: float | None, duration: float | None, settings: Settings
         raise errors.bad_parameter(f"duration must be above 0 and at most {settings.max_duration:g} s")
     if start is not None and start < 0:
         raise errors.bad_parameter("start must be 0 or more seconds")
+    if start is not None and start >= settings.max_source_minutes * 60:  # also where the length is unknown
+        raise errors.bad_parameter(f"start must be less than {settings.max_source_minutes * 60:g} s, the longest "
+                                   "source accepted")
 
 
 def choose_window(start: float | None, duration: float | None, source_seconds: float | None,
@@ -90,7 +108,7 @@ def _analyse(source, settings: Settings, deadline: float, *, start: float | None
         raise errors.too_short(len(audio) / genre_model.sample_rate, segment / genre_model.sample_rate)
     timings = {"fetch_decode": _ms(began)}
     began = time.perf_counter()
-    with _inference_slots:
+    with _slot(_inference_slots, settings):
         verdict = genre_model.classify(audio, start, features=features)
     timings["inference"] = _ms(began)
     return {**verdict, "window": {"start": round(start, 3), "duration": round(len(audio) / genre_model.sample_rate, 3)},
@@ -116,8 +134,8 @@ def upload(data: bytes | BinaryIO, settings: Settings, start=None, duration=None
     stream.seek(0)
     if not size:
         raise errors.empty_upload()
-    deadline = time.monotonic() + settings.time_budget
-    with _cpu_slots:
+    with _slot(_cpu_slots, settings):
+        deadline = time.monotonic() + settings.time_budget  # the budget counts the work, not the wait
         result, seconds, timings = _analyse(stream, settings, deadline, start=start, duration=duration,
                                             upload_bytes=size, began=started, features=features)
     source = {"kind": "upload", "title": filename, "duration": seconds, "bytes": size}
@@ -125,11 +143,15 @@ def upload(data: bytes | BinaryIO, settings: Settings, start=None, duration=None
 
 
 def link(url: str, settings: Settings, start=None, duration=None, features: bool = False) -> dict:
-    """Classify the audio behind a link, with its segments' features if asked; bounded by the time budget."""
+    """Classify the audio behind a link, with its segments' features if asked; bounded by the time budget
+    (from when a fetch worker is free)."""
     started = time.perf_counter()
     check_window(start, duration, settings)
+    if not _fetch_slots.acquire(timeout=settings.max_queue_s):
+        raise errors.busy(RETRY_AFTER_S)
     deadline = time.monotonic() + settings.time_budget
     future = _workers.submit(_link, url, settings, start, duration, deadline, started, features)
+    future.add_done_callback(lambda _: _fetch_slots.release())  # when it ends, even after our time-out
     try:
         return future.result(timeout=settings.time_budget + 1)
     except FutureTimeout:

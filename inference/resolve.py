@@ -108,9 +108,19 @@ def _error(exc) -> ClassifyError:
     return errors.source_unavailable(message[:300])
 
 
+def _request_error(exc) -> ClassifyError:
+    """The ClassifyError for a RequestError yt-dlp lets through: a redirect, or a playlist's entry, to
+    a URL of a scheme it has no handler for or refuses (seen: file:, data:, ftp:, gopher:)."""
+    from yt_dlp.networking.exceptions import TransportError
+    if isinstance(exc, TransportError):
+        return errors.source_unreachable()
+    return errors.url_not_allowed("the link leads to a URL that is not http(s)")
+
+
 def resolve(url: str, settings: Settings, timeout: float) -> Source:
     """The media behind `url`; ClassifyError for refused, unreadable, live or too long sources."""
     yt_dlp = _yt_dlp()
+    from yt_dlp.networking.exceptions import RequestError
     from yt_dlp.utils import DownloadError
     urlpolicy.check(url, settings)
     with yt_dlp.YoutubeDL(_options(settings, timeout)) as ydl, \
@@ -123,6 +133,8 @@ def resolve(url: str, settings: Settings, timeout: float) -> Source:
             if urlpolicy.refused():  # a redirect or a request of the extractor to a private address
                 raise errors.url_not_allowed() from None
             raise _error(exc) from None
+        except RequestError as exc:  # not wrapped in a DownloadError: a URL no handler takes (file:, data:, ftp:)
+            raise _request_error(exc) from None
     while info.get("_type") == "playlist":
         entries = [e for e in info.get("entries") or [] if e]
         if not entries:

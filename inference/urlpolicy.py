@@ -3,6 +3,7 @@ optionally only listed sites. Checked for the user's link, the media URL and eve
 while yt-dlp resolves a link, for every connection it opens (guard())."""
 import contextlib
 import ipaddress
+import re
 import socket
 import sys
 import threading
@@ -14,8 +15,34 @@ from inference.config import Settings
 # IPv6 ranges that carry an IPv4 address in their last 32 bits: IPv4-compatible (::a.b.c.d) and
 # NAT64's well-known prefix. ipaddress calls them global whatever they carry.
 _LAST_32_BITS = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"))
-# NAT64's local-use prefix (RFC 8215): a site's own translator, never a public destination.
-_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+# Any other IPv6 address is public only inside 2000::/3, the one block IANA allocates for global
+# unicast (so ::ffff:0:a.b.c.d, RFC 2765's, 64:ff9b:1::/48, fec0::/10, 5f00::/16... are not), and
+# there only outside the blocks of IANA's IPv6 Special-Purpose Address Registry (2025-10) that are
+# not globally reachable: 2001::/23 (but for its reachable entries), 2001:db8::/32 and 3fff::/20.
+# Teredo (2001::/32) and 6to4 (2002::/16) carry IPv4 addresses: _embedded().
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+_NOT_GLOBALLY_REACHABLE = tuple(map(ipaddress.ip_network, ("2001::/23", "2001:db8::/32", "3fff::/20")))
+_GLOBALLY_REACHABLE = tuple(map(ipaddress.ip_network, (
+    "2001:1::1/128", "2001:1::2/128", "2001:1::3/128", "2001:3::/32", "2001:4:112::/48", "2001:20::/28",
+    "2001:30::/28")))  # PCP, TURN and DNS-SD SRP anycast, AMT, AS112-v6, ORCHIDv2, drone remote ID
+
+
+# A host name's labels once IDNA-encoded: 1 to 63 letters, digits, hyphens (and underscores, seen in
+# real names), at most 253 characters in all (RFC 1035, 1123).
+_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
+
+
+def _valid_host(host: str) -> bool:
+    """Whether host can be an IP address (without an IPv6 zone) or a DNS name at all."""
+    if "%" in host:  # an IPv6 zone (fe80::1%lo): this machine's own interfaces
+        return False
+    with contextlib.suppress(ValueError):
+        return bool(ipaddress.ip_address(host))
+    try:
+        name = host.encode("idna").decode("ascii")
+    except UnicodeError:  # an empty label or one over 63 characters
+        return False
+    return len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def _embedded(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
@@ -31,13 +58,13 @@ def _embedded(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
 
 
 def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip in _LOCAL_NAT64:
-            return False
-        inside = _embedded(ip)
-        if inside:
-            return all(_public(v4) for v4 in inside)
-    return ip.is_global and not ip.is_multicast
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip.is_global and not ip.is_multicast
+    inside = _embedded(ip)
+    if inside:
+        return all(_public(v4) for v4 in inside)
+    return ip in _GLOBAL_UNICAST and (not any(ip in net for net in _NOT_GLOBALLY_REACHABLE)
+                                      or any(ip in net for net in _GLOBALLY_REACHABLE))
 
 
 def _allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, settings: Settings) -> bool:
@@ -56,6 +83,10 @@ def check(url: str, settings: Settings) -> tuple[str, int, str]:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise errors.invalid_url("the link has no host name")
+    if not _valid_host(host):
+        raise errors.invalid_url("the link's host is not a valid host name or IP address")
+    if parts.port == 0:
+        raise errors.invalid_url("the link's port is 0")
     if parts.username or parts.password:
         raise errors.url_not_allowed("links with user names or passwords are not accepted")
     if settings.allowed_sites and not any(host == s or host.endswith("." + s) for s in settings.allowed_sites):

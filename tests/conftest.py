@@ -1,7 +1,8 @@
-"""Shared fixtures: the GTZAN clips in ../shared, read-only."""
+"""Shared fixtures: the GTZAN clips in ../shared, read-only; and the network fence (loopback only)."""
 import dataclasses
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,7 +14,52 @@ from inference import config
 
 import local_http
 
+FENCE = Path(__file__).resolve().parent / "loopback_only"
+sys.path.insert(0, str(FENCE))
+import loopback_only  # noqa: E402 (its folder is not on the path before)
+
 GTZAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """The network fence (tests/loopback_only/), here and in every Python process a test starts."""
+    handle, log = tempfile.mkstemp(prefix="loopback-only-", suffix=".log")
+    os.close(handle)
+    os.environ[loopback_only.LOG] = log
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FENCE), str(ROOT), os.environ.get("PYTHONPATH")]))
+    loopback_only.install()
+
+
+def pytest_unconfigure(config):
+    Path(os.environ.pop(loopback_only.LOG)).unlink(missing_ok=True)
+
+
+class Fence:
+    """The attempts to reach beyond loopback logged since the test began."""
+
+    def __init__(self):
+        self.log = Path(os.environ[loopback_only.LOG])
+        self.seen = self.log.stat().st_size
+
+    def taken(self) -> list[str]:
+        """The attempts not taken yet, which then no longer fail the test."""
+        with open(self.log, "rb") as log:
+            log.seek(self.seen)
+            new = log.read()
+        self.seen += len(new)
+        return new.decode().splitlines()
+
+
+@pytest.fixture(autouse=True)
+def fence():
+    """Fails the test during which any process of the tests tried to reach beyond loopback (a test
+    that expects it takes them: fence.taken())."""
+    watch = Fence()
+    yield watch
+    attempts = watch.taken()
+    if attempts:
+        pytest.fail("a connection beyond loopback was attempted (tests/loopback_only/):\n" + "\n".join(attempts))
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +68,6 @@ def gtzan() -> Path:
         pytest.fail(f"the GTZAN clips are missing: expected them in {GTZAN}")
     return GTZAN
 
-ROOT = Path(__file__).resolve().parents[1]
 CLIP = "rock/rock.00000.flac"  # 30 s, 22050 Hz
 
 

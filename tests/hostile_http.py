@@ -105,6 +105,19 @@ class Handler(local_http.Handler):
     def route_loopback_m3u8(self):
         self._playlist(f"{self.canary}/segment.ts")
 
+    def route_loop(self):
+        """A redirect to itself, for ever."""
+        self.send_response(302)
+        self.send_header("Location", "/loop")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def route_master_m3u8(self):
+        """A master playlist whose one variant is a playlist on the server's own disk."""
+        body = b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=128000,CODECS=\"mp4a.40.2\"\nfile:///etc/passwd.m3u8\n"
+        self._head("application/vnd.apple.mpegurl", len(body))
+        self.wfile.write(body)
+
     def route_live_m3u8(self):
         """A live HLS stream: segments, and no end."""
         body = ("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:6\n#EXT-X-MEDIA-SEQUENCE:100\n"

@@ -210,6 +210,31 @@ def test_remote_retries_429_and_503_honouring_retry_after_and_not_400(model_path
     assert json.loads(done.stdout)["status"] == 400
 
 
+class Busy(http.server.BaseHTTPRequestHandler):
+    """The first request: 503 with Retry-After: 2; then 200. Notes when each came."""
+    came: list = []
+
+    log_message = Flaky.log_message
+    _send = Flaky._send
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.came.append(time.monotonic())
+        if len(self.came) == 1:
+            self._send(503, {"error": {"code": "busy", "message": "try later"}}, {"Retry-After": "2"})
+        else:
+            self._send(200, {"genre": "rock", "confidence": 0.9, "scores": {"rock": 0.9}})
+
+
+def test_remote_waits_as_long_as_retry_after_says(model_path):
+    """2 s, measured between the two requests the server saw (the backoff alone waits at most 0.5 s)."""
+    Busy.came = []
+    with local_http.serving(Busy) as url:
+        done = run_batch(model_path, "http://example.com/song", "--endpoint", f"{url}/", "--jobs", "1")
+    assert done.returncode == 0 and json.loads(done.stdout)["genre"] == "rock", done.stderr
+    assert len(Busy.came) == 2 and Busy.came[1] - Busy.came[0] >= 2, Busy.came
+
+
 def test_an_unreachable_endpoint_is_named_with_the_reason(model_path):
     done = run_batch(model_path, "https://example.com/a", "--endpoint", NOWHERE, "--retries", "0")
     message = json.loads(done.stdout)["error"]["message"]
@@ -325,6 +350,18 @@ def test_resume_after_a_kill_answers_every_item_once(model_path, gtzan, tmp_path
     assert f"{written} skipped" in second.stderr
 
 
+@pytest.mark.parametrize("table", [[], ["--csv"]], ids=["jsonl", "csv"])
+def test_resume_of_a_complete_output_runs_nothing_again(model_path, library, tmp_path, table):
+    """Every line complete, the last one too: all skipped, and not one row rewritten."""
+    out = tmp_path / "out"
+    args = [str(library / "rock"), "--duration", "3", "--out", str(out), *table]
+    assert run_batch(model_path, *args).returncode == 0
+    first = out.read_bytes()
+    again = run_batch(model_path, *args)
+    assert again.returncode == 0 and "2 skipped" in again.stderr and "0 items" in again.stderr, again.stderr
+    assert out.read_bytes() == first
+
+
 def test_csv_table_and_its_resume(model_path, library, tmp_path):
     out = tmp_path / "out.csv"
     items = [str(library / "rock"), str(tmp_path / "gone.flac")]
@@ -352,5 +389,6 @@ def test_bad_arguments_exit_2(model_path, tmp_path, args):
     (tmp_path / "EMPTY").mkdir()
     (tmp_path / "x.flac").write_bytes(b"")
     done = subprocess.run([sys.executable, "-m", "inference", "batch", *args], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                          text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ["PYTHONPATH"]])))
     assert done.returncode == 2 and "error:" in done.stderr, done.stderr

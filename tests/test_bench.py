@@ -42,3 +42,11 @@ def test_extraction_and_head_fit_benchmarks_smoke_run():
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert fit.returncode == 0, fit.stderr[-3000:]
     assert "500 clips x 10 segments, 5 labels: fit" in fit.stdout and "peak RSS" in fit.stdout, fit.stdout
+
+
+def test_bodies_benchmark_smoke_run():
+    for kind, status in (("json", "413"), ("chunked-json", "413"), ("request-line", "414")):
+        command = [sys.executable, str(ROOT / "bench" / "bodies.py"), kind, "--clients", "2", "--mb", "1"]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+        assert f"'HTTP/1.1 {status} " in done.stdout and "worker RSS before" in done.stdout, done.stdout

@@ -20,19 +20,20 @@ def test_defaults(environment):
     assert config.load() == config.Settings(
         model_path=ROOT / "models" / "genre_musicnn.onnx", default_start=60.0, default_duration=30.0,
         max_duration=60.0, max_source_minutes=15.0, max_upload_bytes=20 * 1024 * 1024,
-        max_fetch_bytes=30 * 1024 * 1024, time_budget=30.0, allowed_sites=(), cors_origin="*", cookies_file=None,
-        proxy=None, allow_loopback_links=False)
+        max_fetch_bytes=30 * 1024 * 1024, time_budget=30.0, max_queue_s=10.0, allowed_sites=(), cors_origin="*",
+        cookies_file=None, proxy=None, allow_loopback_links=False)
 
 
 def test_every_variable_is_read(environment):
     environment(GENRE_MODEL="/srv/m.onnx", GENRE_DEFAULT_START_S="5", GENRE_DEFAULT_DURATION_S="12.5",
                 GENRE_MAX_DURATION_S="20", GENRE_MAX_SOURCE_MINUTES="2", GENRE_MAX_UPLOAD_MB="0.5",
-                GENRE_MAX_FETCH_MB="3", GENRE_TIME_BUDGET_S="9", GENRE_ALLOWED_SITES=" YouTube.com, ,youtu.be ",
+                GENRE_MAX_FETCH_MB="3", GENRE_TIME_BUDGET_S="9", GENRE_MAX_QUEUE_S="2.5",
+                GENRE_ALLOWED_SITES=" YouTube.com, ,youtu.be ",
                 GENRE_CORS_ORIGIN="https://app.example", YTDLP_COOKIES="/secrets/cookies.txt",
                 YTDLP_PROXY="http://proxy.example:3128", GENRE_DEV_ALLOW_LOOPBACK_LINKS="1")
     assert config.load() == config.Settings(
         model_path=Path("/srv/m.onnx"), default_start=5.0, default_duration=12.5, max_duration=20.0,
-        max_source_minutes=2.0, max_upload_bytes=524288, max_fetch_bytes=3145728, time_budget=9.0,
+        max_source_minutes=2.0, max_upload_bytes=524288, max_fetch_bytes=3145728, time_budget=9.0, max_queue_s=2.5,
         allowed_sites=("youtube.com", "youtu.be"), cors_origin="https://app.example",
         cookies_file="/secrets/cookies.txt", proxy="http://proxy.example:3128", allow_loopback_links=True)
 

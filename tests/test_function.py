@@ -3,10 +3,13 @@ import http.server
 import io
 import json
 import math
+import os
 import struct
+import tempfile
 import time
 import urllib.parse
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,10 +111,16 @@ BAD_REQUESTS = [
     ("bad JSON", dict(method="POST", data="{url:", content_type="application/json"), 400, "bad_json"),
     ("JSON nested 1000 deep", dict(method="POST", data='{"url": ' + "[" * 1000 + "]" * 1000 + "}",
                                    content_type="application/json"), 400, "bad_json"),
-    ("JSON nested 100000 deep", dict(method="POST", data="[" * 100_000, content_type="application/json"),
+    ("JSON nested 60000 deep", dict(method="POST", data="[" * 60_000, content_type="application/json"),
      400, "bad_json"),
     ("JSON not an object", dict(method="POST", json=["http://x"]), 400, "bad_json"),
-    ("url not a string", dict(method="POST", json={"url": 5}), 400, "missing_url"),
+    ("url not a string", dict(method="POST", json={"url": 5}), 400, "invalid_url"),
+    ("url a list", dict(method="POST", json={"url": ["https://x.example/"]}), 400, "invalid_url"),
+    ("url an object", dict(method="POST", json={"url": {"href": "https://x.example/"}}), 400, "invalid_url"),
+    ("url null", dict(method="POST", json={"url": None}), 400, "missing_url"),
+    ("start in Arabic-Indic digits", dict(method="POST", json={"url": "http://x.example/", "start": "٣"}), 400, "bad_parameter"),
+    ("duration in fullwidth digits", dict(method="GET", query_string={"url": "http://x.example/", "duration": "５"}), 400, "bad_parameter"),
+    ("start with an underscore", dict(method="GET", query_string={"url": "http://x.example/", "start": "1_0"}), 400, "bad_parameter"),
     ("not a URL", dict(method="POST", json={"url": "just words"}), 400, "invalid_url"),
     ("unclosed IPv6 literal", dict(method="POST", json={"url": "http://[::1/a.mp3"}), 400, "invalid_url"),
     ("ftp:", dict(method="POST", json={"url": "ftp://127.0.0.1/song.flac"}), 400, "invalid_url"),
@@ -193,7 +202,8 @@ def test_multipart_overhead_is_allowed_64_kib(client, reconfigure, media, note, 
 
 
 @pytest.mark.parametrize("status, answered, code", [(400, 400, "bad_request"), (431, 431, "headers_too_large"),
-                                                    (500, 500, "internal"), (501, 400, "bad_request")])
+                                                    (414, 414, "request_line_too_long"), (500, 500, "internal"),
+                                                    (501, 400, "bad_request")])
 def test_what_gunicorn_answers_itself_is_json(app, status, answered, code):
     """gunicorn answers a request it cannot parse before the function runs; main.py writes that answer."""
     import socket
@@ -329,6 +339,17 @@ def test_an_upload_claiming_more_than_its_bytes_can_hold_is_not_taken_at_its_wor
     check_answer(answer.json, 1)
 
 
+@pytest.mark.parametrize("start", ["1e13", "1e308", "900"])
+def test_a_start_beyond_the_longest_source_is_a_bad_parameter(client, media, tmp_path, start):
+    """Even where the length is unknown (a header's claim not taken at its word); 1e13 was a 500 (the
+    seek's int64 overflowed)."""
+    encode(media / "song.flac", tmp_path / "clip.flac", "flac", "flac", seconds=4)
+    answer = client.post(f"/?start={start}", data=claiming((tmp_path / "clip.flac").read_bytes(), 22050 * 3600 * 40),
+                         content_type="audio/flac")
+    assert (answer.status_code, answer.json["error"]["code"]) == (400, "bad_parameter"), answer.json
+    assert "less than 900 s" in answer.json["error"]["message"]
+
+
 def test_loopback_is_refused_without_the_test_switch(client, reconfigure, served):
     reconfigure(allow_loopback_links=False)
     answer = client.post("/", json={"url": f"{served}/song.flac"})
@@ -461,6 +482,34 @@ def test_a_bug_is_a_generic_500_and_its_stack_trace_goes_to_the_log(client, monk
     entry = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert entry["severity"] == "ERROR" and entry["error"] == "internal"
     assert "RuntimeError: internal detail" in entry["stack_trace"] and "Traceback" in entry["stack_trace"]
+
+
+def test_an_answer_holding_nan_is_never_sent(client, monkeypatch, media, capsys):
+    """The last guard: whatever produced it, NaN or Infinity (not JSON) becomes a logged 500."""
+    import main
+    monkeypatch.setattr(main.pipeline, "upload", lambda *args, **kwargs: {"genre": "rock", "confidence": math.nan})
+    response = client.post("/", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
+    assert response.status_code == 500 and response.json["error"]["code"] == "internal"
+    assert b"NaN" not in response.data
+    assert "Out of range float values are not JSON compliant" in json.loads(capsys.readouterr().out)["stack_trace"]
+
+
+@pytest.mark.parametrize("seconds, on_disk", [(20, False), (30, True)], ids=["0.9 MB", "1.3 MB"])
+def test_a_raw_upload_over_1_mb_waits_on_disk_not_in_memory(client, settings, monkeypatch, seconds, on_disk):
+    """main.UPLOAD_CHUNK: a raw body is spooled in memory up to 1 MB, then to an anonymous file in the
+    temp folder (seen in /proc as an open, deleted file there while the upload is classified)."""
+    import main
+    classify, held = main.pipeline.upload, []
+
+    def upload(data, *args, **kwargs):
+        held.extend(os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.is_symlink())
+        return classify(data, *args, **kwargs)
+    monkeypatch.setattr(main.pipeline, "upload", upload)
+    body = wav(seconds, seconds)
+    assert (len(body) > main.UPLOAD_CHUNK) == on_disk
+    answer = client.post("/?duration=3", data=body, content_type="audio/wav")
+    assert answer.status_code == 200, answer.json
+    assert any(link.startswith(tempfile.gettempdir()) for link in held) == on_disk, held
 
 
 def test_audio_sent_with_curls_default_type_is_an_upload(client, media):

@@ -88,6 +88,12 @@ LINKS = [  # path on the hostile server, status, code
     ("/redirect?to=http://169.254.169.254/computeMetadata/v1/", 400, "url_not_allowed"),  # the page's redirect
     ("/redirect?to=http://10.1.2.3/song.flac", 400, "url_not_allowed"),
     ("/redirect?to=http://[fd00::1]/song.flac", 400, "url_not_allowed"),
+    ("/redirect?to=file:///etc/passwd", 400, "url_not_allowed"),  # schemes other than http(s) (were 500s)
+    ("/redirect?to=ftp://127.0.0.1/song.flac", 400, "url_not_allowed"),
+    ("/redirect?to=gopher://127.0.0.1:70/1", 400, "url_not_allowed"),
+    ("/redirect?to=data:audio/wav;base64,UklGRg==", 400, "url_not_allowed"),  # (was 502 source_unreachable)
+    ("/master.m3u8", 400, "url_not_allowed"),  # a variant at file:///etc/passwd.m3u8 (was a 500)
+    ("/loop", 502, "source_unreachable"),  # redirects to itself (was 422 source_unavailable, "answered HTTP 302")
 ]
 
 
@@ -123,12 +129,17 @@ def test_hostile_link(server, hostile, hostile_media, path, status, code, holds)
         assert size * 2 // 5 <= body["source"]["bytes_fetched"] < size
 
 
-def test_endless_radio_is_classified_on_its_window_only(server, hostile, holds):
+def test_endless_radio_is_classified_on_its_window_only(server, hostile, holds, model_path, tmp_path):
     status, body, seconds = call(server, "-G", "--data-urlencode", f"url={hostile.url}/radio")
     assert status == 200 and body["window"] == {"start": 0.0, "duration": 30.0}, body
     assert body["source"]["bytes_fetched"] < 2 * 2**20
     status, body, seconds = call(server, "-G", "--data-urlencode", f"url={hostile.url}/radio", "-d", "start=100000")
-    assert (status, body["error"]["code"]) == (422, "source_too_large"), body  # 8 MB come in well under 5 s
+    assert (status, body["error"]["code"]) == (400, "bad_parameter"), body  # beyond the longest source accepted
+    # 899 s of this 32-kbit/s radio are 3.4 MB: a 2-MB fetch cap is met first
+    with function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_DEV_ALLOW_LOOPBACK_LINKS="1",
+                               GENRE_TIME_BUDGET_S=str(BUDGET_S), GENRE_MAX_FETCH_MB="2") as capped:
+        status, body, seconds = call(capped, "-G", "--data-urlencode", f"url={hostile.url}/radio", "-d", "start=899")
+    assert (status, body["error"]["code"]) == (422, "source_too_large"), body  # 2 MB come in well under 5 s
     assert seconds < BUDGET_S + 3
 
 

@@ -171,11 +171,11 @@ def test_five_redirects_are_followed_and_a_sixth_is_not(settings, recorded):
     assert refused.value.message == "the audio link redirects too many times"
 
 
-def test_a_redirect_without_a_location_is_an_upstream_error(settings, recorded):
+def test_a_redirect_without_a_location_is_the_sites_fault(settings, recorded):
     url, _ = recorded
     with pytest.raises(ClassifyError) as refused:
         open_remote(f"{url}/status/301", settings)
-    assert refused.value.code == "source_unavailable" and "HTTP 301" in refused.value.message
+    assert refused.value.code == "source_unreachable" and "HTTP 301" in refused.value.message
 
 
 def test_the_byte_cap_counts_every_byte_read(settings, recorded):

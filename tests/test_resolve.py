@@ -5,7 +5,7 @@ import subprocess
 import pytest
 import yt_dlp
 from yt_dlp.extractor.common import InfoExtractor
-from yt_dlp.networking.exceptions import TransportError
+from yt_dlp.networking.exceptions import RequestError, TransportError
 from yt_dlp.utils import DownloadError, RegexNotFoundError, UnsupportedError
 
 from inference import config, resolve
@@ -63,6 +63,17 @@ def test_a_changed_site_through_a_real_extractor_is_extractor_outdated(loopback,
     with local_http.Server(tmp_path) as url, pytest.raises(ClassifyError) as refused:
         resolve.resolve(f"{url}/changed-site/abc", loopback, 10)
     assert (refused.value.status, refused.value.code) == (502, "extractor_outdated")
+
+
+@pytest.mark.parametrize("error, status, code", [
+    (RequestError("No connection adapters were found for 'data:,x'"), 400, "url_not_allowed"),
+    (RequestError("file:// URLs are disabled by default in yt-dlp for security reasons"), 400, "url_not_allowed"),
+    (TransportError("connection reset"), 502, "source_unreachable"),
+])
+def test_request_errors_that_escape_yt_dlp_map_to_clear_errors(error, status, code):
+    """extract_info lets these through unwrapped (a redirect to file: or data:, a playlist entry at file://)."""
+    mapped = resolve._request_error(error)
+    assert (mapped.status, mapped.code) == (status, code)
 
 
 def test_bot_check_message_says_what_to_configure():

@@ -65,6 +65,76 @@ def test_ipv6_forms_carrying_public_ipv4_addresses_pass(form, address):
     assert (host, port, ipaddress.ip_address(pinned)) == (address, 8080, ipaddress.ip_address(address))
 
 
+# IANA's IPv6 Special-Purpose Address Registry (iana.org/assignments/iana-ipv6-special-registry, as of
+# 2025-10), entry by entry: block, name, RFC, "Globally Reachable" (None: N/A, it carries IPv4 addresses).
+IANA_IPV6_SPECIAL = [
+    ("::1/128", "Loopback Address", "RFC 4291", False),
+    ("::/128", "Unspecified Address", "RFC 4291", False),
+    ("::ffff:0:0/96", "IPv4-mapped Address", "RFC 4291", False),
+    ("64:ff9b::/96", "IPv4-IPv6 Translat.", "RFC 6052", True),
+    ("64:ff9b:1::/48", "IPv4-IPv6 Translat.", "RFC 8215", False),
+    ("100::/64", "Discard-Only Address Block", "RFC 6666", False),
+    ("100:0:0:1::/64", "Dummy IPv6 Prefix", "RFC 9780", False),
+    ("2001::/23", "IETF Protocol Assignments", "RFC 2928", False),
+    ("2001::/32", "TEREDO", "RFC 4380, RFC 8190", None),
+    ("2001:1::1/128", "Port Control Protocol Anycast", "RFC 7723", True),
+    ("2001:1::2/128", "Traversal Using Relays around NAT Anycast", "RFC 8155", True),
+    ("2001:1::3/128", "DNS-SD Service Registration Protocol Anycast", "RFC 9665", True),
+    ("2001:2::/48", "Benchmarking", "RFC 5180", False),
+    ("2001:3::/32", "AMT", "RFC 7450", True),
+    ("2001:4:112::/48", "AS112-v6", "RFC 7535", True),
+    ("2001:10::/28", "Deprecated (previously ORCHID)", "RFC 4843", None),  # terminated: part of 2001::/23
+    ("2001:20::/28", "ORCHIDv2", "RFC 7343", True),
+    ("2001:30::/28", "Drone Remote ID Protocol Entity Tags (DETs) Prefix", "RFC 9374", True),
+    ("2001:db8::/32", "Documentation", "RFC 3849", False),
+    ("2002::/16", "6to4", "RFC 3056", None),
+    ("2620:4f:8000::/48", "Direct Delegation AS112 Service", "RFC 7534", True),
+    ("3fff::/20", "Documentation", "RFC 9637", False),
+    ("5f00::/16", "Segment Routing (SRv6) SIDs", "RFC 9602", False),
+    ("fc00::/7", "Unique-Local", "RFC 4193, RFC 8190", False),
+    ("fe80::/10", "Link-Local Unicast", "RFC 4291", False),
+]
+CARRY_IPV4 = {"::ffff:0:0/96", "64:ff9b::/96", "2001::/32", "2002::/16"}  # at the edges: 0.0.0.0, 255.255.255.255
+
+
+def _edges(block: str) -> list[str]:
+    """A block's first and last addresses, worked out here rather than asked of the code under test."""
+    net = ipaddress.ip_network(block)
+    return [str(net[0]), str(net[-1])]
+
+
+def _registry_cases() -> list:
+    """(block, address, allowed): reachable blocks are allowed at both edges unless what they carry
+    there (0.0.0.0, 255.255.255.255) is not; the terminated ORCHID block follows 2001::/23."""
+    return [pytest.param(block, address, reachable is True and block not in CARRY_IPV4, id=f"{name} {address}")
+            for block, name, _, reachable in IANA_IPV6_SPECIAL for address in _edges(block)]
+
+
+@pytest.mark.parametrize(("block", "address", "allowed"), _registry_cases())
+def test_the_iana_ipv6_special_purpose_registry_entry_by_entry(block, address, allowed):
+    if allowed:
+        assert urlpolicy.check(f"http://[{address}]/", SETTINGS)[2] == address
+    else:
+        with pytest.raises(ClassifyError) as refused:
+            urlpolicy.check(f"http://[{address}]/", SETTINGS)
+        assert refused.value.code == "url_not_allowed"
+
+
+@pytest.mark.parametrize("address", [
+    "::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe", "::ffff:0:808:808",  # RFC 2765's IPv4-translated (was: public)
+    "fec0::1", "4000::1", "ff02::1", "ff0e::1",  # deprecated site-local; outside 2000::/3; multicast
+])
+def test_ipv6_outside_global_unicast_is_refused(address):
+    with pytest.raises(ClassifyError) as refused:
+        urlpolicy.check(f"http://[{address}]/", SETTINGS)
+    assert refused.value.code == "url_not_allowed"
+
+
+@pytest.mark.parametrize("address", ["2606:4700:4700::1111", "2a00:1450:4001:80b::200e", "2001:4860:4860::8888"])
+def test_public_ipv6_passes(address):
+    assert urlpolicy.check(f"http://[{address}]/", SETTINGS)[2] == address
+
+
 def test_nat64_local_use_prefix_is_refused_even_with_a_public_address_inside():
     with pytest.raises(ClassifyError) as refused:  # a site's own translator: never a public destination
         urlpolicy.check("http://[64:ff9b:1:808:8:800::]/", SETTINGS)
@@ -126,7 +196,26 @@ def test_allow_list_matches_sites_and_their_subdomains(monkeypatch):
         assert urlpolicy.check(url, listed) == (host, 443, "142.250.1.1")
 
 
-@pytest.mark.parametrize("host", ["no-such-host.invalid", f"{'a' * 64}.example"])  # a label too long: UnicodeError
+@pytest.mark.parametrize("url", [
+    "http://[fe80::1%25lo]/", "http://[::1%25lo]/", "http://[2606:4700:4700::1111%25eth0]/",  # a zone
+    f"http://{'a' * 64}.example/", "http://a..b/", "http://.example/", f"http://{'a.' * 127}example/",  # labels, length
+    "http://a\x00b.example/", "http://a b.example/", "http://a<b.example/",  # characters a host name has not
+    "http://example.com:0/", "http://8.8.8.8:0/",  # port 0
+])
+def test_a_link_whose_host_or_port_cannot_be_is_invalid(url):
+    """The client's fault, 400 (were 502 source_unreachable: "could not be resolved", or a connection tried)."""
+    with pytest.raises(ClassifyError) as refused:
+        urlpolicy.check(url, SETTINGS)
+    assert (refused.value.status, refused.value.code) == (400, "invalid_url")
+
+
+@pytest.mark.parametrize("host", ["xn--bcher-kva.example", "bücher.example", "a-b_c.example", "localhost"])
+def test_valid_host_names_are_looked_up(monkeypatch, host):
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *_, **__: [_answer("93.184.216.34")])
+    assert urlpolicy.check(f"http://{host}/", SETTINGS)[2] == "93.184.216.34"
+
+
+@pytest.mark.parametrize("host", ["no-such-host.invalid"])
 def test_unresolvable_host_is_a_502(host):
     with pytest.raises(ClassifyError) as failed:
         urlpolicy.check(f"http://{host}/", SETTINGS)

@@ -1,0 +1,92 @@
+"""More uploads at once than the server has CPUs, against a real functions-framework server: a
+request that cannot get a CPU soon is told to come back (503 busy, Retry-After), never timed out for
+its wait; the batch client comes back and finishes every item."""
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import function_server
+import local_http
+from conftest import ROOT
+
+AT_ONCE = 16
+
+
+def upload(url: str, data: bytes) -> tuple[int, str | None, str | None]:
+    """(status, error code, Retry-After) of one raw upload."""
+    request = urllib.request.Request(url + "?duration=6", data=data, headers={"Content-Type": "audio/flac"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, None, answer.headers["Retry-After"]
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())["error"]["code"], error.headers["Retry-After"]
+
+
+def all_at_once(url: str, data: bytes, count: int = AT_ONCE) -> Counter:
+    with ThreadPoolExecutor(count) as pool:
+        return Counter(pool.map(lambda _: upload(url, data), range(count)))
+
+
+@pytest.fixture(scope="module")
+def clip(media) -> bytes:
+    return (media / "song.flac").read_bytes()
+
+
+def test_uploads_that_cannot_get_a_cpu_soon_are_told_to_retry(model_path, tmp_path, clip):
+    with function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_MAX_QUEUE_S="0.2") as server:
+        answers = all_at_once(server.url, clip)
+    assert set(answers) <= {(200, None, None), (503, "busy", "5")}, answers
+    assert answers[(200, None, None)] >= 2 and answers[(503, "busy", "5")] >= 1, answers
+
+
+def test_the_time_budget_counts_the_work_not_the_wait(model_path, tmp_path, clip):
+    """A 1-s budget: each upload's decoding takes far less, its wait for a CPU far more (was 504 timeout)."""
+    with function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_TIME_BUDGET_S="1",
+                               GENRE_MAX_QUEUE_S="300") as server:
+        answers = all_at_once(server.url, clip)
+    assert answers == {(200, None, None): AT_ONCE}, answers
+
+
+def link(url: str) -> tuple[int, str | None, str | None]:
+    """(status, error code, Retry-After) of one link request."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, None, answer.headers["Retry-After"]
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())["error"]["code"], error.headers["Retry-After"]
+
+
+def test_links_beyond_the_fetch_workers_are_told_to_retry(model_path, tmp_path, media):
+    """17 links to a source that stalls: 16 fetch workers wait out the 3-s budget (504), the 17th is
+    busy after its 0.5 s of waiting for one (was queued, and 504 too)."""
+    with local_http.Server(media) as source, \
+            function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_DEV_ALLOW_LOOPBACK_LINKS="1",
+                                  GENRE_TIME_BUDGET_S="3", GENRE_MAX_QUEUE_S="0.5") as server:
+        url = f"{server.url}?url={source}/stall.flac"
+        with ThreadPoolExecutor(17) as pool:
+            answers = Counter(pool.map(lambda _: link(url), range(17)))
+    assert answers == {(504, "timeout", None): 16, (503, "busy", "5"): 1}, answers
+
+
+def test_batch_at_32_in_flight_finishes_every_item(model_path, tmp_path, clip):
+    """The batch client retries a busy answer after its Retry-After."""
+    (tmp_path / "server").mkdir()
+    items = [tmp_path / f"song{i}.flac" for i in range(32)]
+    for item in items:
+        item.write_bytes(clip)
+    with function_server.start(tmp_path / "server", GENRE_MODEL=str(model_path), GENRE_MAX_QUEUE_S="1") as server:
+        done = subprocess.run([sys.executable, "-m", "inference", "batch", *map(str, items), "--endpoint", server.url,
+                               "--jobs", "32", "--duration", "6"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600)
+        busy = sum('"busy"' in line for line in server.stdout.read_text().splitlines())
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) == 32 and all("genre" in row for row in rows), done.stdout[:1000]
+    assert busy >= 1, "no answer was busy: the test did not overload the server"
