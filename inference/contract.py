@@ -17,6 +17,9 @@ SEGMENT_SECONDS = 3  # every family classifies 3-s segments; a track's scores po
 
 AUDIO_INPUT, POWER_INPUT, OUTPUT = "audio", "power", "probabilities"
 TAGS_OUTPUT = "tags"  # a second output, [batch, len(tags)], where the metadata names tags
+# Optional outputs: the head's input features [batch, n] (the musicnn family), and, computed from
+# them, each segment's probability of being music [batch] (export/music.py)
+FEATURES_OUTPUT, MUSIC_OUTPUT = "features", "music"
 TWIN_SUFFIX = ".power.onnx"
 # How a window's segment probabilities make the track's (inference/segments.py): their mean, or
 # the softmax of the mean of their logarithms, which for a linear head equals the head applied

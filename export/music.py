@@ -1,0 +1,65 @@
+"""The music detector: per 3-s segment, the probability that it is music, read from the same
+segment features as the genre head (musicnn's penultimate layer and its tag scores, [250]), so it
+composes with any head fitted on them.
+
+The method (chosen by export/music_compare.py, docs/music-detection.md): an L2 logistic
+regression, classes balanced, on the standardised features of every segment, music (the
+library's clips) against the synthesized non-music (export/nonmusic.py); the standardisation is
+folded into one weight vector. append() adds it to an exported model's graph as the output
+MUSIC_OUTPUT [segments], fed by its FEATURES_OUTPUT: a graph edit like to_onnx.calibrated().
+A track's `music` pools its segments' as the genre head does (the mean of their logits).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from scipy.special import expit
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from inference.contract import FEATURES_OUTPUT, MUSIC_OUTPUT
+
+C = 0.1  # inverse L2 strength (export/music_compare.py: 0.01-1 score alike)
+
+
+@dataclass(frozen=True)
+class Detector:
+    kernel: np.ndarray  # [features] on the raw (unstandardised) segment features
+    bias: float
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(features, np.float64) @ self.kernel + self.bias
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """P(music) of each segment [segments] from its features [segments, features]."""
+        return expit(self.logits(features))
+
+
+def fit(music: np.ndarray, nonmusic: np.ndarray, c: float = C) -> Detector:
+    """The detector fitted on music and non-music segment features [segments, features]."""
+    x, y = np.concatenate([music, nonmusic]).astype(np.float64), np.r_[np.ones(len(music)), np.zeros(len(nonmusic))]
+    scaler = StandardScaler().fit(x)
+    regression = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(scaler.transform(x), y)
+    kernel = regression.coef_[0] / scaler.scale_
+    return Detector(kernel, float(regression.intercept_[0] - scaler.mean_ @ kernel))
+
+
+def append(model: onnx.ModelProto, detector: Detector) -> onnx.ModelProto:
+    """The model with a second use of its FEATURES_OUTPUT [segments, features]: the output
+    MUSIC_OUTPUT [segments], each segment's P(music)."""
+    outputs = {o.name: o for o in model.graph.output}
+    if FEATURES_OUTPUT not in outputs or MUSIC_OUTPUT in outputs:
+        raise ValueError(f"the model needs an output {FEATURES_OUTPUT!r} and none named {MUSIC_OUTPUT!r}; "
+                         f"it has {list(outputs)}")
+    width = outputs[FEATURES_OUTPUT].type.tensor_type.shape.dim[-1].dim_value
+    if width != len(detector.kernel):
+        raise ValueError(f"the model's {FEATURES_OUTPUT!r} are {width} wide, the detector's {len(detector.kernel)}")
+    model.graph.initializer.extend([numpy_helper.from_array(detector.kernel.astype(np.float32), "music_kernel"),
+                                    numpy_helper.from_array(np.array(detector.bias, np.float32), "music_bias")])
+    model.graph.node.extend([helper.make_node("MatMul", [FEATURES_OUTPUT, "music_kernel"], ["music_weighted"]),
+                             helper.make_node("Add", ["music_weighted", "music_bias"], ["music_logits"]),
+                             helper.make_node("Sigmoid", ["music_logits"], [MUSIC_OUTPUT])])
+    model.graph.output.append(helper.make_tensor_value_info(MUSIC_OUTPUT, TensorProto.FLOAT, ["batch"]))
+    onnx.checker.check_model(model, full_check=True)
+    return model
