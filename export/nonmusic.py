@@ -60,6 +60,7 @@ GROUP_OF = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "festival",
             "silence": "silence", "near-silence": "silence",
             "hum": "hum+clicks", "crackle": "hum+clicks", "metronome": "hum+clicks"}
 GROUPS = tuple(dict.fromkeys(GROUP_OF.values()))
+REAL_VOICE = Path("/usr/share/sounds/alsa")
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,14 @@ def generate(seed: int = SEED) -> list[Item]:
     rng = np.random.default_rng(seed)
     spoken = speech(rng)
     return spoken + noise(rng) + tones(rng) + silence(rng) + hum_and_clicks(rng) + mixtures(spoken, rng)
+
+
+def real_voice(folder: Path = REAL_VOICE) -> np.ndarray:
+    """A real human voice, never trained on: the channel names alsa-utils ships (a festival
+    dependency), read one after another with 0.1 s between, ITEM_SECONDS long."""
+    gap = np.zeros(SAMPLE_RATE // 10, np.float32)
+    clips = [librosa.load(path, sr=SAMPLE_RATE, mono=True)[0] for path in sorted(folder.glob("[FRS]*_*.wav"))]
+    return _fit(np.concatenate([part for clip in clips for part in (clip, gap)]))
 
 
 def borderline(voices: list[Item], songs: list[np.ndarray]) -> list[tuple[str, np.ndarray, np.ndarray]]:
