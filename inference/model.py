@@ -2,6 +2,7 @@
 import functools
 import hashlib
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,16 @@ import onnxruntime as ort
 from inference import contract, errors, features, segments
 
 TOP_TAGS = 5
+MUSIC_BELOW = 0.5  # a window whose P(music) is under this is flagged uncertain (export/music.py)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A window's segment outputs: genre probabilities [n, labels], and where the model has them,
+    tag scores [n, tags] and P(music) [n]."""
+    probabilities: np.ndarray
+    tags: np.ndarray | None = None
+    music: np.ndarray | None = None
 
 
 class Model:
@@ -32,8 +43,9 @@ class Model:
         self.labels, self.sample_rate = self.meta.labels, self.meta.sample_rate
         if [i.name for i in self.session.get_inputs()] != [self.meta.input]:
             raise contract.ContractError(f"the model's input is not {self.meta.input!r}")
-        self._outputs = [contract.OUTPUT] + ([contract.TAGS_OUTPUT] if self.meta.tags else [])
         outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        self._outputs = [contract.OUTPUT] + ([contract.TAGS_OUTPUT] if self.meta.tags else [])
+        self._outputs += [contract.MUSIC_OUTPUT] if contract.MUSIC_OUTPUT in outputs else []
         missing = set(self._outputs) - set(outputs)
         if missing:
             raise contract.ContractError(f"the model has no output {sorted(missing)[0]!r}")
@@ -51,23 +63,24 @@ class Model:
         """Name, version and the sha256 of the raw-audio model file (as in models/<name>.json)."""
         return {"name": self.meta.name, "version": self.meta.version, "sha256": self.sha256}
 
-    def run(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """A window's segment probabilities [n, labels] and, where the model has them, its segment
-        tag scores [n, tags] (else None)."""
+    def run(self, audio: np.ndarray) -> Scores:
+        """A window's segment scores."""
         batch = segments.split(audio, self.meta.segment_samples)
         # segments per run: a large network's activations for a whole window cost hundreds of MiB
         step = self.meta.batch or len(batch)
         outputs = [self.session.run(self._outputs, {self.meta.input: self._prepare(batch[i:i + step])})
                    for i in range(0, len(batch), step)]
-        probabilities = np.concatenate([out[0] for out in outputs])
-        return probabilities, np.concatenate([out[1] for out in outputs]) if self.meta.tags else None
+        joined = {name: np.concatenate([out[i] for out in outputs]) for i, name in enumerate(self._outputs)}
+        return Scores(joined[contract.OUTPUT], joined.get(contract.TAGS_OUTPUT), joined.get(contract.MUSIC_OUTPUT))
 
     def classify(self, audio: np.ndarray, start: float = 0.0) -> dict:
         """The answer's verdict on a window that starts `start` s into the source: the genre, its
         confidence, whether that is too low to trust, every label's score, the segments' timeline
-        and, where the model has them, its top tags. Probabilities to 4 decimals (more is noise;
-        the scores may then sum to 1 +- a few 1e-4)."""
-        probabilities, tags = self.run(audio)
+        and, where the model has them, its top tags and the probability that it is music (the
+        window's and each segment's; under MUSIC_BELOW, the answer is uncertain). Probabilities to 4
+        decimals (more is noise; the scores may then sum to 1 +- a few 1e-4)."""
+        scores = self.run(audio)
+        probabilities = scores.probabilities
         track = segments.pool(probabilities, self.meta.pooling)
         best = int(track.argmax())
         seconds = self.meta.segment_samples / self.meta.sample_rate
@@ -78,8 +91,13 @@ class Model:
                   "segments": len(probabilities),
                   "timeline": [{"start": round(start + i * seconds, 3), "genre": self.labels[int(p.argmax())],
                                 "confidence": _rounded(p.max())} for i, p in enumerate(probabilities)]}
-        if tags is not None:
-            mean = tags.mean(axis=0)
+        if scores.music is not None:
+            music = segments.pool_yes(scores.music)
+            answer.update(music=_rounded(music), uncertain=uncertain or music < MUSIC_BELOW)
+            for segment, p in zip(answer["timeline"], scores.music, strict=True):
+                segment["music"] = _rounded(p)
+        if scores.tags is not None:
+            mean = scores.tags.mean(axis=0)
             answer["tags"] = [{"tag": self.meta.tags[i], "score": _rounded(mean[i])}
                               for i in mean.argsort()[::-1][:TOP_TAGS]]
         return answer

@@ -186,9 +186,10 @@ def test_mean_logits_pooling_is_the_softmax_of_the_mean_logit():
     assert np.abs(segments.pool(probabilities) - probabilities.mean(axis=0)).max() < 1e-12
 
 
-def tiny_model(path: Path, meta: contract.ModelMeta, segment_logits: np.ndarray) -> Path:
+def tiny_model(path: Path, meta: contract.ModelMeta, segment_logits: np.ndarray, segment_music=None) -> Path:
     """A model that gives segment i the logits segment_logits[i] (it reads the segment's first
-    sample as i) and, where meta names tags, tag j the score (j + 1) / 10 for every segment."""
+    sample as i), where meta names tags, tag j the score (j + 1) / 10 for every segment, and with
+    segment_music, the output "music" segment_music[i]."""
     from onnx import TensorProto, helper, numpy_helper
     n = meta.segment_samples
     nodes = [helper.make_node("Slice", ["audio", "zero", "one", "one"], ["index_f"]),
@@ -207,6 +208,10 @@ def tiny_model(path: Path, meta: contract.ModelMeta, segment_logits: np.ndarray)
                   helper.make_node("Add", ["nothing", "tag_scores"], ["tags"])]
         consts.append(numpy_helper.from_array(np.array(0, np.float32), "zero_f"))
         outputs.append(helper.make_tensor_value_info("tags", TensorProto.FLOAT, ["batch", len(meta.tags)]))
+    if segment_music is not None:
+        consts.append(numpy_helper.from_array(np.asarray(segment_music, np.float32), "music_table"))
+        nodes.append(helper.make_node("Gather", ["music_table", "index_1d"], ["music"], axis=0))
+        outputs.append(helper.make_tensor_value_info("music", TensorProto.FLOAT, ["batch"]))
     graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", n])],
                               outputs, initializer=consts)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
@@ -251,11 +256,29 @@ def test_a_confident_answer_is_not_flagged_unless_it_rests_on_one_segment(tmp_pa
     assert one["confidence"] > 0.99 and one["uncertain"] is True
 
 
+def test_music_pools_the_segments_logits_and_flags_the_answer_under_one_half(tmp_path):
+    meta = contract.ModelMeta("tiny", "1", contract.LABELS, 1000, 3000, {"kind": "test"}, uncertain_below=0.6)
+    logits = np.full((3, 10), -5.0)
+    logits[:, 1] = 5.0  # classical, very sure, in every segment
+    spoken_intro = model.Model(tiny_model(tmp_path / "a.onnx", meta, logits, [0.02, 0.3, 0.9])).classify(ramp(3, 3000))
+    logit = np.log([0.02 / 0.98, 0.3 / 0.7, 0.9 / 0.1]).mean()
+    assert spoken_intro["music"] == round(1 / (1 + np.exp(-logit)), 4) < 0.5
+    assert [t["music"] for t in spoken_intro["timeline"]] == [0.02, 0.3, 0.9]
+    assert (spoken_intro["genre"], spoken_intro["uncertain"]) == ("classical", True)  # the scores stay
+    song = model.Model(tiny_model(tmp_path / "b.onnx", meta, logits, [0.6, 0.4, 0.6])).classify(ramp(3, 3000))
+    assert song["music"] > 0.5 and song["uncertain"] is False
+    without = model.Model(tiny_model(tmp_path / "c.onnx", meta, logits)).classify(ramp(3, 3000))
+    assert "music" not in without and all("music" not in t for t in without["timeline"])
+    assert segments.pool_yes([0.9, 0.1]) == pytest.approx(0.5)
+    assert segments.pool_yes([0.0, 1.0]) == pytest.approx(0.5, abs=1e-4) and segments.pool_yes([0.0]) < 1e-6
+
+
 def test_a_confidence_exactly_at_the_threshold_is_not_flagged(tmp_path):
     meta = contract.ModelMeta("tiny", "1", contract.LABELS, 1000, 3000, {"kind": "test"})
     logits = np.zeros((2, 10))
     logits[:, 3] = 1.0  # disco at about 0.23
-    top = float(model.Model(tiny_model(tmp_path / "probe.onnx", meta, logits)).run(ramp(2, 3000))[0].mean(axis=0).max())
+    top = float(model.Model(tiny_model(tmp_path / "probe.onnx", meta, logits)).run(ramp(2, 3000)).probabilities
+                .mean(axis=0).max())
     at = dataclasses.replace(meta, uncertain_below=top)
     answer = model.Model(tiny_model(tmp_path / "tiny.onnx", at, logits)).classify(ramp(2, 3000))
     assert answer["genre"] == "disco" and answer["uncertain"] is False
