@@ -8,8 +8,15 @@ library's clips) against the synthesized non-music (export/nonmusic.py); the sta
 folded into one weight vector. append() adds it to an exported model's graph as the output
 MUSIC_OUTPUT [segments], fed by its FEATURES_OUTPUT: a graph edit like to_onnx.calibrated().
 A track's `music` pools its segments' as the genre head does (the mean of their logits).
+
+    python -m export.music --model models/genre_musicnn.onnx --data DIR --out OUT.onnx
+
+fits a detector on the model's own features of the music under DIR (any folder export.dataset
+reads) against nonmusic.generate(), and writes the model with it (and its serving twin) to OUT.
 """
+import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -18,7 +25,9 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from inference.contract import FEATURES_OUTPUT, MUSIC_OUTPUT
+from export import dataset, nonmusic, to_onnx
+from inference import segments
+from inference.contract import AUDIO_INPUT, FEATURES_OUTPUT, MUSIC_OUTPUT, TAGS_OUTPUT, ModelMeta
 
 C = 0.1  # inverse L2 strength (export/music_compare.py: 0.01-1 score alike)
 
@@ -63,3 +72,56 @@ def append(model: onnx.ModelProto, detector: Detector) -> onnx.ModelProto:
     model.graph.output.append(helper.make_tensor_value_info(MUSIC_OUTPUT, TensorProto.FLOAT, ["batch"]))
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def with_features(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A musicnn-family model exported without the output FEATURES_OUTPUT, with it: the head's
+    input, the Concat of the penultimate layer and TAGS_OUTPUT (models exported before it was one)."""
+    if FEATURES_OUTPUT not in [o.name for o in model.graph.output]:
+        concat = next(n for n in model.graph.node if n.op_type == "Concat" and n.input[-1] == TAGS_OUTPUT)
+        shape = next(v for v in onnx.shape_inference.infer_shapes(model).graph.value_info if v.name == concat.output[0])
+        model.graph.node.append(helper.make_node("Identity", [concat.output[0]], [FEATURES_OUTPUT]))
+        width = shape.type.tensor_type.shape.dim[-1].dim_value
+        model.graph.output.append(helper.make_tensor_value_info(FEATURES_OUTPUT, TensorProto.FLOAT, ["batch", width]))
+    return model
+
+
+def features_of(model: onnx.ModelProto, audios, batch: int = 16) -> list[np.ndarray]:
+    """Each audio's segment features [segments, n], computed by the (raw-audio) model itself."""
+    import onnxruntime as ort
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    size = ModelMeta.from_props({p.key: p.value for p in model.metadata_props}).segment_samples
+    out = []
+    for audio in audios:
+        cut = segments.split(audio, size)
+        out.append(np.concatenate([session.run([FEATURES_OUTPUT], {AUDIO_INPUT: cut[i:i + batch]})[0]
+                                   for i in range(0, len(cut), batch)]))
+    return out
+
+
+def with_detector(model: onnx.ModelProto, music: list[np.ndarray], other: list[np.ndarray]) -> onnx.ModelProto:
+    """The model (raw audio in) with a detector fitted on its own features of these audios."""
+    model = with_features(model)
+    detector = fit(np.concatenate(features_of(model, music)), np.concatenate(features_of(model, other)))
+    return append(model, detector)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m export.music", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, type=Path, help="an exported model (raw audio in)")
+    parser.add_argument("--data", required=True, help="the music: a folder export.dataset reads")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    model = onnx.load(args.model)
+    rate = ModelMeta.from_props({p.key: p.value for p in model.metadata_props}).sample_rate
+    if rate != nonmusic.SAMPLE_RATE:
+        parser.error(f"the model takes {rate} Hz; the non-music is made at {nonmusic.SAMPLE_RATE} Hz")
+    music = [audio for _, audio in dataset.load(dataset.find_clips(args.data), rate)]
+    other = [item.audio for item in nonmusic.generate()]
+    args.out.write_bytes(with_detector(model, music, other).SerializeToString())
+    print(to_onnx.write_twin(args.out))
+
+
+if __name__ == "__main__":
+    main()

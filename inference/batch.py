@@ -25,7 +25,8 @@ from inference.errors import ClassifyError
 AUDIO = {".aac", ".aif", ".aiff", ".au", ".flac", ".m4a", ".mka", ".mp3", ".mp4", ".oga", ".ogg", ".opus", ".wav",
          ".webm", ".wma"}
 LISTS = {".txt", ".m3u", ".m3u8"}
-CSV_COLUMNS = ["input", "genre", "confidence", "uncertain", "status", "error"]
+# music: P(music), empty for a model without a music detector
+CSV_COLUMNS = ["input", "genre", "confidence", "uncertain", "music", "status", "error"]
 
 
 def is_link(item: str) -> bool:
