@@ -1,6 +1,7 @@
 """`music` end to end: the shipped default model with a music detector fitted on its own features
 (export/music.py: GTZAN clips of some artists against nonmusic.generate()), served in process,
-by a real functions-framework server called with curl, and by the batch command."""
+by a real functions-framework server called with curl and from the page in headless Chromium,
+and by the batch command."""
 import csv
 import io
 import json
@@ -12,6 +13,7 @@ import numpy as np
 import onnx
 import pytest
 import soundfile as sf
+from playwright.sync_api import expect, sync_playwright
 
 from export import dataset, folds, music, nonmusic, to_onnx
 from inference import model
@@ -89,20 +91,50 @@ def wavs(tmp_path_factory, clips):
     return folder, clip.path
 
 
-def test_the_server_says_it_is_not_music(music_model, wavs, tmp_path):
+@pytest.fixture(scope="module")
+def server(music_model, tmp_path_factory):
+    with function_server.start(tmp_path_factory.mktemp("music-server"), GENRE_MODEL=str(music_model)) as running:
+        yield running
+
+
+def curl_upload(server, path) -> dict:
+    out = subprocess.run(["curl", "-sS", "--max-time", "60", "-F", f"file=@{path}", server.url],
+                         capture_output=True, text=True, timeout=90, check=True)
+    return json.loads(out.stdout)
+
+
+def test_the_server_says_it_is_not_music(server, wavs):
     folder, song = wavs
-    with function_server.start(tmp_path, GENRE_MODEL=str(music_model)) as server:
-        for path in [*sorted(folder.glob("*.wav")), song]:
-            out = subprocess.run(["curl", "-sS", "--max-time", "60", "-F", f"file=@{path}", server.url],
-                                 capture_output=True, text=True, timeout=90)
-            answer = json.loads(out.stdout)
-            assert (answer["music"] >= 0.5) is (path == song), (path.name, answer)
-            assert answer["uncertain"] is True or path == song
-            assert [set(t) for t in answer["timeline"]] == [{"start", "genre", "confidence", "music"}] * \
-                answer["segments"]
+    for path in [*sorted(folder.glob("*.wav")), song]:
+        answer = curl_upload(server, path)
+        assert (answer["music"] >= 0.5) is (path == song), (path.name, answer)
+        assert answer["uncertain"] is True or path == song
+        assert [set(t) for t in answer["timeline"]] == [{"start", "genre", "confidence", "music"}] * answer["segments"]
+
+
+def test_the_page_says_it_does_not_sound_like_music(server, wavs):
+    folder, song = wavs
+    expected = curl_upload(server, song)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
+        for path, heading in ((folder / "white-noise.wav", "This does not sound like music"),
+                              (song, expected["genre"] if not expected["uncertain"] else None)):
+            tab = browser.new_page()
+            tab.goto(server.url)
+            tab.set_input_files("#file", path)
+            tab.get_by_role("button", name="Classify file").click()
+            expect(tab.locator("#result")).to_be_visible(timeout=30_000)
+            expect(tab.locator("#scores li")).to_have_count(10)  # the scores stay
+            if heading:
+                expect(tab.locator("#genre")).to_have_text(heading)
+            expect(tab.locator("#unsure")).to_contain_text("music: ") if path != song else expect(
+                tab.locator("#genre")).not_to_have_text("This does not sound like music")
+            tab.close()
+        browser.close()
 
 
 def test_batch_csv_and_jsonl_carry_music(music_model, wavs, tmp_path):
+    """In this process (no endpoint): the model's answer, row by row."""
     folder, song = wavs
     for form, out in (["--csv"], tmp_path / "out.csv"), ([], tmp_path / "out.jsonl"):
         done = subprocess.run([sys.executable, "-m", "inference", "batch", str(folder), str(song), *form, "--out",
