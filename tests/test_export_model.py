@@ -104,7 +104,7 @@ def test_train_export_evaluate_round_trip(loaded, arch, tmp_path):
     for _, clip in loaded:
         size = cnn.SEGMENT_SAMPLES  # whole segments, cut here by hand: the tail dropped
         segment_p = session.run(None, {"audio": clip[: len(clip) // size * size].reshape(-1, size)})[0]
-        assert np.abs(served.run(clip)[0] - segment_p).max() <= 1e-5
+        assert np.abs(served.run(clip).probabilities - segment_p).max() <= 1e-5
 
     predictions = evaluate.predict(path, loaded)
     assert [np.abs(p - q).max() for (_, p), q in zip(predictions, cnn.predict(model, [a for _, a in loaded]),
@@ -139,4 +139,4 @@ def test_calibration_is_baked_into_the_model_and_its_twin(tmp_path, loaded):
     assert served.meta.uncertain_below == 0.55 and served.meta.input == "power"
     first = segments.split(loaded[0][1], cnn.SEGMENT_SAMPLES)
     direct = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"audio": first})[0]
-    assert np.abs(served.run(loaded[0][1])[0] - direct).max() <= 1e-5
+    assert np.abs(served.run(loaded[0][1]).probabilities - direct).max() <= 1e-5

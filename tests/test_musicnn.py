@@ -72,8 +72,8 @@ def test_export_gives_the_keras_scores_and_tags_from_raw_audio(segments_16k, tmp
     served = model.Model(path)  # runs the power twin, fed by numpy's FFT
     assert (served.meta.sample_rate, served.meta.segment_samples, served.meta.batch) == (16000, 48000, 1)
     assert served.meta.tags == musicnn.TAGS["MSD"] and served.meta.pooling == "mean_logits"
-    probabilities, served_tags = served.run(segments_16k.reshape(-1))
-    assert np.abs(probabilities - full).max() <= 1e-5 and np.abs(served_tags - tags).max() <= 1e-5
+    scores = served.run(segments_16k.reshape(-1))
+    assert np.abs(scores.probabilities - full).max() <= 1e-5 and np.abs(scores.tags - tags).max() <= 1e-5
 
 
 def test_the_clip_head_is_the_regression_on_mean_features():
