@@ -14,6 +14,7 @@ of its segments' logits) is positive; a segment when its own is.
 """
 import argparse
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +44,11 @@ def signal_stats(audio_segments: np.ndarray) -> np.ndarray:
 
 
 def segment_features(audios: list[np.ndarray]) -> list[np.ndarray]:
-    """Each audio's segments: musicnn MSD features [250] and signal_stats [2], cached by the audio."""
-    digest = hashlib.sha256(b"".join(a.astype(np.float32).tobytes() for a in audios)).hexdigest()[:16]
+    """Each audio's segments: musicnn MSD features [250] and signal_stats [2], cached by what
+    determines them: the audio, the front-end, the weights."""
+    weights = (musicnn.checkpoint("MSD") / ".data-00000-of-00001").read_bytes()
+    digest = hashlib.sha256(json.dumps(genre_musicnn.FEATURES, sort_keys=True).encode() + weights
+                            + b"".join(a.astype(np.float32).tobytes() for a in audios)).hexdigest()[:16]
     path = CACHE / f"features-{digest}.npz"
     if not path.exists():
         options = argparse.Namespace(backbone="MSD")
