@@ -24,7 +24,8 @@ from inference import config, decode, errors, pipeline
 from inference.errors import ClassifyError
 
 LISTS = {".txt", ".m3u", ".m3u8"}
-CSV_COLUMNS = ["input", "genre", "confidence", "uncertain", "status", "error"]
+# music: P(music), empty for a model without a music detector
+CSV_COLUMNS = ["input", "genre", "confidence", "uncertain", "music", "status", "error"]
 
 
 def is_link(item: str) -> bool:

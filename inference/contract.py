@@ -17,9 +17,10 @@ SEGMENT_SECONDS = 3  # every family classifies 3-s segments; a track's scores po
 
 AUDIO_INPUT, POWER_INPUT, OUTPUT = "audio", "power", "probabilities"
 TAGS_OUTPUT = "tags"  # a second output, [batch, len(tags)], where the metadata names tags
-# an output, [batch, n], where the metadata has a features_id: what the model's head reads (for a
-# pretrained backbone, its features), which export/ caches and trains new heads on
-FEATURES_OUTPUT = "features"
+# Optional outputs: what the model's head reads [batch, n] where the metadata has a features_id (for a
+# pretrained backbone, its features, which export/ caches and trains new heads on), and, computed
+# from them, each segment's probability of being music [batch] (export/music.py)
+FEATURES_OUTPUT, MUSIC_OUTPUT = "features", "music"
 TWIN_SUFFIX = ".power.onnx"
 # How a window's segment probabilities make the track's (inference/segments.py): their mean, or
 # the softmax of the mean of their logarithms, which for a linear head equals the head applied

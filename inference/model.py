@@ -12,14 +12,17 @@ from inference import contract, errors, features, segments
 
 TOP_TAGS = 5
 FEATURE_DECIMALS = 6  # float32 holds about 7 significant digits; features are of the order of 1
+MUSIC_BELOW = 0.5  # a window whose P(music) is under this is flagged uncertain (export/music.py)
 
 
 @dataclass(frozen=True)
 class Scores:
-    """What the model gives for each segment of a window."""
-    probabilities: np.ndarray  # [n, labels]
-    tags: np.ndarray | None  # [n, tags], where the model has tags
-    features: np.ndarray | None  # [n, features], where the model has a features_id
+    """A window's segment outputs: genre probabilities [n, labels], and where the model has them,
+    tag scores [n, tags], the head's input features [n, features] and P(music) [n]."""
+    probabilities: np.ndarray
+    tags: np.ndarray | None = None
+    features: np.ndarray | None = None
+    music: np.ndarray | None = None
 
 
 _ORT = ort.capi.onnxruntime_pybind11_state
@@ -48,9 +51,10 @@ class Model:
         self.labels, self.sample_rate = self.meta.labels, self.meta.sample_rate
         if [i.name for i in self.session.get_inputs()] != [self.meta.input]:
             raise contract.ContractError(f"the model's input is not {self.meta.input!r}")
-        self._outputs = ([contract.OUTPUT] + [contract.TAGS_OUTPUT] * bool(self.meta.tags)
-                         + [contract.FEATURES_OUTPUT] * bool(self.meta.features_id))
         outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        self._outputs = ([contract.OUTPUT] + [contract.TAGS_OUTPUT] * bool(self.meta.tags)
+                         + [contract.FEATURES_OUTPUT] * bool(self.meta.features_id)
+                         + [contract.MUSIC_OUTPUT] * (contract.MUSIC_OUTPUT in outputs))
         missing = set(self._outputs) - set(outputs)
         if missing:
             raise contract.ContractError(f"the model has no output {sorted(missing)[0]!r}")
@@ -69,26 +73,26 @@ class Model:
         return {"name": self.meta.name, "version": self.meta.version, "sha256": self.sha256}
 
     def run(self, audio: np.ndarray) -> Scores:
-        """A window's segment probabilities [n, labels] and, where the model has them, its segment
-        tag scores [n, tags] and features [n, features]."""
+        """A window's segment scores."""
         batch = segments.split(audio, self.meta.segment_samples)
         # segments per run: a large network's activations for a whole window cost hundreds of MiB
         step = self.meta.batch or len(batch)
-        runs = [self.session.run(self._outputs, {self.meta.input: self._prepare(batch[i:i + step])})
-                for i in range(0, len(batch), step)]
-        outputs = dict(zip(self._outputs, (np.concatenate(out) for out in zip(*runs, strict=True)), strict=True))
-        return Scores(outputs[contract.OUTPUT], outputs.get(contract.TAGS_OUTPUT),
-                      outputs.get(contract.FEATURES_OUTPUT))
+        outputs = [self.session.run(self._outputs, {self.meta.input: self._prepare(batch[i:i + step])})
+                   for i in range(0, len(batch), step)]
+        joined = {name: np.concatenate([out[i] for out in outputs]) for i, name in enumerate(self._outputs)}
+        return Scores(joined[contract.OUTPUT], joined.get(contract.TAGS_OUTPUT), joined.get(contract.FEATURES_OUTPUT),
+                      joined.get(contract.MUSIC_OUTPUT))
 
     def classify(self, audio: np.ndarray, start: float = 0.0, *, features: bool = False) -> dict:
         """The answer's verdict on a window that starts `start` s into the source: the genre, its
         confidence, whether that is too low to trust, every label's score, the segments' timeline,
-        where the model has them its top tags, and if asked its segments' features. Probabilities
-        to 4 decimals (more is noise; the scores may then sum to 1 +- a few 1e-4)."""
+        where the model has them its top tags and the probability that it is music (the window's and
+        each segment's; under MUSIC_BELOW, the answer is uncertain), and if asked its segments'
+        features. Probabilities to 4 decimals (more is noise; the scores may then sum to 1 +- a few 1e-4)."""
         if features and not self.meta.features_id:
             raise errors.bad_parameter(f"the model {self.meta.name} has no features to give")
         scores = self.run(audio)
-        probabilities, tags = scores.probabilities, scores.tags
+        probabilities = scores.probabilities
         track = segments.pool(probabilities, self.meta.pooling)
         best = int(track.argmax())
         seconds = self.meta.segment_samples / self.meta.sample_rate
@@ -99,8 +103,13 @@ class Model:
                   "segments": len(probabilities),
                   "timeline": [{"start": round(start + i * seconds, 3), "genre": self.labels[int(p.argmax())],
                                 "confidence": _rounded(p.max())} for i, p in enumerate(probabilities)]}
-        if tags is not None:
-            mean = tags.mean(axis=0)
+        if scores.music is not None:
+            music = segments.pool_yes(scores.music)
+            answer.update(music=_rounded(music), uncertain=uncertain or music < MUSIC_BELOW)
+            for segment, p in zip(answer["timeline"], scores.music, strict=True):
+                segment["music"] = _rounded(p)
+        if scores.tags is not None:
+            mean = scores.tags.mean(axis=0)
             answer["tags"] = [{"tag": self.meta.tags[i], "score": _rounded(mean[i])}
                               for i in mean.argsort()[::-1][:TOP_TAGS]]
         if features:

@@ -22,3 +22,10 @@ def pool(segment_scores: np.ndarray, how: str = "mean") -> np.ndarray:
     log_mean = np.log(np.maximum(p, np.finfo(np.float64).tiny)).mean(axis=0)
     exp = np.exp(log_mean - log_mean.max())
     return exp / exp.sum()
+
+
+def pool_yes(segment_probabilities: np.ndarray) -> float:
+    """A track's probability of a yes-or-no answer (is it music?) from its segments': the sigmoid
+    of the mean of their logits, as "mean_logits" pools the genres."""
+    p = np.clip(np.asarray(segment_probabilities, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return float(1 / (1 + np.exp(-np.mean(np.log(p) - np.log1p(-p)))))

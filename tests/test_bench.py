@@ -50,3 +50,11 @@ def test_bodies_benchmark_smoke_run():
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr[-3000:]
         assert f"'HTTP/1.1 {status} " in done.stdout and "worker RSS before" in done.stdout, done.stdout
+
+
+def test_music_benchmark_smoke_run():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "music.py"), "--repeat", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for line in ("without music: classify 30 s", "with music: classify 30 s", "the detector's nodes alone"):
+        assert line in done.stdout, done.stdout

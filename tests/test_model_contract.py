@@ -222,6 +222,23 @@ def test_a_confident_answer_is_not_flagged_unless_it_rests_on_one_segment(tmp_pa
     assert one["confidence"] > 0.99 and one["uncertain"] is True
 
 
+def test_music_pools_the_segments_logits_and_flags_the_answer_under_one_half(tmp_path):
+    meta = contract.ModelMeta("tiny", "1", contract.LABELS, 1000, 3000, {"kind": "test"}, uncertain_below=0.6)
+    logits = np.full((3, 10), -5.0)
+    logits[:, 1] = 5.0  # classical, very sure, in every segment
+    spoken_intro = model.Model(tiny_model(tmp_path / "a.onnx", meta, logits, [0.02, 0.3, 0.9])).classify(ramp(3, 3000))
+    logit = np.log([0.02 / 0.98, 0.3 / 0.7, 0.9 / 0.1]).mean()
+    assert spoken_intro["music"] == round(1 / (1 + np.exp(-logit)), 4) < 0.5
+    assert [t["music"] for t in spoken_intro["timeline"]] == [0.02, 0.3, 0.9]
+    assert (spoken_intro["genre"], spoken_intro["uncertain"]) == ("classical", True)  # the scores stay
+    song = model.Model(tiny_model(tmp_path / "b.onnx", meta, logits, [0.6, 0.4, 0.6])).classify(ramp(3, 3000))
+    assert song["music"] > 0.5 and song["uncertain"] is False
+    without = model.Model(tiny_model(tmp_path / "c.onnx", meta, logits)).classify(ramp(3, 3000))
+    assert "music" not in without and all("music" not in t for t in without["timeline"])
+    assert segments.pool_yes([0.9, 0.1]) == pytest.approx(0.5)
+    assert segments.pool_yes([0.0, 1.0]) == pytest.approx(0.5, abs=1e-4) and segments.pool_yes([0.0]) < 1e-6
+
+
 def test_a_confidence_exactly_at_the_threshold_is_not_flagged(tmp_path):
     meta = contract.ModelMeta("tiny", "1", contract.LABELS, 1000, 3000, {"kind": "test"})
     logits = np.zeros((2, 10))

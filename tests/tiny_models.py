@@ -6,9 +6,10 @@ import numpy as np
 from inference import contract
 
 
-def tiny_model(path: Path, meta: contract.ModelMeta, segment_logits: np.ndarray) -> Path:
+def tiny_model(path: Path, meta: contract.ModelMeta, segment_logits: np.ndarray, segment_music=None) -> Path:
     """A model that gives segment i the logits segment_logits[i] (it reads the segment's first
-    sample as i) and, where meta names tags, tag j the score (j + 1) / 10 for every segment."""
+    sample as i), where meta names tags, tag j the score (j + 1) / 10 for every segment, and with
+    segment_music, the output "music" segment_music[i]."""
     from onnx import TensorProto, helper, numpy_helper
     n = meta.segment_samples
     nodes = [helper.make_node("Slice", ["audio", "zero", "one", "one"], ["index_f"]),
@@ -27,6 +28,10 @@ def tiny_model(path: Path, meta: contract.ModelMeta, segment_logits: np.ndarray)
                   helper.make_node("Add", ["nothing", "tag_scores"], ["tags"])]
         consts.append(numpy_helper.from_array(np.array(0, np.float32), "zero_f"))
         outputs.append(helper.make_tensor_value_info("tags", TensorProto.FLOAT, ["batch", len(meta.tags)]))
+    if segment_music is not None:
+        consts.append(numpy_helper.from_array(np.asarray(segment_music, np.float32), "music_table"))
+        nodes.append(helper.make_node("Gather", ["music_table", "index_1d"], ["music"], axis=0))
+        outputs.append(helper.make_tensor_value_info("music", TensorProto.FLOAT, ["batch"]))
     graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", n])],
                               outputs, initializer=consts)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
