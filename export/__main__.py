@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export import crossval, evaluate, extract, families, folds, library, to_onnx
+from export import crossval, evaluate, extract, families, folds, library, music, to_onnx
 
 
 def _data(parser, split: bool):
@@ -119,6 +119,10 @@ def run_crossval(args, family) -> dict:
         two_fold, _ = crossval.cross_validate(family, y, labels, inputs, folds.two_fold(
             [c.stem for c in found.clips], splits), args)
         results["two_fold"] = dict(two_fold, protocol="fit train list -> score valid list and back; pooled")
+    if hasattr(family, "extractor"):  # features: a music detector too, scored out of fold
+        other = extract.nonmusic_features(family.extractor(args))
+        results["music"] = dict(music.out_of_fold(inputs, folds.grouped(y, groups), other),
+                                protocol=f"{protocol}: clips called music by a detector fitted without their fold")
     results["calibration"] = crossval.calibration(answers, family.meta(labels).pooling,
                                                   out / f"calibration_{family.NAME}.png",
                                                   f"{family.NAME}: grouped CV, out of fold")
@@ -128,6 +132,8 @@ def run_crossval(args, family) -> dict:
     for protocol in ("grouped", "two_fold")[:1 + bool(splits)]:
         print(f"== {family.NAME}, {results[protocol]['protocol']}\n{evaluate.report(results[protocol])}")
     print(f"== calibration, out of fold: {json.dumps(results['calibration'])}")
+    if "music" in results:
+        print(f"== music, out of fold: {results['music']['music_called_music']:.1%} of the clips called music")
     print(f"== {family.NAME} on {len(y)} clips of {len(labels)} labels: {grouped['track_accuracy']:.1%} of tracks "
           f"right ({results['grouped']['protocol']}) -> {out}")
     return results
@@ -162,6 +168,11 @@ def run_train(args, family) -> Path:
     else:
         print(f"warning: no {scores}: the model is not calibrated and never flags an answer uncertain "
               f"(run crossval with --out {path.parent} first)", file=sys.stderr)
+    if hasattr(family, "extractor"):  # features: it says when it is not music, fitted on this library's music
+        other = extract.nonmusic_features(family.extractor(args))
+        model = music.append(model, music.fit(np.concatenate(inputs), np.concatenate(other)))
+        card["music"] = {"music_segments": int(sum(map(len, inputs))), "non_music_segments": int(sum(map(len, other))),
+                         "non_music": "export/nonmusic.py", "method": "export/music.py"}
     to_onnx.write(model, path, card)
     print(f"trained {path.stem} ({family.NAME}) on {len(y)} clips of {len(found.labels)} labels "
           f"in {card['training']['seconds']:.0f} s -> {path}")

@@ -14,8 +14,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+import onnx
 from tqdm import tqdm
 
+from export import music, nonmusic
 from export.library import Clip, Library
 from inference import batch, config, contract, decode, pipeline
 from inference.errors import ClassifyError
@@ -120,3 +122,19 @@ def audio(library: Library, sample_rate: int) -> tuple[list[Clip], list[np.ndarr
         windows.append(window.audio)
     return kept, windows
 
+
+
+def nonmusic_features(extractor: Extractor) -> list[np.ndarray]:
+    """The extractor's features of the synthesized non-music (export/nonmusic.py), computed once:
+    cached beside the clips' features, keyed by the generator's source and seed."""
+    made_by = hashlib.sha256(Path(nonmusic.__file__).read_bytes() + str(nonmusic.SEED).encode()).hexdigest()[:16]
+    path = extractor.folder() / f"nonmusic-{made_by}.npz"
+    if not path.exists():
+        print("features of the synthesized non-music (speech, noise, tones...)", flush=True)
+        features = music.nonmusic_features(onnx.load(extractor.model_path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, *features)
+        os.replace(tmp, path)
+    with np.load(path) as saved:
+        return [saved[f"arr_{i}"] for i in range(len(saved.files))]

@@ -8,15 +8,9 @@ library's clips) against the synthesized non-music (export/nonmusic.py); the sta
 folded into one weight vector. append() adds it to an exported model's graph as the output
 MUSIC_OUTPUT [segments], fed by its FEATURES_OUTPUT: a graph edit like to_onnx.calibrated().
 A track's `music` pools its segments' as the genre head does (the mean of their logits).
-
-    python -m export.music --model models/genre_musicnn.onnx --data DIR --out OUT.onnx
-
-fits a detector on the model's own features of the music under DIR (any folder export.dataset
-reads) against nonmusic.generate(), and writes the model with it (and its serving twin) to OUT.
+`python -m export train` fits one on the library's music for every model that has features.
 """
-import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -25,9 +19,9 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from export import dataset, nonmusic, to_onnx
+from export import nonmusic
 from inference import segments
-from inference.contract import AUDIO_INPUT, FEATURES_OUTPUT, MUSIC_OUTPUT, TAGS_OUTPUT, ModelMeta
+from inference.contract import AUDIO_INPUT, FEATURES_OUTPUT, MUSIC_OUTPUT, ModelMeta
 
 C = 0.1  # inverse L2 strength (export/music_compare.py: 0.01-1 score alike)
 
@@ -56,14 +50,14 @@ def fit(music: np.ndarray, nonmusic: np.ndarray, c: float = C) -> Detector:
 
 def append(model: onnx.ModelProto, detector: Detector) -> onnx.ModelProto:
     """The model with a second use of its FEATURES_OUTPUT [segments, features]: the output
-    MUSIC_OUTPUT [segments], each segment's P(music)."""
+    MUSIC_OUTPUT [segments], each segment's P(music) (a detector it had before is replaced)."""
     outputs = {o.name: o for o in model.graph.output}
-    if FEATURES_OUTPUT not in outputs or MUSIC_OUTPUT in outputs:
-        raise ValueError(f"the model needs an output {FEATURES_OUTPUT!r} and none named {MUSIC_OUTPUT!r}; "
-                         f"it has {list(outputs)}")
+    if FEATURES_OUTPUT not in outputs:
+        raise ValueError(f"the model needs an output {FEATURES_OUTPUT!r}; it has {list(outputs)}")
     width = outputs[FEATURES_OUTPUT].type.tensor_type.shape.dim[-1].dim_value
     if width != len(detector.kernel):
         raise ValueError(f"the model's {FEATURES_OUTPUT!r} are {width} wide, the detector's {len(detector.kernel)}")
+    _remove(model)
     model.graph.initializer.extend([numpy_helper.from_array(detector.kernel.astype(np.float32), "music_kernel"),
                                     numpy_helper.from_array(np.array(detector.bias, np.float32), "music_bias")])
     model.graph.node.extend([helper.make_node("MatMul", [FEATURES_OUTPUT, "music_kernel"], ["music_weighted"]),
@@ -74,16 +68,16 @@ def append(model: onnx.ModelProto, detector: Detector) -> onnx.ModelProto:
     return model
 
 
-def with_features(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A musicnn-family model exported without the output FEATURES_OUTPUT, with it: the head's
-    input, the Concat of the penultimate layer and TAGS_OUTPUT (models exported before it was one)."""
-    if FEATURES_OUTPUT not in [o.name for o in model.graph.output]:
-        concat = next(n for n in model.graph.node if n.op_type == "Concat" and n.input[-1] == TAGS_OUTPUT)
-        shape = next(v for v in onnx.shape_inference.infer_shapes(model).graph.value_info if v.name == concat.output[0])
-        model.graph.node.append(helper.make_node("Identity", [concat.output[0]], [FEATURES_OUTPUT]))
-        width = shape.type.tensor_type.shape.dim[-1].dim_value
-        model.graph.output.append(helper.make_tensor_value_info(FEATURES_OUTPUT, TensorProto.FLOAT, ["batch", width]))
-    return model
+def _remove(model: onnx.ModelProto):
+    """Take out the detector that append() added, if any."""
+    ours = {"music_weighted", "music_logits", MUSIC_OUTPUT}
+    kept = [n for n in model.graph.node if not set(n.output) & ours]
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    for field, names in ((model.graph.initializer, {"music_kernel", "music_bias"}),
+                         (model.graph.output, {MUSIC_OUTPUT})):
+        for item in [i for i in field if i.name in names]:
+            field.remove(item)
 
 
 def features_of(model: onnx.ModelProto, audios, batch: int = 16) -> list[np.ndarray]:
@@ -101,27 +95,25 @@ def features_of(model: onnx.ModelProto, audios, batch: int = 16) -> list[np.ndar
 
 def with_detector(model: onnx.ModelProto, music: list[np.ndarray], other: list[np.ndarray]) -> onnx.ModelProto:
     """The model (raw audio in) with a detector fitted on its own features of these audios."""
-    model = with_features(model)
     detector = fit(np.concatenate(features_of(model, music)), np.concatenate(features_of(model, other)))
     return append(model, detector)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m export.music", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, type=Path, help="an exported model (raw audio in)")
-    parser.add_argument("--data", required=True, help="the music: a folder export.dataset reads")
-    parser.add_argument("--out", required=True, type=Path)
-    args = parser.parse_args(argv)
-    model = onnx.load(args.model)
-    rate = ModelMeta.from_props({p.key: p.value for p in model.metadata_props}).sample_rate
-    if rate != nonmusic.SAMPLE_RATE:
-        parser.error(f"the model takes {rate} Hz; the non-music is made at {nonmusic.SAMPLE_RATE} Hz")
-    music = [audio for _, audio in dataset.load(dataset.find_clips(args.data), rate)]
-    other = [item.audio for item in nonmusic.generate()]
-    args.out.write_bytes(with_detector(model, music, other).SerializeToString())
-    print(to_onnx.write_twin(args.out))
+def nonmusic_features(model: onnx.ModelProto) -> list[np.ndarray]:
+    """The model's features of the synthesized non-music (nonmusic.generate()), segment by segment."""
+    return features_of(model, [item.audio for item in nonmusic.generate()])
 
 
-if __name__ == "__main__":
-    main()
+def out_of_fold(features: list[np.ndarray], protocol, other: list[np.ndarray]) -> dict:
+    """How often a library's clips are called music (P >= 0.5, their segments pooled) by a detector
+    fitted without their fold (the protocol's folds: each artist on one side), on all the non-music."""
+    shares = []
+    for repeat in protocol:
+        called = np.zeros(len(features), bool)
+        for _, fit_on, score in repeat:
+            detector = fit(np.concatenate([features[i] for i in fit_on]), np.concatenate(other))
+            for i in score:
+                called[i] = segments.pool_yes(detector.probabilities(features[i])) >= 0.5
+        shares.append(float(called.mean()))
+    return {"music_called_music": float(np.mean(shares)), "min": min(shares), "max": max(shares),
+            "non_music_segments": int(sum(map(len, other)))}

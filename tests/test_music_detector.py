@@ -76,13 +76,19 @@ def test_appended_output_is_the_detector_on_the_models_features(batch):
     assert np.array_equal(probabilities, before.run([OUTPUT], {AUDIO_INPUT: audio})[0])  # the genres unchanged
 
 
-def test_append_refuses_a_model_without_features_or_with_music_already():
+def test_append_refuses_a_model_without_features_and_replaces_a_detector():
     detector = music.fit(*clouds())
     no_features = tiny_model()
     del no_features.graph.output[1]
     with pytest.raises(ValueError, match="features"):
         music.append(no_features, detector)
-    with pytest.raises(ValueError, match="music"):
-        music.append(music.append(tiny_model(), detector), detector)
     with pytest.raises(ValueError, match="13 wide, the detector's 12"):
         music.append(tiny_model(width=WIDTH + 1), detector)
+    other = music.fit(*clouds(seed=7))
+    twice = music.append(music.append(tiny_model(), detector), other)  # retrained: the new one, once
+    assert [o.name for o in twice.graph.output].count(MUSIC_OUTPUT) == 1
+    assert sum(i.name == "music_kernel" for i in twice.graph.initializer) == 1
+    session = ort.InferenceSession(twice.SerializeToString(), providers=["CPUExecutionProvider"])
+    audio = np.random.default_rng(3).normal(size=(4, 8)).astype(np.float32)
+    features, music_p = session.run([FEATURES_OUTPUT, MUSIC_OUTPUT], {AUDIO_INPUT: audio})
+    assert np.allclose(music_p, other.probabilities(features), rtol=1e-4, atol=1e-6)

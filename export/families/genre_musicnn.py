@@ -74,10 +74,15 @@ def add_arguments(parser):
                         help="a served model of this family whose features are trained on (default: %(default)s)")
 
 
+def extractor(options) -> extract.Extractor:
+    """Where the features come from: a served model of this family, here or deployed."""
+    return extract.Extractor(options.extractor, options.endpoint, options.token, options.jobs, retries=options.retries,
+                             cache=options.cache)
+
+
 def inputs(library, options) -> tuple[list, list[np.ndarray]]:
     """The clips whose features could be had, and per clip its segments' features [segments, 250]."""
-    return extract.features(library, extract.Extractor(options.extractor, options.endpoint, options.token,
-                                                       options.jobs, retries=options.retries, cache=options.cache))
+    return extract.features(library, extractor(options))
 
 
 @dataclass(frozen=True)
