@@ -22,7 +22,7 @@ class Variable:
 VARIABLES = {v.name: v for v in (
     Variable("GENRE_MODEL", f"models/{DEFAULT_MODEL.name}",
              "the ONNX model; `models/genre_cnn.onnx` is the small MFCC CNN (49% of new artists' tracks right "
-             "instead of 69.5%, at a twentieth of the compute)"),
+             "instead of 68.3%, at a twentieth of the compute)"),
     Variable("GENRE_DEFAULT_START_S", "60", "where the default window starts"),
     Variable("GENRE_DEFAULT_DURATION_S", "30", "the default window's length"),
     Variable("GENRE_MAX_DURATION_S", "60", "the longest window a caller may ask for"),
