@@ -25,9 +25,9 @@ from inference.config import DEFAULT_MODEL  # noqa: E402
 
 
 def variant(path: Path, folder: Path, detector: bool) -> Path:
-    """The model with its "features" output, and with a zero detector if asked, in folder."""
+    """The model without its detector, or with a zero detector if asked, in folder."""
     out = folder / path.name
-    full = music.with_features(onnx.load(path))
+    full = music.without(onnx.load(path))
     width = next(o for o in full.graph.output if o.name == music.FEATURES_OUTPUT).type.tensor_type.shape.dim[-1]
     if detector:
         full = music.append(full, music.Detector(np.zeros(width.dim_value), 0.0))

@@ -57,7 +57,7 @@ def append(model: onnx.ModelProto, detector: Detector) -> onnx.ModelProto:
     width = outputs[FEATURES_OUTPUT].type.tensor_type.shape.dim[-1].dim_value
     if width != len(detector.kernel):
         raise ValueError(f"the model's {FEATURES_OUTPUT!r} are {width} wide, the detector's {len(detector.kernel)}")
-    _remove(model)
+    without(model)
     model.graph.initializer.extend([numpy_helper.from_array(detector.kernel.astype(np.float32), "music_kernel"),
                                     numpy_helper.from_array(np.array(detector.bias, np.float32), "music_bias")])
     model.graph.node.extend([helper.make_node("MatMul", [FEATURES_OUTPUT, "music_kernel"], ["music_weighted"]),
@@ -68,8 +68,8 @@ def append(model: onnx.ModelProto, detector: Detector) -> onnx.ModelProto:
     return model
 
 
-def _remove(model: onnx.ModelProto):
-    """Take out the detector that append() added, if any."""
+def without(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model without the detector that append() added, if any (changed in place)."""
     ours = {"music_weighted", "music_logits", MUSIC_OUTPUT}
     kept = [n for n in model.graph.node if not set(n.output) & ours]
     del model.graph.node[:]
@@ -78,6 +78,7 @@ def _remove(model: onnx.ModelProto):
                          (model.graph.output, {MUSIC_OUTPUT})):
         for item in [i for i in field if i.name in names]:
             field.remove(item)
+    return model
 
 
 def features_of(model: onnx.ModelProto, audios, batch: int = 16) -> list[np.ndarray]:

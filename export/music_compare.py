@@ -14,19 +14,20 @@ of its segments' logits) is positive; a segment when its own is.
 """
 import argparse
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 from scipy.special import expit
 from sklearn.covariance import LedoitWolf
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
-from export import calibrate, dataset, folds, musicnn, nonmusic
+from export import calibrate, extract, folds, library, musicnn, nonmusic
 from export import music as music_detector
 from export.families import genre_musicnn
 from inference import features, segments
+from inference.config import DEFAULT_MODEL
 
 CACHE = musicnn.CACHE.parent / "music-detector"
 OUT_OF_FOLD_QUANTILE = 0.99  # distance methods: the music segments' distance under which a segment is music
@@ -44,15 +45,13 @@ def signal_stats(audio_segments: np.ndarray) -> np.ndarray:
 
 
 def segment_features(audios: list[np.ndarray]) -> list[np.ndarray]:
-    """Each audio's segments: musicnn MSD features [250] and signal_stats [2], cached by what
-    determines them: the audio, the front-end, the weights."""
-    weights = (musicnn.checkpoint("MSD") / ".data-00000-of-00001").read_bytes()
-    digest = hashlib.sha256(json.dumps(genre_musicnn.FEATURES, sort_keys=True).encode() + weights
+    """Each audio's segments: the shipped model's features [250] (musicnn MSD's, as the detector is
+    trained on them) and signal_stats [2], cached by what determines them: the audio and the features."""
+    digest = hashlib.sha256(genre_musicnn.features_id().encode()
                             + b"".join(a.astype(np.float32).tobytes() for a in audios)).hexdigest()[:16]
     path = CACHE / f"features-{digest}.npz"
     if not path.exists():
-        options = argparse.Namespace(backbone="MSD")
-        net = genre_musicnn.inputs([(None, a) for a in audios], options)
+        net = music_detector.features_of(onnx.load(DEFAULT_MODEL), audios)
         stats = [signal_stats(segments.split(a, genre_musicnn.SEGMENT_SAMPLES)) for a in audios]
         CACHE.mkdir(parents=True, exist_ok=True)
         np.savez(path, counts=[len(f) for f in net], x=np.concatenate([np.hstack(p) for p in zip(net, stats,
@@ -186,17 +185,19 @@ def reliability(result: dict, path: Path, title: str) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m export.music_compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="GTZAN-layout folder: the music")
+    parser.add_argument("--data", required=True, help="the music: a labelled library (export/library/)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="repeats of the grouped folds")
     parser.add_argument("--hold-out", choices=("generator", "family"), default="generator",
                         help="hold out one generator (white noise, flite...) or a family of them (noise, tone...)")
     parser.add_argument("--diagram", type=Path, help="draw the first method's reliability diagram here (.png)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     args = parser.parse_args(argv)
-    loaded = dataset.load(dataset.find_clips(args.data), genre_musicnn.SAMPLE_RATE)
-    clips = [c for c, _ in loaded]
-    groups = folds.artists(Path(args.data) / "artists.csv", [c.stem for c in clips])
-    protocol = folds.grouped(clips, groups, seeds=args.seeds)
+    found = library.read(args.data)
+    clips, audio = extract.audio(found, genre_musicnn.SAMPLE_RATE)
+    found = library.Library(clips)
+    loaded = list(zip(clips, audio, strict=True))
+    groups = found.groups
+    protocol = folds.grouped(np.array([found.labels.index(c.label) for c in clips]), groups, seeds=args.seeds)
     items = nonmusic.generate()
     border, border_audio = _borderline(items, [a for _, a in loaded])
     music = segment_features([a for _, a in loaded])

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -15,7 +16,7 @@ import pytest
 import soundfile as sf
 from playwright.sync_api import expect, sync_playwright
 
-from export import dataset, folds, music, nonmusic, to_onnx
+from export import extract, folds, library, music, nonmusic, to_onnx
 from inference import model
 
 import function_server
@@ -24,18 +25,23 @@ FIT_SECONDS = 12  # of each training clip: enough segments, a quarter of the cos
 SECONDS = 30
 
 
+def decoded(clips: list) -> list:
+    """(clip, its window as the function decodes it at 16 kHz) for each clip."""
+    return list(zip(*extract.audio(library.Library(clips), nonmusic.SAMPLE_RATE), strict=True))
+
+
 @pytest.fixture(scope="module")
 def clips(gtzan):
     """(fit clips, held-out clips: one per genre, by artists the fit never saw), decoded at 16 kHz."""
-    found = dataset.find_clips(gtzan)
-    _, fit_on, score_on = folds.grouped(found, folds.artists(gtzan / "artists.csv", [c.stem for c in found]),
-                                        seeds=(0,))[0][0]
+    found = library.read(gtzan)
+    y = np.array([found.labels.index(c.label) for c in found.clips])
+    _, fit_on, score_on = folds.grouped(y, found.groups, seeds=(0,))[0][0]
     held, genres = [], set()
     for i in score_on:
-        if found[i].genre not in genres:
-            held.append(found[i])
-            genres.add(found[i].genre)
-    return (dataset.load([found[i] for i in fit_on], nonmusic.SAMPLE_RATE), dataset.load(held, nonmusic.SAMPLE_RATE))
+        if found.clips[i].label not in genres:
+            held.append(found.clips[i])
+            genres.add(found.clips[i].label)
+    return decoded([found.clips[i] for i in fit_on]), decoded(held)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +74,6 @@ def test_not_music_is_flagged_and_held_out_music_keeps_its_genre(music_model, mo
         answer, before = detecting.classify(audio), shipped.classify(audio)
         assert answer["music"] >= 0.5, (clip.stem, answer["music"])
         assert (answer["genre"], answer["scores"]) == (before["genre"], before["scores"])  # the genres untouched
-        assert "music" not in before
 
 
 def test_a_spoken_intro_shows_in_the_timeline(music_model, clips):
@@ -88,7 +93,7 @@ def wavs(tmp_path_factory, clips):
     for name, audio in not_music().items():
         sf.write(folder / f"{name.replace(' ', '-')}.wav", audio, nonmusic.SAMPLE_RATE)
     clip = clips[1][0][0]
-    return folder, clip.path
+    return folder, Path(clip.item)
 
 
 @pytest.fixture(scope="module")
