@@ -1,5 +1,5 @@
 """The music detector's cost per request: the default model's serving path (Model.classify on
-30 s of a GTZAN clip, warm) without and with the "music" output (export/music.py), interleaved.
+30 s of a GTZAN clip, warm) without and with its "music" output (export/music.py), interleaved.
 
     python bench/music.py [--repeat 40]
 
@@ -62,8 +62,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import librosa
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-        models = {"without music": model.Model(Path(DEFAULT_MODEL)),
-                  "with a features output": model.Model(variant(Path(DEFAULT_MODEL), Path(a), False)),
+        models = {"without music": model.Model(variant(Path(DEFAULT_MODEL), Path(a), False)),
                   "with music": model.Model(variant(Path(DEFAULT_MODEL), Path(b), True))}
         audio, _ = librosa.load(CLIP, sr=models["without music"].sample_rate, duration=30)
         times = {name: [] for name in models}
