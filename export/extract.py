@@ -8,6 +8,7 @@ function would hear (its decoder and default window). Each clip's features are c
 they arrive, keyed by the audio's content and by what determines them (the model's features_id, the
 window and the resampler), so crossval, train and option changes reuse them and a killed run resumes."""
 import dataclasses
+import functools
 import hashlib
 import math
 import os
@@ -48,7 +49,7 @@ class Extractor:
     cache: Path = CACHE
 
     def features_id(self) -> str:
-        meta = contract.ModelMeta.from_props(_metadata(self.model_path))
+        meta = _meta(Path(self.model_path))
         if not meta.features_id:
             raise SystemExit(f"{self.model_path} gives no features (its metadata has no features_id): "
                              "use a model of this family exported by this version of export/")
@@ -67,9 +68,10 @@ class Extractor:
         return batch.Local(settings(self.model_path), None, None, features=True)
 
 
-def _metadata(path: Path) -> dict:
-    import onnxruntime as ort
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+@functools.cache
+def _meta(path: Path) -> contract.ModelMeta:
+    """A model's metadata, read once per run (every cache look-up asks for its features_id)."""
+    return contract.ModelMeta.from_props({p.key: p.value for p in onnx.load(str(path)).metadata_props})
 
 
 def features(library: Library, extractor: Extractor) -> tuple[list[Clip], list[np.ndarray]]:
@@ -91,15 +93,16 @@ def features(library: Library, extractor: Extractor) -> tuple[list[Clip], list[n
         if "error" in row:
             library.skipped.append(f"{clip.origin}: {row['error']['message']}")
             continue
-        _save(folder / f"{clip.key}.npy", np.asarray(found["segments"], np.float32))
+        _written(folder / f"{clip.key}.npy", functools.partial(np.save, arr=np.asarray(found["segments"], np.float32)))
     kept = [c for c in library.clips if (folder / f"{c.key}.npy").exists()]
     return kept, [np.load(folder / f"{c.key}.npy") for c in kept]
 
 
-def _save(path: Path, array: np.ndarray):
-    """Written whole or not at all: a run killed mid-write leaves no broken file to resume from."""
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, array)
+def _written(path: Path, save):
+    """save(a temporary path) then renamed to path: written whole or not at all, so a run killed
+    mid-write leaves no broken file to resume from."""
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    save(tmp)
     os.replace(tmp, path)
 
 
@@ -123,7 +126,6 @@ def audio(library: Library, sample_rate: int) -> tuple[list[Clip], list[np.ndarr
     return kept, windows
 
 
-
 def nonmusic_features(extractor: Extractor) -> list[np.ndarray]:
     """The extractor's features of the synthesized non-music (export/nonmusic.py), computed once:
     cached beside the clips' features, keyed by the generator's source and seed."""
@@ -133,8 +135,6 @@ def nonmusic_features(extractor: Extractor) -> list[np.ndarray]:
         print("features of the synthesized non-music (speech, noise, tones...)", flush=True)
         features = music.nonmusic_features(onnx.load(extractor.model_path))
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, *features)
-        os.replace(tmp, path)
+        _written(path, lambda tmp: np.savez(tmp, *features))
     with np.load(path) as saved:
         return [saved[f"arr_{i}"] for i in range(len(saved.files))]
