@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export import crossval, evaluate, extract, families, folds, library, music, to_onnx
+from export import calibrate, crossval, evaluate, extract, families, folds, in_labels, library, music, outside, to_onnx
 
 MUSIC_WARNING = 0.98  # issue 20's target: music called music out of fold at least this often
 
@@ -88,12 +88,25 @@ def _inputs(args, family) -> tuple[library.Library, np.ndarray, list]:
     usable = library.Library(clips, found.skipped)
     _report_skipped(usable)
     library.check_sizes(usable)
+    _warn_one_artist(usable)
     return usable, np.array([usable.labels.index(c.label) for c in clips]), inputs
 
 
 def _report_skipped(found: library.Library):
     if found.skipped:
         print(f"skipped {len(found.skipped)}:\n  " + "\n  ".join(found.skipped), file=sys.stderr)
+
+
+def _warn_one_artist(found: library.Library):
+    """Name each label whose clips all come from one known artist: grouped folds cannot keep it apart."""
+    artists = {}
+    for clip in found.clips:
+        artists.setdefault(clip.label, set()).add(clip.artist or None)
+    for label, who in sorted(artists.items()):
+        if len(who) == 1 and None not in who:
+            print(f"warning: every clip of {label!r} is by {next(iter(who))!r}: its figures cannot be grouped by "
+                  "artist (a fold without that artist has no clip of it), so they say little about other artists' "
+                  f"{label}; add clips by other artists", file=sys.stderr)
 
 
 def _protocol(found: library.Library) -> str:
@@ -125,6 +138,11 @@ def run_crossval(args, family) -> dict:
         other = extract.nonmusic_features(family.extractor(args))
         results["music"] = dict(music.out_of_fold(inputs, folds.grouped(y, groups), other),
                                 protocol=f"{protocol}: clips called music by a detector fitted without their fold")
+    if hasattr(family, "extractor") and len(labels) >= outside.MIN_LABELS:  # features: in_labels, left-out labels
+        print("in_labels: leave one label out", flush=True)
+        scored = outside.leave_one_label_out(inputs, y, groups, labels)
+        results["in_labels"] = dict(outside.figures(scored), protocol=outside.PROTOCOL)
+        outside.diagram(scored, out / f"in_labels_{family.NAME}.png", f"{family.NAME}: in_labels, leave one label out")
     results["calibration"] = crossval.calibration(answers, family.meta(labels).pooling,
                                                   out / f"calibration_{family.NAME}.png",
                                                   f"{family.NAME}: grouped CV, out of fold")
@@ -134,6 +152,10 @@ def run_crossval(args, family) -> dict:
     for protocol in ("grouped", "two_fold")[:1 + bool(splits)]:
         print(f"== {family.NAME}, {results[protocol]['protocol']}\n{evaluate.report(results[protocol])}")
     print(f"== calibration, out of fold: {json.dumps(results['calibration'])}")
+    if results["calibration"]["temperature_at_lowest"]:
+        print(f"warning: the library is too small or too easy to calibrate on: out of fold its answers were right so "
+              f"often that the fit wanted to sharpen them past the lowest temperature "
+              f"({calibrate.TEMPERATURES[0]}), where it is held; add clips, artists or labels", file=sys.stderr)
     if "music" in results:
         called = results["music"]["music_called_music"]
         print(f"== music, out of fold: {called:.1%} of the clips called music")
@@ -141,6 +163,11 @@ def run_crossval(args, family) -> dict:
             print(f"warning: the music detector, fitted on this library's music, calls {1 - called:.0%} of its clips "
                   "not music when it has not seen their artists: the library is too small or too narrow for it "
                   "(the answers' `music` and `uncertain` will be too), docs/music-detection.md", file=sys.stderr)
+    if "in_labels" in results:
+        print(f"== in_labels, {results['in_labels']['protocol']}\n{outside.report(results['in_labels'])}")
+    else:
+        print(f"note: in_labels is scored by leaving one label out: {outside.MIN_LABELS} labels or more "
+              "(the model still gets its detector at train)", file=sys.stderr)
     print(f"== {family.NAME} on {len(y)} clips of {len(labels)} labels: {grouped['track_accuracy']:.1%} of tracks "
           f"right ({results['grouped']['protocol']}) -> {out}")
     return results
@@ -158,12 +185,13 @@ def _crossval_card(results: dict, found: library.Library, family, args) -> dict:
 
 
 def run_train(args, family) -> Path:
+    started = time.monotonic()
     found, y, inputs = _inputs(args, family)
     path = args.out or Path("models") / f"{family.NAME}.onnx"
-    started = time.monotonic()
+    fitting = time.monotonic()
     trained = family.fit(inputs, y, found.labels, args)
     card = {"training": dict(family.describe(args), data=str(args.data), split=args.split, clips=len(y),
-                             seconds=round(time.monotonic() - started, 1))}
+                             seconds=round(time.monotonic() - fitting, 1))}
     model = family.onnx(trained, family.meta(found.labels, path.stem), args)
     scores = path.parent / f"crossval_{family.NAME}.json"
     if scores.exists():  # written by crossval into the same folder: its figures, and its calibration baked in
@@ -180,9 +208,15 @@ def run_train(args, family) -> Path:
         model = music.append(model, music.fit(np.concatenate(inputs), np.concatenate(other)))
         card["music"] = {"music_segments": int(sum(map(len, inputs))), "non_music_segments": int(sum(map(len, other))),
                          "non_music": "export/nonmusic.py", "method": "export/music.py"}
+        model = in_labels.append(model, in_labels.fit(inputs, y, found.groups))
+        card["in_labels"] = {"method": "export/in_labels.py", "clips": len(y), "labels": len(found.labels)}
+        if "crossval" in card and "in_labels" in results:
+            card["in_labels"]["crossval"] = {k: results["in_labels"][k] for k in
+                                             ("protocol", "auroc", "auroc_mean", "outside_under_half",
+                                              "inside_at_half_or_above", "ece_balanced")}
     to_onnx.write(model, path, card)
     print(f"trained {path.stem} ({family.NAME}) on {len(y)} clips of {len(found.labels)} labels "
-          f"in {card['training']['seconds']:.0f} s -> {path}")
+          f"in {time.monotonic() - started:.1f} s (the head's fit {card['training']['seconds']:.1f} s) -> {path}")
     return path
 
 

@@ -8,14 +8,23 @@ from scipy.optimize import minimize_scalar
 from scipy.special import softmax
 
 ECE_BINS = 15
+# A temperature under 0.5 (logits more than doubled) is not calibration but a library too small or too
+# easy to learn it from: out of fold every answer was right, so the fit drives the scores to 1.0000.
+TEMPERATURES = (0.5, 20.0)
 
 
 def temperature(probabilities_at, y: np.ndarray) -> float:
-    """The T in [0.05, 20] that minimises the negative log-likelihood of probabilities_at(T)
+    """The T in TEMPERATURES that minimises the negative log-likelihood of probabilities_at(T)
     (answers' probabilities [n, labels] when every logit is divided by T)."""
     def nll(log_t):
         return -np.log(np.maximum(probabilities_at(np.exp(log_t))[np.arange(len(y)), y], 1e-300)).mean()
-    return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+    bounds = np.log(TEMPERATURES)
+    return float(np.exp(minimize_scalar(nll, bounds=tuple(bounds), method="bounded").x))
+
+
+def at_lowest(t: float) -> bool:
+    """Whether a fitted temperature sits at the lowest allowed: the data wanted sharper still."""
+    return t < TEMPERATURES[0] * 1.01
 
 
 def scaled(probabilities: np.ndarray, t: float) -> np.ndarray:

@@ -64,8 +64,9 @@ def calibration(answers: list, pooling: str, diagram: Path, title: str) -> dict:
     threshold, flagged = calibrate.uncertain_below(calibrated, y, PRECISION)
     kept = calibrated.max(axis=1) >= threshold
     calibrate.reliability_diagram({"before": (raw, y), f"after (T = {t:.2f})": (calibrated, y)}, diagram, title)
-    return {"temperature": round(t, 4), "answers": len(y), "before": calibrate.figures(raw, y),
-            "after": calibrate.figures(calibrated, y), "after_cross_fitted": calibrate.figures(crossed_p, crossed_y),
+    return {"temperature": round(t, 4), "temperature_at_lowest": calibrate.at_lowest(t), "answers": len(y),
+            "before": calibrate.figures(raw, y), "after": calibrate.figures(calibrated, y),
+            "after_cross_fitted": calibrate.figures(crossed_p, crossed_y),
             "uncertain_below": round(threshold, 4), "flagged": flagged,
             "accuracy_not_flagged": float(np.mean(calibrated[kept].argmax(axis=1) == y[kept])) if kept.any() else None}
 

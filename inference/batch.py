@@ -24,8 +24,10 @@ from inference import config, decode, errors, pipeline
 from inference.errors import ClassifyError
 
 LISTS = {".txt", ".m3u", ".m3u8"}
-# music: P(music), empty for a model without a music detector
-CSV_COLUMNS = ["input", "genre", "confidence", "uncertain", "music", "status", "error"]
+# music and in_labels: P(music) and P(in the model's labels), empty for a model without those detectors;
+# uncertain_reasons: their codes joined by spaces
+CSV_COLUMNS = ["input", "genre", "confidence", "uncertain", "uncertain_reasons", "music", "in_labels", "status",
+               "error"]
 
 
 def is_link(item: str) -> bool:
@@ -224,7 +226,8 @@ class Output:
         if self.as_csv:
             error = row.get("error") or {}
             self.csv.writerow({**row, "error": error.get("code", ""),
-                               "uncertain": row.get("uncertain", ""), "status": row.get("status", "")})
+                               "uncertain": row.get("uncertain", ""), "status": row.get("status", ""),
+                               "uncertain_reasons": " ".join(row.get("uncertain_reasons") or ())})
         else:
             self.file.write(json.dumps(row) + "\n")
         self.file.flush()

@@ -19,8 +19,9 @@ AUDIO_INPUT, POWER_INPUT, OUTPUT = "audio", "power", "probabilities"
 TAGS_OUTPUT = "tags"  # a second output, [batch, len(tags)], where the metadata names tags
 # Optional outputs: what the model's head reads [batch, n] where the metadata has a features_id (for a
 # pretrained backbone, its features, which export/ caches and trains new heads on), and, computed
-# from them, each segment's probability of being music [batch] (export/music.py)
-FEATURES_OUTPUT, MUSIC_OUTPUT = "features", "music"
+# from them, each segment's probability of being music [batch] (export/music.py) and of belonging to
+# one of the model's labels [batch] (export/in_labels.py)
+FEATURES_OUTPUT, MUSIC_OUTPUT, IN_LABELS_OUTPUT = "features", "music", "in_labels"
 TWIN_SUFFIX = ".power.onnx"
 # How a window's segment probabilities make the track's (inference/segments.py): their mean, or
 # the softmax of the mean of their logarithms, which for a linear head equals the head applied

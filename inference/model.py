@@ -13,16 +13,18 @@ from inference import contract, errors, features, segments
 TOP_TAGS = 5
 FEATURE_DECIMALS = 6  # float32 holds about 7 significant digits; features are of the order of 1
 MUSIC_BELOW = 0.5  # a window whose P(music) is under this is flagged uncertain (export/music.py)
+IN_LABELS_BELOW = 0.5  # and one whose P(in the model's labels) is under this (export/in_labels.py)
 
 
 @dataclass(frozen=True)
 class Scores:
     """A window's segment outputs: genre probabilities [n, labels], and where the model has them,
-    tag scores [n, tags], the head's input features [n, features] and P(music) [n]."""
+    tag scores [n, tags], the head's input features [n, features], P(music) [n] and P(in its labels) [n]."""
     probabilities: np.ndarray
     tags: np.ndarray | None = None
     features: np.ndarray | None = None
     music: np.ndarray | None = None
+    in_labels: np.ndarray | None = None
 
 
 _ORT = ort.capi.onnxruntime_pybind11_state
@@ -54,7 +56,7 @@ class Model:
         outputs = {o.name: o.shape for o in self.session.get_outputs()}
         self._outputs = ([contract.OUTPUT] + [contract.TAGS_OUTPUT] * bool(self.meta.tags)
                          + [contract.FEATURES_OUTPUT] * bool(self.meta.features_id)
-                         + [contract.MUSIC_OUTPUT] * (contract.MUSIC_OUTPUT in outputs))
+                         + [o for o in (contract.MUSIC_OUTPUT, contract.IN_LABELS_OUTPUT) if o in outputs])
         missing = set(self._outputs) - set(outputs)
         if missing:
             raise contract.ContractError(f"the model has no output {sorted(missing)[0]!r}")
@@ -81,13 +83,13 @@ class Model:
                    for i in range(0, len(batch), step)]
         joined = {name: np.concatenate([out[i] for out in outputs]) for i, name in enumerate(self._outputs)}
         return Scores(joined[contract.OUTPUT], joined.get(contract.TAGS_OUTPUT), joined.get(contract.FEATURES_OUTPUT),
-                      joined.get(contract.MUSIC_OUTPUT))
+                      joined.get(contract.MUSIC_OUTPUT), joined.get(contract.IN_LABELS_OUTPUT))
 
     def classify(self, audio: np.ndarray, start: float = 0.0, *, features: bool = False) -> dict:
         """The answer's verdict on a window that starts `start` s into the source: the genre, its
-        confidence, whether that is too low to trust, every label's score, the segments' timeline,
-        where the model has them its top tags and the probability that it is music (the window's and
-        each segment's; under MUSIC_BELOW, the answer is uncertain), and if asked its segments'
+        confidence, whether that is too uncertain to trust and why, every label's score, the segments'
+        timeline, where the model has them its top tags, the probability that it is music and that it
+        is music of one of its labels (the window's and each segment's), and if asked its segments'
         features. Probabilities to 4 decimals (more is noise; the scores may then sum to 1 +- a few 1e-4)."""
         if features and not self.meta.features_id:
             raise errors.bad_parameter(f"the model {self.meta.name} has no features to give")
@@ -96,18 +98,22 @@ class Model:
         track = segments.pool(probabilities, self.meta.pooling)
         best = int(track.argmax())
         seconds = self.meta.segment_samples / self.meta.sample_rate
-        # a single segment (under 6 s of audio) is too little to trust, whatever its score
-        uncertain = bool(track[best] < self.meta.uncertain_below or len(probabilities) < 2)
-        answer = {"genre": self.labels[best], "confidence": _rounded(track[best]), "uncertain": uncertain,
-                  "scores": dict(zip(self.labels, map(_rounded, track), strict=True)),
+        answer = {"genre": self.labels[best], "confidence": _rounded(track[best]), "uncertain": False,
+                  "uncertain_reasons": [], "scores": dict(zip(self.labels, map(_rounded, track), strict=True)),
                   "segments": len(probabilities),
                   "timeline": [{"start": round(start + i * seconds, 3), "genre": self.labels[int(p.argmax())],
                                 "confidence": _rounded(p.max())} for i, p in enumerate(probabilities)]}
-        if scores.music is not None:
-            music = segments.pool_yes(scores.music)
-            answer.update(music=_rounded(music), uncertain=uncertain or music < MUSIC_BELOW)
-            for segment, p in zip(answer["timeline"], scores.music, strict=True):
-                segment["music"] = _rounded(p)
+        reasons = []
+        for field, below, reason, per_segment in (("music", MUSIC_BELOW, "not_music", scores.music),
+                                                  ("in_labels", IN_LABELS_BELOW, "outside_labels", scores.in_labels)):
+            if per_segment is not None:
+                answer[field] = _rounded(segments.pool_yes(per_segment))
+                reasons += [reason] * (answer[field] < below)
+                for segment, p in zip(answer["timeline"], per_segment, strict=True):
+                    segment[field] = _rounded(p)
+        # a single segment (under 6 s of audio) is too little to trust, whatever its score
+        reasons += ["low_confidence"] * bool(track[best] < self.meta.uncertain_below or len(probabilities) < 2)
+        answer.update(uncertain=bool(reasons), uncertain_reasons=reasons)
         if scores.tags is not None:
             mean = scores.tags.mean(axis=0)
             answer["tags"] = [{"tag": self.meta.tags[i], "score": _rounded(mean[i])}

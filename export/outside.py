@@ -1,0 +1,148 @@
+"""How well `in_labels` (export/in_labels.py) tells music of a model's labels from music of none of
+them, on a library's cached features; crossval prints the same figures.
+
+    python -m export.outside --data ../shared/data/gtzan [--inside classical,metal,hiphop] [--diagram F.png]
+
+Protocol (leave one label out, artists grouped): for each label L, a detector fitted on the other
+labels' clips (its calibration fitted on them alone) scores L's clips: the outside; the other
+labels' clips are scored out of fold (StratifiedGroupKFold by artist, as crossval's folds) by
+detectors fitted without their fold and without L: the inside. Printed: AUROC per left-out label
+and their mean, the share of the outside under 0.5 and of the inside at 0.5 or above, and a
+reliability diagram (inside and outside weighed equally, the prior in_labels is calibrated for).
+--inside names the labels of a smaller taxonomy: the rest of the library is its outside, scored by
+each fold's detector; the inside out of fold.
+"""
+import argparse
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
+
+from export import calibrate, in_labels
+
+MIN_LABELS = 3  # leaving one out must leave two labels to calibrate on
+BINS = 10
+PROTOCOL = (f"leave one label out: each label's clips scored by a detector fitted on the other labels; those scored "
+            f"out of fold, StratifiedGroupKFold({in_labels.FOLDS}) by artist (seed {in_labels.SEED})")
+
+
+def _folds(y: np.ndarray, groups: list[str]):
+    n = len(set(groups))
+    return StratifiedGroupKFold(max(2, min(in_labels.FOLDS, n)), shuffle=True,
+                                random_state=in_labels.SEED).split(y, y, groups if n >= 2 else range(len(y)))
+
+
+def _out_of_fold(features, y, groups, extra=()) -> tuple[np.ndarray, list[np.ndarray]]:
+    """P(in) of each clip by a detector fitted without its fold; and, per fold, of the `extra` clips."""
+    pick = lambda idx: [features[i] for i in idx]  # noqa: E731
+    inside, others = np.zeros(len(y)), []
+    for fit_on, score in _folds(y, groups):
+        detector = in_labels.fit(pick(fit_on), y[fit_on], [groups[i] for i in fit_on])
+        inside[score] = [_pooled(detector, features[i]) for i in score]
+        others.append(np.array([_pooled(detector, f) for f in extra]))
+    return inside, others
+
+
+def _pooled(detector, features: np.ndarray) -> float:
+    """A window's in_labels: the sigmoid of its segments' mean logit (as served)."""
+    return float(1 / (1 + np.exp(-detector.logits(features).mean())))
+
+
+def leave_one_label_out(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels) -> dict:
+    """Per left-out label: (P(in) of the inside out of fold, P(in) of the left-out clips)."""
+    results = {}
+    for k, label in enumerate(labels):
+        rest, left = np.flatnonzero(y != k), np.flatnonzero(y == k)
+        inside, outside = _out_of_fold([features[i] for i in rest], y[rest], [groups[i] for i in rest],
+                                       [features[i] for i in left])
+        results[label] = (inside, np.mean(outside, axis=0))
+        print(f"  left out {label}: AUROC {_auroc(*results[label]):.3f}", flush=True)
+    return results
+
+
+def inside_outside(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels, inside_labels) -> dict:
+    """A taxonomy of `inside_labels` only: its clips out of fold, every other clip as the outside."""
+    chosen = np.isin(y, [labels.index(name) for name in inside_labels])
+    rest, left = np.flatnonzero(chosen), np.flatnonzero(~chosen)
+    inside, outside = _out_of_fold([features[i] for i in rest], y[rest], [groups[i] for i in rest],
+                                   [features[i] for i in left])
+    return {"+".join(inside_labels): (inside, np.mean(outside, axis=0))}
+
+
+def _auroc(inside: np.ndarray, outside: np.ndarray) -> float:
+    return float(roc_auc_score(np.r_[np.ones(len(inside)), np.zeros(len(outside))], np.r_[inside, outside]))
+
+
+def figures(results: dict) -> dict:
+    """AUROC per left-out label and their mean; the shares under and at-or-above 0.5; the balanced
+    reliability table (per bin of P(in): the share of the weight that is inside)."""
+    inside = np.concatenate([i for i, _ in results.values()])
+    outside = np.concatenate([o for _, o in results.values()])
+    p, truth = np.r_[inside, outside], np.r_[np.ones(len(inside)), np.zeros(len(outside))]
+    weight = np.r_[np.full(len(inside), 0.5 / len(inside)), np.full(len(outside), 0.5 / len(outside))]
+    which = np.minimum((p * BINS).astype(int), BINS - 1)
+    table = [{"bin": f"{b / BINS:.1f}-{(b + 1) / BINS:.1f}", "mean_p": round(float(np.average(p[which == b],
+             weights=weight[which == b])), 3), "inside": round(float(np.average(truth[which == b],
+             weights=weight[which == b])), 3), "weight": round(float(weight[which == b].sum()), 3)}
+             for b in range(BINS) if np.any(which == b)]
+    auroc = {label: round(_auroc(i, o), 3) for label, (i, o) in results.items()}
+    return {"auroc": auroc, "auroc_mean": round(float(np.mean(list(auroc.values()))), 3),
+            "outside_under_half": round(float(np.mean(outside < 0.5)), 3),
+            "inside_at_half_or_above": round(float(np.mean(inside >= 0.5)), 3),
+            "ece_balanced": round(float(sum(t["weight"] * abs(t["inside"] - t["mean_p"]) for t in table)), 3),
+            "outside_clips": int(len(outside)), "inside_answers": int(len(inside)), "reliability": table}
+
+
+def report(result: dict) -> str:
+    lines = ["  AUROC per left-out label: " + ", ".join(f"{k} {v:.3f}" for k, v in result["auroc"].items()),
+             f"  mean AUROC {result['auroc_mean']:.3f}; outside under 0.5: {result['outside_under_half']:.1%} of "
+             f"{result['outside_clips']}; inside at 0.5 or above: {result['inside_at_half_or_above']:.1%} of "
+             f"{result['inside_answers']}; balanced ECE {result['ece_balanced']:.3f}",
+             "  reliability (P(in) bin: mean P(in), share inside, weight): " + "; ".join(
+                 f"{t['bin']}: {t['mean_p']:.2f}, {t['inside']:.2f}, {t['weight']:.2f}" for t in result["reliability"])]
+    return "\n".join(lines)
+
+
+def diagram(results: dict, path: Path, title: str) -> None:
+    """The reliability diagram of P(in) (the outside weighed as much as the inside)."""
+    inside = np.concatenate([i for i, _ in results.values()])
+    outside = np.concatenate([o for _, o in results.values()])
+    repeat = max(1, round(len(inside) / max(len(outside), 1)))  # balance the two sides by repetition
+    p = np.r_[inside, np.repeat(outside, repeat)]
+    truth = np.r_[np.ones(len(inside), int), np.zeros(len(outside) * repeat, int)]
+    calibrate.reliability_diagram({"in_labels": (np.c_[1 - p, p], truth)}, path, title)
+
+
+def main(argv=None) -> None:
+    from export import extract, library
+    from inference import config
+    parser = argparse.ArgumentParser(prog="python -m export.outside", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path, help="a folder of label folders, or a CSV manifest")
+    parser.add_argument("--inside", help="comma-separated labels of a smaller taxonomy (the rest: its outside)")
+    parser.add_argument("--diagram", type=Path, help="draw the reliability diagram here (.png)")
+    parser.add_argument("--cache", type=Path, default=extract.CACHE, help="the features' cache (default: %(default)s)")
+    args = parser.parse_args(argv)
+    found = library.read(args.data, progress=extract.progress)
+    clips, features = extract.features(found, extract.Extractor(config.DEFAULT_MODEL, cache=args.cache,
+                                                                jobs=1))
+    labels = tuple(sorted({c.label for c in clips}))
+    y, groups = np.array([labels.index(c.label) for c in clips]), library.Library(clips, []).groups
+    if args.inside:
+        wanted = [name.strip() for name in args.inside.split(",")]
+        unknown = sorted(set(wanted) - set(labels))
+        if unknown or len(wanted) < 2:
+            raise SystemExit(f"--inside needs 2 or more of the library's labels {list(labels)}; not {unknown}")
+        results, what = inside_outside(features, y, groups, labels, wanted), f"inside {wanted}, the rest outside"
+    elif len(labels) < MIN_LABELS:
+        raise SystemExit(f"leaving one label out needs {MIN_LABELS} labels or more; the library has {len(labels)}")
+    else:
+        results, what = leave_one_label_out(features, y, groups, labels), "leave one label out"
+    print(f"== in_labels, {what}, artists grouped ({len(clips)} clips)\n{report(figures(results))}")
+    if args.diagram:
+        diagram(results, args.diagram, f"in_labels, {what}")
+
+
+if __name__ == "__main__":
+    main()
