@@ -95,15 +95,21 @@ def _fit_distances(features, y) -> tuple[Distance, ...]:
     return tuple(distance(view, features, y) for view in VIEWS)
 
 
+def grouped_folds(y: np.ndarray, groups: list[str]):
+    """(fit, score) index pairs: StratifiedGroupKFold by artist, as many folds as FOLDS, the artists and
+    the smallest label allow (at least 2; with a single artist, by clip)."""
+    n_groups = len(set(groups))
+    folds = max(2, min(FOLDS, n_groups, np.bincount(y)[np.unique(y)].min()))
+    split_groups = groups if n_groups >= 2 else [str(i) for i in range(len(y))]
+    return StratifiedGroupKFold(folds, shuffle=True, random_state=SEED).split(y, y, split_groups)
+
+
 def calibration_scores(features: list[np.ndarray], y: np.ndarray, groups: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The library's own evidence, [clips, views] each: its clips scored out of fold (artists grouped)
     and each label's clips scored by the other labels' distances."""
     pick = lambda idx: [features[i] for i in idx]  # noqa: E731
     inside = np.zeros((len(y), len(VIEWS)))
-    n_groups = len(set(groups))
-    folds = max(2, min(FOLDS, n_groups))
-    split_groups = groups if n_groups >= 2 else [str(i) for i in range(len(y))]
-    for fit_on, score in StratifiedGroupKFold(folds, shuffle=True, random_state=SEED).split(y, y, split_groups):
+    for fit_on, score in grouped_folds(y, groups):
         inside[score] = scores(_fit_distances(pick(fit_on), y[fit_on]), pick(score))
     outside = np.zeros_like(inside)
     for label in np.unique(y):
@@ -119,11 +125,25 @@ def fit(features: list[np.ndarray], y: np.ndarray, groups: list[str]) -> Detecto
     with threadpool_limits(1):  # matrices of a few hundred: BLAS threads only contend (20 times slower here)
         inside, outside = calibration_scores(features, y, groups)
         distances = _fit_distances(features, y)
-    x, target = np.concatenate([inside, outside]), np.r_[np.ones(len(inside)), np.zeros(len(outside))]
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
-    regression = LogisticRegression(C=C, class_weight="balanced").fit((x - mean) / scale, target)
-    weights = regression.coef_[0] / scale
-    return Detector(distances, weights, float(regression.intercept_[0] - mean @ weights))
+    weights, bias = calibration(np.concatenate([inside, outside]), np.r_[np.ones(len(inside)), np.zeros(len(outside))])
+    return Detector(distances, weights, bias)
+
+
+def calibration(x: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, float]:
+    """(a, b) of P(in) = sigmoid(x @ a + b), x [clips, views] of log distances, inside 1 or 0; a view
+    whose weight comes out >= 0 (farther, more inside: noise) is left out and the rest refitted, so
+    that P(in) never grows with a distance."""
+    kept = np.ones(x.shape[1], bool)
+    while True:
+        weights = np.zeros(x.shape[1])
+        if not kept.any():  # no view tells the sides apart: P(in) is the balanced prior, 0.5
+            return weights, 0.0
+        mean, scale = x[:, kept].mean(axis=0), x[:, kept].std(axis=0) + 1e-9
+        regression = LogisticRegression(C=C, class_weight="balanced").fit((x[:, kept] - mean) / scale, inside)
+        if (regression.coef_[0] < 0).all():
+            weights[kept] = regression.coef_[0] / scale
+            return weights, float(regression.intercept_[0] - mean @ weights[kept])
+        kept[np.flatnonzero(kept)[regression.coef_[0] >= 0]] = False
 
 
 def _view_nodes(view: str, p: str) -> tuple[list, list, str]:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedGroupKFold
 
 from export import calibrate, in_labels
 
@@ -27,17 +26,11 @@ PROTOCOL = (f"leave one label out: each label's clips scored by a detector fitte
             f"out of fold, StratifiedGroupKFold({in_labels.FOLDS}) by artist (seed {in_labels.SEED})")
 
 
-def _folds(y: np.ndarray, groups: list[str]):
-    n = len(set(groups))
-    return StratifiedGroupKFold(max(2, min(in_labels.FOLDS, n)), shuffle=True,
-                                random_state=in_labels.SEED).split(y, y, groups if n >= 2 else range(len(y)))
-
-
 def _out_of_fold(features, y, groups, extra=()) -> tuple[np.ndarray, list[np.ndarray]]:
     """P(in) of each clip by a detector fitted without its fold; and, per fold, of the `extra` clips."""
     pick = lambda idx: [features[i] for i in idx]  # noqa: E731
     inside, others = np.zeros(len(y)), []
-    for fit_on, score in _folds(y, groups):
+    for fit_on, score in in_labels.grouped_folds(y, groups):
         detector = in_labels.fit(pick(fit_on), y[fit_on], [groups[i] for i in fit_on])
         inside[score] = [_pooled(detector, features[i]) for i in score]
         others.append(np.array([_pooled(detector, f) for f in extra]))
