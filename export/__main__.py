@@ -142,7 +142,8 @@ def run_crossval(args, family) -> dict:
         print("in_labels: leave one label out", flush=True)
         scored = outside.leave_one_label_out(inputs, y, groups, labels)
         results["in_labels"] = dict(outside.figures(scored), protocol=outside.PROTOCOL)
-        outside.diagram(scored, out / f"in_labels_{family.NAME}.png", f"{family.NAME}: in_labels, leave one label out")
+        outside.diagram(results["in_labels"], out / f"in_labels_{family.NAME}.png",
+                        f"{family.NAME}: in_labels, leave one label out")
     results["calibration"] = crossval.calibration(answers, family.meta(labels).pooling,
                                                   out / f"calibration_{family.NAME}.png",
                                                   f"{family.NAME}: grouped CV, out of fold")

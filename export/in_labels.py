@@ -155,7 +155,7 @@ def _view_nodes(view: str, p: str) -> tuple[list, list, str]:
     node = lambda op, inputs, output, **kw: helper.make_node(op, [f"{p}_{i}" for i in inputs], [f"{p}_{output}"], **kw)  # noqa: E731
     tags = [helper.make_node("Slice", [FEATURES_OUTPUT, f"{p}_split", f"{p}_end", f"{p}_axis"], [f"{p}_tags"])]
     if view == "tags":
-        return tags, constants, f"{p}_tags"
+        return tags, [c for c in constants if c.name in (f"{p}_split", f"{p}_end", f"{p}_axis")], f"{p}_tags"
     nodes = [helper.make_node("Slice", [FEATURES_OUTPUT, f"{p}_zero", f"{p}_split", f"{p}_axis"], [f"{p}_pen"]),
              node("Relu", ["pen"], "relu"), node("Sqrt", ["relu"], "sqrt"), *tags,
              node("Clip", ["tags", "low", "high"], "p"), node("Sub", ["one", "p"], "q"),

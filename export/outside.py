@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from export import calibrate, in_labels
+from export import in_labels
 
 MIN_LABELS = 3  # leaving one out must leave two labels to calibrate on
 BINS = 10
@@ -27,14 +27,22 @@ PROTOCOL = (f"leave one label out: each label's clips scored by a detector fitte
 
 
 def _out_of_fold(features, y, groups, extra=()) -> tuple[np.ndarray, list[np.ndarray]]:
-    """P(in) of each clip by a detector fitted without its fold; and, per fold, of the `extra` clips."""
+    """P(in) of each clip by a detector fitted without its fold; and, per fold, of the `extra` clips. A
+    fold whose rest holds a single label (one artist made a whole label) has no detector: its clips
+    are not scored (NaN)."""
     pick = lambda idx: [features[i] for i in idx]  # noqa: E731
-    inside, others = np.zeros(len(y)), []
+    inside, others = np.full(len(y), np.nan), []
     for fit_on, score in in_labels.grouped_folds(y, groups):
+        if len(np.unique(y[fit_on])) < 2:
+            continue
         detector = in_labels.fit(pick(fit_on), y[fit_on], [groups[i] for i in fit_on])
         inside[score] = [_pooled(detector, features[i]) for i in score]
         others.append(np.array([_pooled(detector, f) for f in extra]))
     return inside, others
+
+
+def _mean(scores: list[np.ndarray], n: int) -> np.ndarray:
+    return np.mean(scores, axis=0) if scores else np.full(n, np.nan)
 
 
 def _pooled(detector, features: np.ndarray) -> float:
@@ -49,7 +57,7 @@ def leave_one_label_out(features: list[np.ndarray], y: np.ndarray, groups: list[
         rest, left = np.flatnonzero(y != k), np.flatnonzero(y == k)
         inside, outside = _out_of_fold([features[i] for i in rest], y[rest], [groups[i] for i in rest],
                                        [features[i] for i in left])
-        results[label] = (inside, np.mean(outside, axis=0))
+        results[label] = (inside, _mean(outside, len(left)))
         print(f"  left out {label}: AUROC {_auroc(*results[label]):.3f}", flush=True)
     return results
 
@@ -60,18 +68,27 @@ def inside_outside(features: list[np.ndarray], y: np.ndarray, groups: list[str],
     rest, left = np.flatnonzero(chosen), np.flatnonzero(~chosen)
     inside, outside = _out_of_fold([features[i] for i in rest], y[rest], [groups[i] for i in rest],
                                    [features[i] for i in left])
-    return {"+".join(inside_labels): (inside, np.mean(outside, axis=0))}
+    return {"+".join(inside_labels): (inside, _mean(outside, len(left)))}
 
 
 def _auroc(inside: np.ndarray, outside: np.ndarray) -> float:
+    """NaN where a side has no scored clip."""
+    inside, outside = inside[~np.isnan(inside)], outside[~np.isnan(outside)]
+    if not (len(inside) and len(outside)):
+        return float("nan")
     return float(roc_auc_score(np.r_[np.ones(len(inside)), np.zeros(len(outside))], np.r_[inside, outside]))
+
+
+def _scored(results: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Every scored P(in) of the inside, and of the outside."""
+    inside, outside = (np.concatenate([r[side] for r in results.values()]) for side in (0, 1))
+    return inside[~np.isnan(inside)], outside[~np.isnan(outside)]
 
 
 def figures(results: dict) -> dict:
     """AUROC per left-out label and their mean; the shares under and at-or-above 0.5; the balanced
     reliability table (per bin of P(in): the share of the weight that is inside)."""
-    inside = np.concatenate([i for i, _ in results.values()])
-    outside = np.concatenate([o for _, o in results.values()])
+    inside, outside = _scored(results)
     p, truth = np.r_[inside, outside], np.r_[np.ones(len(inside)), np.zeros(len(outside))]
     weight = np.r_[np.full(len(inside), 0.5 / len(inside)), np.full(len(outside), 0.5 / len(outside))]
     which = np.minimum((p * BINS).astype(int), BINS - 1)
@@ -79,8 +96,11 @@ def figures(results: dict) -> dict:
              weights=weight[which == b])), 3), "inside": round(float(np.average(truth[which == b],
              weights=weight[which == b])), 3), "weight": round(float(weight[which == b].sum()), 3)}
              for b in range(BINS) if np.any(which == b)]
-    auroc = {label: round(_auroc(i, o), 3) for label, (i, o) in results.items()}
-    return {"auroc": auroc, "auroc_mean": round(float(np.mean(list(auroc.values()))), 3),
+    auroc = {label: None if np.isnan(a) else round(a, 3) for label, a in
+             ((label, _auroc(i, o)) for label, (i, o) in results.items())}  # None: a side had no scored clip
+    unscored = sum(int(np.isnan(i).sum() + np.isnan(o).sum()) for i, o in results.values())
+    mean = np.mean([a for a in auroc.values() if a is not None])
+    return {"auroc": auroc, "auroc_mean": round(float(mean), 3), "unscored": unscored,
             "outside_under_half": round(float(np.mean(outside < 0.5)), 3),
             "inside_at_half_or_above": round(float(np.mean(inside >= 0.5)), 3),
             "ece_balanced": round(float(sum(t["weight"] * abs(t["inside"] - t["mean_p"]) for t in table)), 3),
@@ -88,23 +108,37 @@ def figures(results: dict) -> dict:
 
 
 def report(result: dict) -> str:
-    lines = ["  AUROC per left-out label: " + ", ".join(f"{k} {v:.3f}" for k, v in result["auroc"].items()),
+    lines = ["  AUROC per left-out label: " + ", ".join(f"{k} {'-' if v is None else f'{v:.3f}'}"
+                                                     for k, v in result["auroc"].items()),
              f"  mean AUROC {result['auroc_mean']:.3f}; outside under 0.5: {result['outside_under_half']:.1%} of "
              f"{result['outside_clips']}; inside at 0.5 or above: {result['inside_at_half_or_above']:.1%} of "
-             f"{result['inside_answers']}; balanced ECE {result['ece_balanced']:.3f}",
+             f"{result['inside_answers']}; balanced ECE {result['ece_balanced']:.3f}"
+             + (f"; {result['unscored']} not scored (a fold left one label)" if result["unscored"] else ""),
              "  reliability (P(in) bin: mean P(in), share inside, weight): " + "; ".join(
                  f"{t['bin']}: {t['mean_p']:.2f}, {t['inside']:.2f}, {t['weight']:.2f}" for t in result["reliability"])]
     return "\n".join(lines)
 
 
-def diagram(results: dict, path: Path, title: str) -> None:
-    """The reliability diagram of P(in) (the outside weighed as much as the inside)."""
-    inside = np.concatenate([i for i, _ in results.values()])
-    outside = np.concatenate([o for _, o in results.values()])
-    repeat = max(1, round(len(inside) / max(len(outside), 1)))  # balance the two sides by repetition
-    p = np.r_[inside, np.repeat(outside, repeat)]
-    truth = np.r_[np.ones(len(inside), int), np.zeros(len(outside) * repeat, int)]
-    calibrate.reliability_diagram({"in_labels": (np.c_[1 - p, p], truth)}, path, title)
+def diagram(result: dict, path: Path, title: str) -> None:
+    """The reliability diagram of figures()' table: per bin of P(in), the share of the weight that is
+    inside (the outside weighed as much as the inside), and the diagonal."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    table = result["reliability"]
+    fig, ax = plt.subplots(figsize=(5.6, 5.2))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    ax.plot([t["mean_p"] for t in table], [t["inside"] for t in table], marker="o",
+            label=f"in_labels (balanced ECE {result['ece_balanced']:.3f})")
+    ax.set_xlabel("in_labels (P(in the model's labels))")
+    ax.set_ylabel("share of the music inside the labels (balanced)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main(argv=None) -> None:
@@ -132,9 +166,10 @@ def main(argv=None) -> None:
         raise SystemExit(f"leaving one label out needs {MIN_LABELS} labels or more; the library has {len(labels)}")
     else:
         results, what = leave_one_label_out(features, y, groups, labels), "leave one label out"
-    print(f"== in_labels, {what}, artists grouped ({len(clips)} clips)\n{report(figures(results))}")
+    result = figures(results)
+    print(f"== in_labels, {what}, artists grouped ({len(clips)} clips)\n{report(result)}")
     if args.diagram:
-        diagram(results, args.diagram, f"in_labels, {what}")
+        diagram(result, args.diagram, f"in_labels, {what}")
 
 
 if __name__ == "__main__":

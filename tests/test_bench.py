@@ -58,3 +58,12 @@ def test_music_benchmark_smoke_run():
     assert done.returncode == 0, done.stderr[-3000:]
     for line in ("without music: classify 30 s", "with music: classify 30 s", "the detector's nodes alone"):
         assert line in done.stdout, done.stdout
+
+
+def test_in_labels_benchmark_smoke_run():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "in_labels.py"), "--repeat", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for line in ("without in_labels: classify 30 s", "with in_labels: classify 30 s", "the detector's nodes alone"):
+        assert line in done.stdout, done.stdout
+    assert "Removing initializer" not in done.stderr  # every constant the detector adds is used

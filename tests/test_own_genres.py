@@ -79,6 +79,9 @@ def trained(manifest, cache, tmp_path_factory) -> Path:
     if results["music"]["music_called_music"] < 0.98:  # 18 clips are too few for a detector of their own
         assert "the library is too small or too narrow" in crossval.stderr
     assert (out / "mine.power.onnx").exists()
+    # in_labels: scored by leaving each of the 3 labels out, fitted on the library at train
+    assert set(results["in_labels"]["auroc"]) == set(results["labels"]) and "== in_labels" in crossval.stdout
+    assert (out / "in_labels_genre_musicnn.png").exists() and card["in_labels"]["crossval"]["auroc"]
     return out / "mine.onnx"
 
 
@@ -87,6 +90,8 @@ def heading(answer: dict) -> str:
     ranked = sorted(answer["scores"], key=answer["scores"].get, reverse=True)
     if answer.get("music", 1) < 0.5:
         return "This does not sound like music"
+    if answer.get("in_labels", 1) < 0.5:
+        return f"This does not sound like any genre this model knows (closest: {answer['genre']})"
     return f"Not sure: {ranked[0]} or {ranked[1]}?" if answer["uncertain"] else answer["genre"]
 
 
@@ -108,7 +113,9 @@ def test_a_model_of_your_own_labels_is_served_unchanged_and_the_page_shows_them(
             browser.close()
     assert set(answer["scores"]) == {"calm & acoustic", "groove", "guitar · heavy"}
     assert answer["model"]["name"] == "mine" and answer["genre"] == "guitar · heavy"
-    assert 0 <= answer["music"] <= 1 and all("music" in s for s in answer["timeline"])  # its own detector
+    assert 0 <= answer["music"] <= 1 and all("music" in s for s in answer["timeline"])  # its own detectors
+    assert 0 <= answer["in_labels"] <= 1 and all("in_labels" in s for s in answer["timeline"])
+    assert answer["uncertain"] is bool(answer["uncertain_reasons"])
     assert {s["genre"] for s in answer["timeline"]} <= set(answer["scores"]) and answer["tags"]
 
 
