@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -43,6 +44,9 @@ MAX_LINK_BODY_BYTES = 2**16  # a link request's JSON or form body (a link needs 
 # urllib, requests) then sees the answer, not a reset connection. Cloud Run takes at most 32 MB.
 DRAIN_BYTES, DRAIN_SECONDS = 64 * 2**20, 10
 MAX_REQUEST_LINE_BYTES = 8190  # gunicorn's default and most; functions-framework sets none (below)
+# A request whose client left before its answer was ready: abandoned, nothing answered, logged with
+# nginx's status for it ("client closed request") and this code (docs/api.md, Logs)
+CLIENT_GONE_STATUS, CLIENT_GONE = 499, "client_gone"
 PAGE = (Path(__file__).resolve().parent / "web" / "index.html").read_bytes()
 PAGE_HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "public, max-age=600",
                 "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
@@ -179,11 +183,28 @@ class _Whole:
         return data
 
 
+def _presence(request):
+    """A function that says whether the request's client is still connected (gunicorn's socket has
+    neither ended nor been reset); always True without a socket (functions-framework's test client)."""
+    sock = request.environ.get("gunicorn.socket")
+    if sock is None:
+        return pipeline.always
+
+    def present() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""  # b"": the client's end came
+        except (BlockingIOError, InterruptedError, ValueError):  # nothing to read: still there (ValueError: TLS)
+            return True
+        except OSError:  # reset
+            return False
+    return present
+
+
 def _handle(request, seen: dict) -> dict:
     """The answer to a classify request; ClassifyError for a bad one. Notes its kind and site in seen."""
     if request.method not in ("GET", "POST"):
         raise errors.method_not_allowed()
-    mimetype = request.mimetype
+    mimetype, present = request.mimetype, _presence(request)
     if request.content_length:
         request.environ["wsgi.input"] = _Whole(request.environ["wsgi.input"], request.content_length)
     if request.method == "POST" and mimetype == "application/x-www-form-urlencoded":  # curl's type for --data-binary
@@ -191,25 +212,25 @@ def _handle(request, seen: dict) -> dict:
         with data:
             if decode.looks_like_audio(data.read(16)):
                 seen["kind"] = "upload"
-                return pipeline.upload(data, SETTINGS, **_options(request.args))
+                return pipeline.upload(data, SETTINGS, **_options(request.args), present=present)
             seen["kind"] = "link"
-            return _link(_form_fields(data), seen)
+            return _link(_form_fields(data), seen, present)
     if request.method == "GET" or mimetype == "application/json":
         seen["kind"] = "link"
-        return _link(_link_fields(request), seen)
+        return _link(_link_fields(request), seen, present)
     if mimetype == "multipart/form-data" or mimetype.startswith(UPLOAD_TYPES):
         seen["kind"] = "upload"
         data, name = _upload(request)
         with data:
             fields = request.args if mimetype != "multipart/form-data" else {**request.args, **request.form}
-            return pipeline.upload(data, SETTINGS, filename=name, **_options(fields))
+            return pipeline.upload(data, SETTINGS, filename=name, **_options(fields), present=present)
     if not mimetype and not request.content_length:
         raise errors.missing_url('give a link as {"url": "https://..."} or upload audio')
     raise errors.unsupported_media_type(mimetype)
 
 
-def _link(fields, seen: dict) -> dict:
-    return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **_options(fields))
+def _link(fields, seen: dict, present) -> dict:
+    return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **_options(fields), present=present)
 
 
 def _cors(headers: dict) -> dict:
@@ -236,6 +257,9 @@ def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
         seen["genre"] = body["genre"]
     except ClassifyError as exc:
         status, body = exc.status, exc.body()
+    except pipeline.ClientGone:
+        seen["error"] = CLIENT_GONE
+        return CLIENT_GONE_STATUS, "", {}
     except RequestEntityTooLarge:
         status, body = 413, errors.upload_too_large(SETTINGS.max_upload_bytes).body()
     except (ParseException, NoMoreData, ClientDisconnected):  # gunicorn's and werkzeug's, reading a body

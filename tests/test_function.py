@@ -644,3 +644,29 @@ def test_a_model_without_features_says_so(client, reconfigure, media):
     answer = client.post("/?features=1", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
     assert answer.status_code == 400 and answer.json["error"]["code"] == "bad_parameter"
     assert "genre_cnn has no features" in answer.json["error"]["message"]
+
+
+def test_a_link_waiting_for_an_inference_slot_is_busy_not_a_timeout(client, reconfigure, served, monkeypatch):
+    """Its source delivered within the 1-s budget; every inference slot is held for longer than that:
+    503 busy with Retry-After once GENRE_MAX_QUEUE_S is up (was 504 "the source took longer than 1 s"),
+    and no inference is run for it afterwards (was: the fetch worker ran it for nobody)."""
+    from inference import model, pipeline
+    reconfigure(time_budget=1.0, max_queue_s=2.5)
+    client.post("/", json={"url": f"{served}/song.flac", "duration": 3})  # the model loaded
+    runs = []
+    classify = model.Model.classify
+    monkeypatch.setattr(model.Model, "classify", lambda self, *a, **k: runs.append(1) or classify(self, *a, **k))
+    held = 0
+    while pipeline._inference_slots.acquire(blocking=False):
+        held += 1
+    try:
+        began = time.monotonic()
+        answer = client.post("/", json={"url": f"{served}/song.flac", "duration": 3})
+        waited = time.monotonic() - began
+    finally:
+        for _ in range(held):
+            pipeline._inference_slots.release()
+    assert (answer.status_code, answer.json["error"]["code"]) == (503, "busy"), answer.json
+    assert answer.headers["Retry-After"] == "5" and 2.5 <= waited < 6
+    time.sleep(1)
+    assert not runs
