@@ -38,6 +38,7 @@ SETTINGS = config.load()
 UPLOAD_TYPES = ("audio/", "video/", "application/octet-stream")
 UPLOAD_CHUNK = 2**20  # an upload is read in chunks of this size into a temporary file
 DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # start and duration as text
+PARAMETERS = ("url", "start", "duration", "features")  # in a query, a form or a JSON object
 MAX_LINK_BODY_BYTES = 2**16  # a link request's JSON or form body (a link needs a few KB)
 # What is left of a refused body is read and thrown away after the answer, at most this much for at
 # most this long (nginx's lingering close): a client that sends it all before reading (Python's
@@ -66,7 +67,7 @@ def _number(value, name: str) -> float | None:
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number):
         raise errors.bad_parameter(f"{name} must be a number of seconds")
-    return number
+    return number + 0.0  # -0 is 0
 
 
 def _flag(value, name: str) -> bool:
@@ -76,6 +77,19 @@ def _flag(value, name: str) -> bool:
     if isinstance(value, str) and value.lower() in ("", "0", "1", "false", "true"):
         return value.lower() in ("1", "true")
     raise errors.bad_parameter(f"{name} must be true or false")
+
+
+def _fields(*sources) -> dict:
+    """The API's parameters (PARAMETERS) of a request: from its query, its form or JSON object (their
+    (name, value) pairs in order), each given at most once in all."""
+    fields = {}
+    for source in sources:
+        for name, value in (source.items(multi=True) if isinstance(source, MultiDict) else source):
+            if name in PARAMETERS:
+                if name in fields:
+                    raise errors.bad_parameter(f"{name} is given more than once")
+                fields[name] = value
+    return fields
 
 
 def _options(fields) -> dict:
@@ -137,24 +151,30 @@ def _form_file(request):
 def _wants_page(request) -> bool:
     """A GET with none of the API's parameters, unless the client asks for JSON over HTML (no Accept: the page)."""
     accept = request.accept_mimetypes
-    return (not {"url", "start", "duration", "features"} & set(request.args)
+    return (not {"url", "start", "duration"} & set(request.args)
             and (not accept or accept.best_match(["text/html", "application/json"]) == "text/html"))
 
 
-def _link_fields(request):
-    """The fields of a link request: a GET's query, or a JSON object of at most MAX_LINK_BODY_BYTES."""
+def _link_fields(request) -> dict:
+    """The fields of a link request: a GET's query, or a POST's query and JSON object of at most
+    MAX_LINK_BODY_BYTES."""
     if request.method == "GET":
-        return request.args
+        return _fields(request.args)
     request.max_content_length = MAX_LINK_BODY_BYTES + 1  # werkzeug reads no further (a chunked body)
     if (request.content_length or 0) > MAX_LINK_BODY_BYTES or len(request.get_data()) > MAX_LINK_BODY_BYTES:
         raise errors.body_too_large(MAX_LINK_BODY_BYTES)
+    top = []  # the (name, value) pairs of the last object decoded: the outermost
+
+    def pairs_hook(pairs):
+        top[:] = pairs
+        return dict(pairs)
     try:
-        body = request.get_json(silent=True)  # from get_data()'s cache
-    except RecursionError:  # nested deeper than the decoder goes
+        body = json.loads(request.get_data(), object_pairs_hook=pairs_hook)  # get_data(): cached above
+    except (ValueError, RecursionError):  # not JSON (or not UTF-8); nested deeper than the decoder goes
         body = None
     if not isinstance(body, dict):
         raise errors.bad_json()
-    return body
+    return _fields(request.args, top)
 
 
 def _form_fields(data: BinaryIO) -> MultiDict:
@@ -212,9 +232,9 @@ def _handle(request, seen: dict) -> dict:
         with data:
             if decode.looks_like_audio(data.read(16)):
                 seen["kind"] = "upload"
-                return pipeline.upload(data, SETTINGS, **_options(request.args), present=present)
+                return pipeline.upload(data, SETTINGS, **_options(_fields(request.args)), present=present)
             seen["kind"] = "link"
-            return _link(_form_fields(data), seen, present)
+            return _link(_fields(request.args, _form_fields(data)), seen, present)
     if request.method == "GET" or mimetype == "application/json":
         seen["kind"] = "link"
         return _link(_link_fields(request), seen, present)
@@ -222,7 +242,7 @@ def _handle(request, seen: dict) -> dict:
         seen["kind"] = "upload"
         data, name = _upload(request)
         with data:
-            fields = request.args if mimetype != "multipart/form-data" else {**request.args, **request.form}
+            fields = _fields(request.args, *[request.form] * (mimetype == "multipart/form-data"))
             return pipeline.upload(data, SETTINGS, filename=name, **_options(fields), present=present)
     if not mimetype and not request.content_length:
         raise errors.missing_url('give a link as {"url": "https://..."} or upload audio')

@@ -91,17 +91,23 @@ def window(source, settings: Settings, deadline: float, sample_rate: int, *, sta
            duration: float | None, known_seconds: float | None = None, upload_bytes: int | None = None) -> Window:
     """Open and decode the window to analyse. For an upload (upload_bytes given), a stated length its
     bytes could not hold is not trusted."""
-    container = decode.open_audio(source)
+    kept = decode.Kept(source)
     try:
-        seconds = known_seconds or decode.probe_duration(container)
-        if seconds and upload_bytes is not None and seconds > upload_bytes / MIN_UPLOAD_BYTES_PER_SECOND:
-            seconds = None
-        if seconds and seconds > settings.max_source_minutes * 60:
-            raise errors.source_too_long(seconds, settings.max_source_minutes)
-        start, duration = choose_window(start, duration, seconds, settings)
-        audio = decode.read_window(container, start, duration, sample_rate, deadline, source.seekable())
-    finally:
-        container.close()
+        container = decode.open_audio(kept)
+        try:
+            seconds = known_seconds or decode.probe_duration(container)
+            if seconds and upload_bytes is not None and seconds > upload_bytes / MIN_UPLOAD_BYTES_PER_SECOND:
+                seconds = None
+            if seconds and seconds > settings.max_source_minutes * 60:
+                raise errors.source_too_long(seconds, settings.max_source_minutes)
+            start, duration = choose_window(start, duration, seconds, settings)
+            audio = decode.read_window(container, start, duration, sample_rate, deadline, kept.seekable())
+        finally:
+            container.close()
+    except ClassifyError:
+        kept.raise_kept()  # the source's own failure, not what FFmpeg made of it
+        raise
+    kept.raise_kept()
     return Window(audio, start, seconds)
 
 

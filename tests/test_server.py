@@ -229,3 +229,19 @@ def test_cli_help_says_what_the_window_options_do_and_the_exit_statuses(command,
     assert done.returncode == 0 and "--start START where the window starts, in seconds (default 60;" in text
     assert "--duration DURATION the window's length in seconds (default 30, at most 60)" in text
     assert statuses in text
+
+
+def test_a_source_over_the_fetch_cap_logs_one_line_whatever_ffmpeg_does(model_path, media, tmp_path):
+    """The cap is hit inside FFmpeg's reads; FFmpeg reads on: one JSON line and nothing on stderr (was
+    12 "PyAV library exception being dropped" tracebacks, 130-143 lines)."""
+    with local_http.Server(media, ranges=False) as source, \
+            function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_DEV_ALLOW_LOOPBACK_LINKS="1",
+                                  GENRE_MAX_FETCH_MB="0.2") as running:
+        before = len(running.stdout.read_text().splitlines())
+        for window in ("start=20", "start=0"):
+            status, body = curl("-G", running.url, "--data-urlencode", f"url={source}/song.flac", "-d", window)
+            assert (status, body["error"]["code"]) == (422, "source_too_large"), body
+        lines = running.stdout.read_text().splitlines()[before:]
+        stderr = running.stderr.read_text()
+    assert [json.loads(line)["error"] for line in lines] == ["source_too_large"] * 2, lines
+    assert stderr == "", stderr[:3000]
