@@ -128,8 +128,10 @@ def run_crossval(args, family) -> dict:
             [c.stem for c in found.clips], splits), args)
         results["two_fold"] = dict(two_fold, protocol="fit train list -> score valid list and back; pooled")
     if hasattr(family, "extractor"):  # features: a music detector too, scored out of fold
-        other = _nonmusic(family, args)
-        results["music"] = dict(music.out_of_fold(inputs, folds.grouped(y, groups), other),
+        other, repeats = extract.nonmusic_features(family.extractor(args)), folds.grouped(y, groups)
+        print(f"music detector, out of fold: {sum(map(len, repeats))} fits on the music of the other folds and the "
+              f"synthesized non-music (export/nonmusic.py)...", flush=True)
+        results["music"] = dict(music.out_of_fold(inputs, repeats, other),
                                 protocol=f"{protocol}: clips called music by a detector fitted without their fold")
     results["calibration"] = crossval.calibration(answers, family.meta(labels).pooling,
                                                   out / f"calibration_{family.NAME}.png",
@@ -185,7 +187,7 @@ def run_train(args, family) -> Path:
         print(f"warning: no {scores}: the model is not calibrated and never flags an answer uncertain "
               f"(run crossval with --out {path.parent} first)", file=sys.stderr)
     if hasattr(family, "extractor"):  # features: it says when it is not music, fitted on this library's music
-        other = _nonmusic(family, args)
+        other = extract.nonmusic_features(family.extractor(args))
         model = music.append(model, music.fit(np.concatenate(inputs), np.concatenate(other)))
         card["music"] = {"music_segments": int(sum(map(len, inputs))), "non_music_segments": int(sum(map(len, other))),
                          "non_music": "export/nonmusic.py", "method": "export/music.py"}
@@ -198,13 +200,6 @@ def run_train(args, family) -> Path:
 def _named(data: Path) -> str:
     """A library as a card records it: its name, not where it lies on this machine (a home folder)."""
     return data.resolve().name
-
-
-def _nonmusic(family, args) -> list:
-    """The non-music set's features for the music detector (export/nonmusic.py), computed once and cached."""
-    print("non-music for the music detector: synthesizing it and computing its features, once (cached; "
-          "about a minute the first time)...", file=sys.stderr, flush=True)
-    return extract.nonmusic_features(family.extractor(args))
 
 
 def run_evaluate(args):
