@@ -149,8 +149,13 @@ def _form_file(request):
 
 
 def _wants_page(request) -> bool:
-    """A GET with none of the API's parameters, unless the client asks for JSON over HTML (no Accept: the page)."""
+    """A GET with none of url, start and duration (a valid features flag alone does not count), unless the
+    client asks for JSON over HTML (no Accept: the page)."""
     accept = request.accept_mimetypes
+    try:
+        _flag(request.args.get("features"), "features")
+    except ClassifyError:
+        return False  # answered as a link request: refused
     return (not {"url", "start", "duration"} & set(request.args)
             and (not accept or accept.best_match(["text/html", "application/json"]) == "text/html"))
 

@@ -288,7 +288,7 @@ def test_less_than_one_segment_of_audio_is_too_short(client, served, media, tmp_
                    client.post("/?duration=0.5", data=(media / "song.flac").read_bytes(), content_type="audio/flac")):
         assert (answer.status_code, answer.json["error"]["code"]) == (422, "too_short"), answer.json
         assert "at least 3 s" in answer.json["error"]["message"]
-    assert "holds 1.6 s of audio" in client.post("/", data=data, content_type="audio/flac").json["error"]["message"]
+    assert "holds 1.56 s of audio" in client.post("/", data=data, content_type="audio/flac").json["error"]["message"]
     three_seconds = client.post("/?duration=3", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
     check_answer(three_seconds.json, 1)
 
