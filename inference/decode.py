@@ -36,6 +36,9 @@ class Kept(io.RawIOBase):
     def __init__(self, source):
         super().__init__()
         self.source, self.error = source, None
+        name = getattr(source, "name", None)
+        if isinstance(name, str):  # a file's name: FFmpeg's hint to its format, as without this wrapper
+            self.name = name
 
     def readable(self) -> bool:
         return True
