@@ -40,7 +40,11 @@ esac
 if [[ -n "${GENRE_MODEL:-}" ]]; then
   model_dir="$(cd "$(dirname "$GENRE_MODEL")" 2>/dev/null && pwd -P || true)"
   name="$(basename "$GENRE_MODEL")"
-  if [[ "$model_dir" != "$(pwd -P)/models" || ! -f "models/$name" ]]; then
+  if [[ "$model_dir" == "$(pwd -P)/models" && ! -f "models/$name" ]]; then
+    echo "deploy.sh: GENRE_MODEL=$GENRE_MODEL: there is no models/$name; write it there (python -m export train FAMILY --data LIBRARY --out models/$name, which writes its serving twin beside it) or copy it and its twin there, then run GENRE_MODEL=models/$name ./deploy.sh" >&2
+    exit 2
+  fi
+  if [[ "$model_dir" != "$(pwd -P)/models" ]]; then
     echo "deploy.sh: GENRE_MODEL=$GENRE_MODEL is not a file in $(pwd -P)/models/, the only folder of models that is uploaded: copy the model and its serving twin there (cp ${GENRE_MODEL%.onnx}.onnx ${GENRE_MODEL%.onnx}.power.onnx models/), then run GENRE_MODEL=models/$name ./deploy.sh" >&2
     exit 2
   fi

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -37,12 +38,16 @@ SETTINGS = config.load()
 UPLOAD_TYPES = ("audio/", "video/", "application/octet-stream")
 UPLOAD_CHUNK = 2**20  # an upload is read in chunks of this size into a temporary file
 DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # start and duration as text
+PARAMETERS = ("url", "start", "duration", "features")  # in a query, a form or a JSON object
 MAX_LINK_BODY_BYTES = 2**16  # a link request's JSON or form body (a link needs a few KB)
 # What is left of a refused body is read and thrown away after the answer, at most this much for at
 # most this long (nginx's lingering close): a client that sends it all before reading (Python's
 # urllib, requests) then sees the answer, not a reset connection. Cloud Run takes at most 32 MB.
 DRAIN_BYTES, DRAIN_SECONDS = 64 * 2**20, 10
 MAX_REQUEST_LINE_BYTES = 8190  # gunicorn's default and most; functions-framework sets none (below)
+# A request whose client left before its answer was ready: abandoned, nothing answered, logged with
+# nginx's status for it ("client closed request") and this code (docs/api.md, Logs)
+CLIENT_GONE_STATUS, CLIENT_GONE = 499, "client_gone"
 PAGE = (Path(__file__).resolve().parent / "web" / "index.html").read_bytes()
 PAGE_HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "public, max-age=600",
                 "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
@@ -62,7 +67,7 @@ def _number(value, name: str) -> float | None:
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number):
         raise errors.bad_parameter(f"{name} must be a number of seconds")
-    return number
+    return number + 0.0  # -0 is 0
 
 
 def _flag(value, name: str) -> bool:
@@ -72,6 +77,19 @@ def _flag(value, name: str) -> bool:
     if isinstance(value, str) and value.lower() in ("", "0", "1", "false", "true"):
         return value.lower() in ("1", "true")
     raise errors.bad_parameter(f"{name} must be true or false")
+
+
+def _fields(*sources) -> dict:
+    """The API's parameters (PARAMETERS) of a request: from its query, its form or JSON object (their
+    (name, value) pairs in order), each given at most once in all."""
+    fields = {}
+    for source in sources:
+        for name, value in (source.items(multi=True) if isinstance(source, MultiDict) else source):
+            if name in PARAMETERS:
+                if name in fields:
+                    raise errors.bad_parameter(f"{name} is given more than once")
+                fields[name] = value
+    return fields
 
 
 def _options(fields) -> dict:
@@ -131,26 +149,37 @@ def _form_file(request):
 
 
 def _wants_page(request) -> bool:
-    """A GET with none of the API's parameters, unless the client asks for JSON over HTML (no Accept: the page)."""
+    """A GET with none of url, start and duration (a valid features flag alone does not count), unless the
+    client asks for JSON over HTML (no Accept: the page)."""
     accept = request.accept_mimetypes
-    return (not {"url", "start", "duration", "features"} & set(request.args)
+    try:
+        _flag(request.args.get("features"), "features")
+    except ClassifyError:
+        return False  # answered as a link request: refused
+    return (not {"url", "start", "duration"} & set(request.args)
             and (not accept or accept.best_match(["text/html", "application/json"]) == "text/html"))
 
 
-def _link_fields(request):
-    """The fields of a link request: a GET's query, or a JSON object of at most MAX_LINK_BODY_BYTES."""
+def _link_fields(request) -> dict:
+    """The fields of a link request: a GET's query, or a POST's query and JSON object of at most
+    MAX_LINK_BODY_BYTES."""
     if request.method == "GET":
-        return request.args
+        return _fields(request.args)
     request.max_content_length = MAX_LINK_BODY_BYTES + 1  # werkzeug reads no further (a chunked body)
     if (request.content_length or 0) > MAX_LINK_BODY_BYTES or len(request.get_data()) > MAX_LINK_BODY_BYTES:
         raise errors.body_too_large(MAX_LINK_BODY_BYTES)
+    top = []  # the (name, value) pairs of the last object decoded: the outermost
+
+    def pairs_hook(pairs):
+        top[:] = pairs
+        return dict(pairs)
     try:
-        body = request.get_json(silent=True)  # from get_data()'s cache
-    except RecursionError:  # nested deeper than the decoder goes
+        body = json.loads(request.get_data(), object_pairs_hook=pairs_hook)  # get_data(): cached above
+    except (ValueError, RecursionError):  # not JSON (or not UTF-8); nested deeper than the decoder goes
         body = None
     if not isinstance(body, dict):
         raise errors.bad_json()
-    return body
+    return _fields(request.args, top)
 
 
 def _form_fields(data: BinaryIO) -> MultiDict:
@@ -179,11 +208,28 @@ class _Whole:
         return data
 
 
+def _presence(request):
+    """A function that says whether the request's client is still connected (gunicorn's socket has
+    neither ended nor been reset); always True without a socket (functions-framework's test client)."""
+    sock = request.environ.get("gunicorn.socket")
+    if sock is None:
+        return pipeline.always
+
+    def present() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""  # b"": the client's end came
+        except (BlockingIOError, InterruptedError, ValueError):  # nothing to read: still there (ValueError: TLS)
+            return True
+        except OSError:  # reset
+            return False
+    return present
+
+
 def _handle(request, seen: dict) -> dict:
     """The answer to a classify request; ClassifyError for a bad one. Notes its kind and site in seen."""
     if request.method not in ("GET", "POST"):
         raise errors.method_not_allowed()
-    mimetype = request.mimetype
+    mimetype, present = request.mimetype, _presence(request)
     if request.content_length:
         request.environ["wsgi.input"] = _Whole(request.environ["wsgi.input"], request.content_length)
     if request.method == "POST" and mimetype == "application/x-www-form-urlencoded":  # curl's type for --data-binary
@@ -191,25 +237,25 @@ def _handle(request, seen: dict) -> dict:
         with data:
             if decode.looks_like_audio(data.read(16)):
                 seen["kind"] = "upload"
-                return pipeline.upload(data, SETTINGS, **_options(request.args))
+                return pipeline.upload(data, SETTINGS, **_options(_fields(request.args)), present=present)
             seen["kind"] = "link"
-            return _link(_form_fields(data), seen)
+            return _link(_fields(request.args, _form_fields(data)), seen, present)
     if request.method == "GET" or mimetype == "application/json":
         seen["kind"] = "link"
-        return _link(_link_fields(request), seen)
+        return _link(_link_fields(request), seen, present)
     if mimetype == "multipart/form-data" or mimetype.startswith(UPLOAD_TYPES):
         seen["kind"] = "upload"
         data, name = _upload(request)
         with data:
-            fields = request.args if mimetype != "multipart/form-data" else {**request.args, **request.form}
-            return pipeline.upload(data, SETTINGS, filename=name, **_options(fields))
+            fields = _fields(request.args, *[request.form] * (mimetype == "multipart/form-data"))
+            return pipeline.upload(data, SETTINGS, filename=name, **_options(fields), present=present)
     if not mimetype and not request.content_length:
         raise errors.missing_url('give a link as {"url": "https://..."} or upload audio')
     raise errors.unsupported_media_type(mimetype)
 
 
-def _link(fields, seen: dict) -> dict:
-    return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **_options(fields))
+def _link(fields, seen: dict, present) -> dict:
+    return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **_options(fields), present=present)
 
 
 def _cors(headers: dict) -> dict:
@@ -236,6 +282,9 @@ def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
         seen["genre"] = body["genre"]
     except ClassifyError as exc:
         status, body = exc.status, exc.body()
+    except pipeline.ClientGone:
+        seen["error"] = CLIENT_GONE
+        return CLIENT_GONE_STATUS, "", {}
     except RequestEntityTooLarge:
         status, body = 413, errors.upload_too_large(SETTINGS.max_upload_bytes).body()
     except (ParseException, NoMoreData, ClientDisconnected):  # gunicorn's and werkzeug's, reading a body

@@ -8,16 +8,12 @@ answers, the time they took and the gunicorn worker's RSS before, at its peak an
 import argparse
 import collections
 import contextlib
-import os
 import socket
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from serving import process_tree, wait_until_up
-from soak import start_server, worker_state
+from local_server import running
 
 CHUNK = 2**20
 
@@ -63,23 +59,15 @@ def main(argv=None) -> int:
     parser.add_argument("--mb", type=float, default=30.0, help="MiB per request")
     args = parser.parse_args(argv)
     size = int(args.mb * 2**20)
-    temp = Path(tempfile.mkdtemp(prefix="bodies-"))
-    port = 21000 + os.getpid() % 1000
-    server = start_server(temp, port)
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/")
-        worker = process_tree(server.pid)[-1]
-        before = worker_state(worker, temp)
+    with running(21000) as server:
+        before = server.state()
         began = time.monotonic()
         with ThreadPoolExecutor(args.clients) as pool:
-            answers = collections.Counter(pool.map(lambda _: send(port, REQUESTS[args.kind](size)),
+            answers = collections.Counter(pool.map(lambda _: send(server.port, REQUESTS[args.kind](size)),
                                                    range(args.clients)))
         elapsed = time.monotonic() - began
         time.sleep(2)
-        after = worker_state(worker, temp)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+        after = server.state()
     print(f"{args.clients} x {args.kind} of {args.mb:g} MiB in {elapsed:.1f} s: {dict(answers)}")
     print(f"worker RSS before {before['rss_mib']:.0f} MiB, peak {after['peak_rss_mib']:.0f} MiB, "
           f"after {after['rss_mib']:.0f} MiB")

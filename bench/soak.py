@@ -36,13 +36,13 @@ def worker_state(pid: int, temp: Path) -> dict:
             "temp_files": sum(len(files) for _, _, files in os.walk(temp))}
 
 
-def start_server(temp: Path, port: int, **env_vars: str) -> subprocess.Popen:
-    """functions-framework with deploy.sh's settings (and env_vars), its temp folder in temp."""
+def start_server(temp: Path, port: int, stdout=subprocess.DEVNULL, **env_vars: str) -> subprocess.Popen:
+    """functions-framework with deploy.sh's settings (and env_vars), its temp folder in temp, its log to stdout."""
     env = {**os.environ, "ORT_DISABLE_TELEMETRY": "1", "MALLOC_ARENA_MAX": "2", "THREADS": str(SERVER_THREADS),
            "TMPDIR": str(temp), "GENRE_DEV_ALLOW_LOOPBACK_LINKS": "1", **env_vars}  # the links point at 127.0.0.1
     return subprocess.Popen([str(Path(sys.executable).parent / "functions-framework"), "--target", "classify",
                              "--source", str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=ROOT, env=env, stdout=stdout, stderr=subprocess.DEVNULL)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -1,6 +1,6 @@
 """Training, cross-validation, evaluation and ONNX export of a model family on any labelled library.
 
-    python -m export crossval FAMILY --data LIBRARY [--out DIR]
+    python -m export crossval FAMILY --data LIBRARY [--out DIR]   (default DIR: runs/)
     python -m export train FAMILY --data LIBRARY [--out FILE.onnx]
     python -m export evaluate --model FILE.onnx --data LIBRARY
 
@@ -9,10 +9,12 @@ and splits/ beside them), a CSV manifest (path,label[,artist]: files or http(s) 
 --labels-from tags, a folder of files that carry their genre tag.
 crossval scores a family with the clips' artists kept on one side of each fold (export/folds.py),
 prints the figures and writes <out>/crossval_<family>.json, confusion_<family>.png and
-calibration_<family>.png; train fits on every clip and writes FILE.onnx, its serving twin and its
-.json card, with the cross-validation's figures and calibration when crossval wrote them beside it.
+calibration_<family>.png (into runs/ unless --out says where: models/ holds the shipped models'
+figures); train fits on every clip and writes FILE.onnx, its serving twin and its .json card,
+with the cross-validation's figures and calibration when crossval wrote them beside it.
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -23,6 +25,7 @@ import numpy as np
 
 from export import calibrate, crossval, evaluate, extract, families, folds, in_labels, library, music, outside, to_onnx
 
+CROSSVAL_OUT = Path("runs")  # crossval's default --out: untracked (.gitignore), never the shipped models' figures
 MUSIC_WARNING = 0.98  # issue 20's target: music called music out of fold at least this often
 
 
@@ -51,13 +54,16 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for command, text in (("crossval", "cross-validate a family"), ("train", "train a family and export it")):
-        per_family = commands.add_parser(command, help=text).add_subparsers(dest="family", required=True)
+        per_family = commands.add_parser(command, help=text, description=f"{text}; its options (--data, --out, "
+                                         f"--endpoint...): python -m export {command} FAMILY --help"
+                                         ).add_subparsers(dest="family", required=True, metavar="FAMILY")
         for name, family in families.ALL.items():
             sub = per_family.add_parser(name, help=families.summary(family))
             _data(sub, split=command == "train")
             _extraction(sub)
-            sub.add_argument("--out", type=Path, default=Path("models") if command == "crossval" else None,
-                             help="the folder for what it writes" if command == "crossval"
+            sub.add_argument("--out", type=Path, default=CROSSVAL_OUT if command == "crossval" else None,
+                             help="the folder for what it writes (default: %(default)s/; models/ to refresh the "
+                                  "shipped figures that train reads)" if command == "crossval"
                              else f"the model file (default: models/{name}.onnx)")
             family.add_arguments(sub)
     scoring = commands.add_parser("evaluate", help="score an exported model on a labelled library")
@@ -127,7 +133,7 @@ def run_crossval(args, family) -> dict:
     grouped, answers = crossval.cross_validate(family, y, labels, inputs, folds.grouped(y, groups), args)
     results = {"family": family.NAME, "options": family.describe(args), "clips": len(y),
                "artists": len(set(groups)), "labels": list(labels),
-               "data": {"path": str(args.data), "fingerprint": found.fingerprint(), "skipped": len(found.skipped)},
+               "data": {"name": _named(args.data), "fingerprint": found.fingerprint(), "skipped": len(found.skipped)},
                "grouped": dict(grouped, protocol=f"{protocol}; pooled track-level per repeat")}
     splits = _splits_dir(args)
     if splits:
@@ -135,8 +141,10 @@ def run_crossval(args, family) -> dict:
             [c.stem for c in found.clips], splits), args)
         results["two_fold"] = dict(two_fold, protocol="fit train list -> score valid list and back; pooled")
     if hasattr(family, "extractor"):  # features: a music detector too, scored out of fold
-        other = extract.nonmusic_features(family.extractor(args))
-        results["music"] = dict(music.out_of_fold(inputs, folds.grouped(y, groups), other),
+        other, repeats = extract.nonmusic_features(family.extractor(args)), folds.grouped(y, groups)
+        print(f"music detector, out of fold: {sum(map(len, repeats))} fits on the music of the other folds and the "
+              f"synthesized non-music (export/nonmusic.py)...", flush=True)
+        results["music"] = dict(music.out_of_fold(inputs, repeats, other),
                                 protocol=f"{protocol}: clips called music by a detector fitted without their fold")
     if hasattr(family, "extractor") and len(labels) >= outside.MIN_LABELS:  # features: in_labels, left-out labels
         print("in_labels: leave one label out", flush=True)
@@ -191,9 +199,12 @@ def run_train(args, family) -> Path:
     path = args.out or Path("models") / f"{family.NAME}.onnx"
     fitting = time.monotonic()
     trained = family.fit(inputs, y, found.labels, args)
-    card = {"training": dict(family.describe(args), data=str(args.data), split=args.split, clips=len(y),
+    card = {"training": dict(family.describe(args), data=_named(args.data), split=args.split, clips=len(y),
                              seconds=round(time.monotonic() - fitting, 1))}
-    model = family.onnx(trained, family.meta(found.labels, path.stem), args)
+    meta = family.meta(found.labels, path.stem)
+    if path.stem != family.NAME:  # a model of your own: its own version, the day it was trained, not the family's
+        meta = dataclasses.replace(meta, version=time.strftime("%Y.%m.%d", time.gmtime()))
+    model = family.onnx(trained, meta, args)
     scores = path.parent / f"crossval_{family.NAME}.json"
     if scores.exists():  # written by crossval into the same folder: its figures, and its calibration baked in
         results = json.loads(scores.read_text())
@@ -219,6 +230,11 @@ def run_train(args, family) -> Path:
     print(f"trained {path.stem} ({family.NAME}) on {len(y)} clips of {len(found.labels)} labels "
           f"in {time.monotonic() - started:.1f} s (the head's fit {card['training']['seconds']:.1f} s) -> {path}")
     return path
+
+
+def _named(data: Path) -> str:
+    """A library as a card records it: its name, not where it lies on this machine (a home folder)."""
+    return data.resolve().name
 
 
 def run_evaluate(args):

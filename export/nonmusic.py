@@ -8,6 +8,8 @@ tagged by what made it.
 - tones: sines, dual tones (telephone signals) and sweeps;
 - silence: digital silence and near-silence (noise at -90 to -60 dBFS);
 - hum (mains at 50 or 60 Hz with harmonics) and clicks (random crackle, a metronome);
+- loud: noise clipped at full scale (what an int16 file holds), noise over full scale (a float
+  file, up to decode.MAX_PEAK), square waves up to that;
 - mixtures of those at several levels (speech over noise or hum, a tone over noise).
 
 Each item says the generators it contains (`sources`); GROUP_OF maps a generator to the group
@@ -58,7 +60,8 @@ GROUP_OF = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "festival",
             "white": "noise", "pink": "noise", "brown": "noise",
             "sine": "tone", "dual": "tone", "sweep": "tone",
             "silence": "silence", "near-silence": "silence",
-            "hum": "hum+clicks", "crackle": "hum+clicks", "metronome": "hum+clicks"}
+            "hum": "hum+clicks", "crackle": "hum+clicks", "metronome": "hum+clicks",
+            "clipped": "loud", "over-range": "loud", "square": "loud"}
 GROUPS = tuple(dict.fromkeys(GROUP_OF.values()))
 REAL_VOICE = Path("/usr/share/sounds/alsa")
 
@@ -185,6 +188,25 @@ def hum_and_clicks(rng: np.random.Generator) -> list[Item]:
     return items
 
 
+def loud(rng: np.random.Generator) -> list[Item]:
+    """As loud as the function takes audio: Gaussian noise driven 0 to 18 dB into clipping at full
+    scale and uniform noise at full scale (an int16 file), noise 2 to 16 times over full scale (a
+    float file: decode.MAX_PEAK is 16), square waves at 1 to 16 times full scale."""
+    n, t = ITEM_SECONDS * SAMPLE_RATE, _seconds()
+    items = [Item(f"clipped/{colour}/+{drive}dB", ("clipped",),
+                  np.clip(coloured_noise(colour, rng) / 4 * 10 ** (drive / 20), -1, 1).astype(np.float32))
+             for colour, drive in (("white", 0), ("white", 12), ("pink", 6), ("pink", 18), ("brown", 12))]
+    items.append(Item("clipped/uniform/0dBFS", ("clipped",), rng.uniform(-1, 1, n).astype(np.float32)))
+    items += [Item(f"over-range/{colour}/x{times}", ("over-range",),
+                   _fit(coloured_noise(colour, rng), 20 * np.log10(times)))
+              for colour, times in (("white", 2), ("white", 8), ("pink", 4), ("pink", 16), ("brown", 8))]
+    items.append(Item("over-range/uniform/x16", ("over-range",), rng.uniform(-16, 16, n).astype(np.float32)))
+    items += [Item(f"square/{hz}Hz/x{times}", ("square",), _fit(np.sign(np.sin(2 * np.pi * hz * t + 0.1)),
+                                                                 20 * np.log10(times)))
+              for hz, times in ((55, 8), (100, 1), (100, 16), (440, 4), (1000, 16), (2500, 2))]
+    return items
+
+
 def mix(a: np.ndarray, b: np.ndarray, below_db: float) -> np.ndarray:
     """a with b under it by below_db (RMS), peak -3 dBFS."""
     b = b * (np.sqrt(np.mean(a ** 2)) / max(np.sqrt(np.mean(b ** 2)), 1e-12)) * 10 ** (-below_db / 20)
@@ -214,7 +236,8 @@ def generate(seed: int = SEED) -> list[Item]:
     """The whole non-music set; the same seed gives the same items."""
     rng = np.random.default_rng(seed)
     spoken = speech(rng)
-    return spoken + noise(rng) + tones(rng) + silence(rng) + hum_and_clicks(rng) + mixtures(spoken, rng)
+    mixed = mixtures(spoken, rng)
+    return spoken + noise(rng) + tones(rng) + silence(rng) + hum_and_clicks(rng) + mixed + loud(rng)
 
 
 def real_voice(folder: Path = REAL_VOICE) -> np.ndarray:

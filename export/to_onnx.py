@@ -107,10 +107,23 @@ def write_twin(path: Path) -> Path:
     return twin
 
 
+def answer_first(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with OUTPUT (the probabilities) as its first output, the others in their order: a
+    generic client takes output 0 for the answer (changed in place)."""
+    outputs = sorted(model.graph.output, key=lambda o: o.name != OUTPUT)  # stable
+    copies = [onnx.ValueInfoProto() for _ in outputs]
+    for copy, output in zip(copies, outputs, strict=True):
+        copy.CopyFrom(output)
+    del model.graph.output[:]
+    model.graph.output.extend(copies)
+    return model
+
+
 def write(model: onnx.ModelProto, path: Path, card: dict) -> Path:
-    """Write an exported model, its serving twin and its .json (metadata, card, size, sha256)."""
+    """Write an exported model (probabilities first), its serving twin and its .json (metadata, card,
+    size, sha256)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = model.SerializeToString()
+    data = answer_first(model).SerializeToString()
     path.write_bytes(data)
     write_twin(path)
     meta = ModelMeta.from_props({p.key: p.value for p in model.metadata_props})

@@ -30,7 +30,8 @@ VARIABLES = {v.name: v for v in (
     Variable("GENRE_MAX_UPLOAD_MB", "20", "upload size cap"),
     Variable("GENRE_MAX_FETCH_MB", "30", "download cap per request"),
     Variable("GENRE_TIME_BUDGET_S", "30", "time budget for resolving, fetching and decoding a link (an upload's "
-                                          "decoding: counted from when it gets a CPU)"),
+                                          "decoding: counted from when it gets a CPU); over it, 504 `timeout`. "
+                                          "The wait for a CPU to infer on is not counted: `GENRE_MAX_QUEUE_S`"),
     Variable("GENRE_MAX_QUEUE_S", "10", "how long a request may wait for a CPU (an upload's decoding, any "
                                         "inference) or a fetch worker (a link) before it is answered 503 `busy`"),
     Variable("GENRE_ALLOWED_SITES", "", "comma-separated domains, e.g. `youtube.com,youtu.be,soundcloud.com`; "

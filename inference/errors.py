@@ -2,6 +2,7 @@
 and a constructor per code. docs/api.md's error table and openapi.yaml follow it (a test
 checks)."""
 import functools
+import math
 from dataclasses import dataclass
 
 
@@ -160,7 +161,8 @@ def busy(retry_after_s: int) -> ClassifyError:
 
 
 def too_short(seconds: float, needed: float) -> ClassifyError:
-    return ClassifyError("too_short", f"the window holds {seconds:.1f} s of audio; at least {needed:g} s are needed")
+    held = math.floor(seconds * 100) / 100  # 2.999 s holds 2.99, not "3.0"
+    return ClassifyError("too_short", f"the window holds {held:g} s of audio; at least {needed:g} s are needed")
 
 
 def bad_form(max_parts: int, max_field_bytes: int) -> ClassifyError:

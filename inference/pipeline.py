@@ -6,9 +6,10 @@ import io
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import numpy as np
@@ -28,6 +29,16 @@ _inference_slots = threading.BoundedSemaphore(os.cpu_count() or 1)
 # 4.75, the lowest rate of any accepted codec) is lying: its claim is not used.
 MIN_UPLOAD_BYTES_PER_SECOND = 500
 RETRY_AFTER_S = 5  # a busy answer's Retry-After
+CLIENT_CHECK_S = 0.25  # how often a link's request looks whether its client is still there
+Present = Callable[[], bool]  # whether the client is still there to read the answer
+
+
+class ClientGone(Exception):
+    """The client left before its answer was ready: the work is abandoned, and nothing is answered."""
+
+
+def always() -> bool:
+    return True
 
 
 @contextlib.contextmanager
@@ -80,39 +91,62 @@ def window(source, settings: Settings, deadline: float, sample_rate: int, *, sta
            duration: float | None, known_seconds: float | None = None, upload_bytes: int | None = None) -> Window:
     """Open and decode the window to analyse. For an upload (upload_bytes given), a stated length its
     bytes could not hold is not trusted."""
-    container = decode.open_audio(source)
+    kept = decode.Kept(source)
     try:
-        seconds = known_seconds or decode.probe_duration(container)
-        if seconds and upload_bytes is not None and seconds > upload_bytes / MIN_UPLOAD_BYTES_PER_SECOND:
-            seconds = None
-        if seconds and seconds > settings.max_source_minutes * 60:
-            raise errors.source_too_long(seconds, settings.max_source_minutes)
-        start, duration = choose_window(start, duration, seconds, settings)
-        audio = decode.read_window(container, start, duration, sample_rate, deadline, source.seekable())
-    finally:
-        container.close()
+        container = decode.open_audio(kept)
+        try:
+            seconds = known_seconds or decode.probe_duration(container)
+            if seconds and upload_bytes is not None and seconds > upload_bytes / MIN_UPLOAD_BYTES_PER_SECOND:
+                seconds = None
+            if seconds and seconds > settings.max_source_minutes * 60:
+                raise errors.source_too_long(seconds, settings.max_source_minutes)
+            start, duration = choose_window(start, duration, seconds, settings)
+            audio = decode.read_window(container, start, duration, sample_rate, deadline, kept.seekable())
+        finally:
+            container.close()
+    except ClassifyError:
+        kept.raise_kept()  # the source's own failure, not what FFmpeg made of it
+        raise
+    kept.raise_kept()
     return Window(audio, start, seconds)
 
 
-def _analyse(source, settings: Settings, deadline: float, *, start: float | None, duration: float | None,
-             known_seconds: float | None = None, upload_bytes: int | None = None,
-             began: float, features: bool = False) -> tuple[dict, float | None, dict]:
-    """Decode the window and score it: the answer's main part, the source's length, and the
-    milliseconds that fetching and decoding (from `began`, a perf_counter) and inference took."""
+def _model(settings: Settings, features: bool) -> model.Model:
+    """The model, checked to give features if they are asked for: before any fetch or decoding."""
     genre_model = model.get(settings.model_path)
+    if features and not genre_model.meta.features_id:
+        raise errors.bad_parameter(f"the model {genre_model.meta.name} has no features to give")
+    return genre_model
+
+
+def _decode(source, settings: Settings, deadline: float, genre_model: model.Model, *, start: float | None,
+            duration: float | None, known_seconds: float | None = None, upload_bytes: int | None = None) -> Window:
+    """The window to score, refused if it holds less than one segment (not padded)."""
     decoded = window(source, settings, deadline, genre_model.sample_rate, start=start, duration=duration,
                      known_seconds=known_seconds, upload_bytes=upload_bytes)
-    audio, start = decoded.audio, decoded.start
     segment = genre_model.meta.segment_samples
-    if len(audio) < segment:  # less than one segment: refused, not padded
-        raise errors.too_short(len(audio) / genre_model.sample_rate, segment / genre_model.sample_rate)
-    timings = {"fetch_decode": _ms(began)}
-    began = time.perf_counter()
+    if len(decoded.audio) < segment:
+        raise errors.too_short(len(decoded.audio) / genre_model.sample_rate, segment / genre_model.sample_rate)
+    return decoded
+
+
+def _score(decoded: Window, genre_model: model.Model, settings: Settings, *, features: bool,
+           present: Present) -> tuple[dict, float]:
+    """The answer's main part and the milliseconds inference took, once an inference slot is free
+    (503 busy after settings.max_queue_s) and if the client is still there."""
     with _slot(_inference_slots, settings):
-        verdict = genre_model.classify(audio, start, features=features)
-    timings["inference"] = _ms(began)
-    return {**verdict, "window": {"start": round(start, 3), "duration": round(len(audio) / genre_model.sample_rate, 3)},
-            "model": genre_model.info()}, decoded.source_seconds, timings
+        _still_wanted(present)
+        began = time.perf_counter()
+        verdict = genre_model.classify(decoded.audio, decoded.start, features=features)
+        spent = _ms(began)
+    seconds = round(len(decoded.audio) / genre_model.sample_rate, 3)
+    return {**verdict, "window": {"start": round(decoded.start, 3), "duration": seconds},
+            "model": genre_model.info()}, spent
+
+
+def _still_wanted(present: Present):
+    if not present():
+        raise ClientGone
 
 
 def _ms(since: float) -> float:
@@ -124,9 +158,9 @@ def _answer(result: dict, source: dict, timings: dict, started: float) -> dict:
 
 
 def upload(data: bytes | BinaryIO, settings: Settings, start=None, duration=None, filename: str | None = None,
-           features: bool = False) -> dict:
+           features: bool = False, *, present: Present = always) -> dict:
     """Classify an uploaded clip: bytes, or a seekable binary file (a spooled upload); with its
-    segments' features if asked."""
+    segments' features if asked. Abandoned (ClientGone) when present() says the client left."""
     started = time.perf_counter()
     check_window(start, duration, settings)
     stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
@@ -134,42 +168,119 @@ def upload(data: bytes | BinaryIO, settings: Settings, start=None, duration=None
     stream.seek(0)
     if not size:
         raise errors.empty_upload()
+    genre_model = _model(settings, features)
     with _slot(_cpu_slots, settings):
+        _still_wanted(present)
         deadline = time.monotonic() + settings.time_budget  # the budget counts the work, not the wait
-        result, seconds, timings = _analyse(stream, settings, deadline, start=start, duration=duration,
-                                            upload_bytes=size, began=started, features=features)
-    source = {"kind": "upload", "title": filename, "duration": seconds, "bytes": size}
-    return _answer(result, source, timings, started)
+        decoded = _decode(stream, settings, deadline, genre_model, start=start, duration=duration, upload_bytes=size)
+        decoding = _ms(started)
+        result, inference = _score(decoded, genre_model, settings, features=features, present=present)
+    source = {"kind": "upload", "title": filename, "duration": decoded.source_seconds, "bytes": size}
+    return _answer(result, source, {"fetch_decode": decoding, "inference": inference}, started)
 
 
-def link(url: str, settings: Settings, start=None, duration=None, features: bool = False) -> dict:
-    """Classify the audio behind a link, with its segments' features if asked; bounded by the time budget
-    (from when a fetch worker is free)."""
+@dataclass
+class _Job:
+    """A link's fetch, run by a fetch worker, abandoned when its client leaves (or the backstop passes)."""
+    abandoned: threading.Event = field(default_factory=threading.Event)
+    media: remote.RemoteFile | None = None
+
+    def abandon(self):
+        self.abandoned.set()
+        if (media := self.media) is not None:
+            media.abort()  # a read blocked on a stalled source returns now, not at the deadline
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    decoded: Window
+    source: dict
+    timings: dict
+
+
+def link(url: str, settings: Settings, start=None, duration=None, features: bool = False, *,
+         present: Present = always) -> dict:
+    """Classify the audio behind a link, with its segments' features if asked. Fetching and decoding
+    are bounded by the time budget (from when a fetch worker is free; 504 timeout), the wait for an
+    inference slot by settings.max_queue_s (503 busy). Abandoned (ClientGone) when present() says the
+    client left: before the fetch, during it (checked every CLIENT_CHECK_S) and before the inference."""
     started = time.perf_counter()
     check_window(start, duration, settings)
+    genre_model = _model(settings, features)
     if not _fetch_slots.acquire(timeout=settings.max_queue_s):
         raise errors.busy(RETRY_AFTER_S)
-    deadline = time.monotonic() + settings.time_budget
-    future = _workers.submit(_link, url, settings, start, duration, deadline, started, features)
-    future.add_done_callback(lambda _: _fetch_slots.release())  # when it ends, even after our time-out
+    job, deadline = _Job(), time.monotonic() + settings.time_budget
     try:
-        return future.result(timeout=settings.time_budget + 1)
-    except FutureTimeout:
-        raise errors.timeout(f"the source took longer than {settings.time_budget:g} s") from None
+        _still_wanted(present)
+        future = _workers.submit(_fetch, url, settings, genre_model, job, deadline, started,
+                                 start=start, duration=duration)
+    except BaseException:
+        _fetch_slots.release()
+        raise
+    future.add_done_callback(lambda _: _fetch_slots.release())  # when it ends, even after we stopped waiting
+    fetched = _wait(future, job, deadline + 1, present)
+    result, inference = _score(fetched.decoded, genre_model, settings, features=features, present=present)
+    return _answer(result, fetched.source, {**fetched.timings, "inference": inference}, started)
 
 
-def _link(url, settings, start, duration, deadline, started, features):
+def _wait(future, job: _Job, backstop: float, present: Present) -> _Fetched:
+    """The fetch's result; 504 timeout past the backstop; ClientGone (the job told to stop) if the client leaves."""
+    while True:
+        try:
+            return future.result(timeout=max(0.0, min(CLIENT_CHECK_S, backstop - time.monotonic())))
+        except FutureTimeout:
+            if not present():
+                job.abandon()
+                raise ClientGone from None
+            if time.monotonic() >= backstop:
+                job.abandon()
+                raise errors.timeout("the source did not deliver within the time budget") from None
+
+
+class _Watched(io.RawIOBase):
+    """The media file, read until its job is abandoned (the decoder then stops at its next read)."""
+
+    def __init__(self, media, job: _Job):
+        super().__init__()
+        self._media, self._job = media, job
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._media.seekable()
+
+    def tell(self) -> int:
+        return self._media.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._media.seek(offset, whence)
+
+    def read(self, size: int = -1) -> bytes:
+        if self._job.abandoned.is_set():
+            raise ClientGone
+        return self._media.read(size)
+
+
+def _fetch(url, settings, genre_model, job: _Job, deadline, started, *, start, duration) -> _Fetched:
+    if job.abandoned.is_set():  # the client left while this waited for a worker
+        raise ClientGone
     found = resolve.resolve(url, settings, deadline - time.monotonic())
     resolved, began = _ms(started), time.perf_counter()
+    if job.abandoned.is_set():
+        raise ClientGone
     with remote.RemoteFile(found.media_url, settings, deadline, found.headers) as media:
+        job.media = media
+        if job.abandoned.is_set():  # abandoned while the connection opened
+            raise ClientGone
         try:
-            result, seconds, timings = _analyse(media, settings, deadline, start=start, duration=duration,
-                                                known_seconds=found.duration, began=began, features=features)
+            decoded = _decode(_Watched(media, job), settings, deadline, genre_model, start=start,
+                              duration=duration, known_seconds=found.duration)
         except ClassifyError as error:
             if media.cut and error.code in ("not_audio", "no_audio"):
                 raise errors.source_unreachable(f"the audio source broke off after {media.fetched} bytes") from None
             raise
         fetched = media.fetched
-    source = {"kind": "link", "title": found.title, "duration": seconds, "site": found.site,
+    source = {"kind": "link", "title": found.title, "duration": decoded.source_seconds, "site": found.site,
               "bytes_fetched": fetched, "yt_dlp": resolve.version()}
-    return _answer(result, source, {"resolve": resolved, **timings}, started)
+    return _Fetched(decoded, source, {"resolve": resolved, "fetch_decode": _ms(began)})

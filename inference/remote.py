@@ -148,6 +148,12 @@ class RemoteFile(io.RawIOBase):
         self.position = max(0, offset if self.size is None else min(offset, self.size))
         return self.position
 
+    def abort(self):
+        """Cut the connection from another thread (the client left): a read in progress returns at once."""
+        response = self._response
+        if response is not None:
+            response.shutdown()
+
     def close(self):
         self._release()
         self._kept = bytearray()

@@ -115,3 +115,10 @@ def test_the_readme_quotes_what_batch_answers_on_the_training_clips_with_the_mfc
     quoted = (f"the MFCC CNN 0.98 or more on {sum(c >= 0.98 for c in confidences) or 'none'}, median "
               f"{statistics.median(confidences):.3f}, {flagged} flagged and {wrong} wrong")
     assert len(rows) == 119 and missing(README, [quoted]) == []
+
+
+def test_no_merge_leftovers_are_tracked():
+    """docs/*.md.orig were (a merge's backups, read by no one and out of date)."""
+    leftovers = subprocess.run(["git", "ls-files", "*.orig", "*.rej", "*.BACKUP.*", "*.LOCAL.*", "*.REMOTE.*"],
+                               cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert leftovers == []

@@ -288,7 +288,7 @@ def test_less_than_one_segment_of_audio_is_too_short(client, served, media, tmp_
                    client.post("/?duration=0.5", data=(media / "song.flac").read_bytes(), content_type="audio/flac")):
         assert (answer.status_code, answer.json["error"]["code"]) == (422, "too_short"), answer.json
         assert "at least 3 s" in answer.json["error"]["message"]
-    assert "holds 1.6 s of audio" in client.post("/", data=data, content_type="audio/flac").json["error"]["message"]
+    assert "holds 1.56 s of audio" in client.post("/", data=data, content_type="audio/flac").json["error"]["message"]
     three_seconds = client.post("/?duration=3", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
     check_answer(three_seconds.json, 1)
 
@@ -644,3 +644,108 @@ def test_a_model_without_features_says_so(client, reconfigure, media):
     answer = client.post("/?features=1", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
     assert answer.status_code == 400 and answer.json["error"]["code"] == "bad_parameter"
     assert "genre_cnn has no features" in answer.json["error"]["message"]
+
+
+def test_a_link_waiting_for_an_inference_slot_is_busy_not_a_timeout(client, reconfigure, served, monkeypatch):
+    """Its source delivered within the 1-s budget; every inference slot is held for longer than that:
+    503 busy with Retry-After once GENRE_MAX_QUEUE_S is up (was 504 "the source took longer than 1 s"),
+    and no inference is run for it afterwards (was: the fetch worker ran it for nobody)."""
+    from inference import model, pipeline
+    reconfigure(time_budget=1.0, max_queue_s=2.5)
+    client.post("/", json={"url": f"{served}/song.flac", "duration": 3})  # the model loaded
+    runs = []
+    classify = model.Model.classify
+    monkeypatch.setattr(model.Model, "classify", lambda self, *a, **k: runs.append(1) or classify(self, *a, **k))
+    held = 0
+    while pipeline._inference_slots.acquire(blocking=False):
+        held += 1
+    try:
+        began = time.monotonic()
+        answer = client.post("/", json={"url": f"{served}/song.flac", "duration": 3})
+        waited = time.monotonic() - began
+    finally:
+        for _ in range(held):
+            pipeline._inference_slots.release()
+    assert (answer.status_code, answer.json["error"]["code"]) == (503, "busy"), answer.json
+    assert answer.headers["Retry-After"] == "5" and 2.5 <= waited < 6
+    time.sleep(1)
+    assert not runs
+
+
+def test_a_post_takes_start_duration_and_features_from_its_query_too(client, served):
+    """openapi.yaml lists them for POST: in the query of a JSON or a form link request (were ignored)."""
+    link = f"{served}/song.flac"
+    for answer in (client.post("/?start=3&duration=6&features=1", json={"url": link}),
+                   client.post("/?start=3&duration=6&features=1", data={"url": link},
+                               content_type="application/x-www-form-urlencoded")):
+        assert answer.status_code == 200, answer.json
+        assert answer.json["window"] == {"start": 3.0, "duration": 6.0} and len(answer.json["features"]["segments"]) == 2
+
+
+@pytest.mark.parametrize("how", ["query", "query and JSON", "JSON", "form", "query and form", "multipart"])
+def test_a_parameter_given_twice_is_refused(client, served, media, how):
+    """One rule everywhere (was first-wins in a query, last-wins in JSON and across a query and a form)."""
+    link, clip = f"{served}/song.flac", (media / "song.flac").read_bytes()
+    answer = {"query": lambda: client.get(f"/?url={link}&duration=3&duration=6"),
+              "query and JSON": lambda: client.post("/?duration=3", json={"url": link, "duration": 6}),
+              "JSON": lambda: client.post("/", data=f'{{"url": "{link}", "duration": 3, "duration": 6}}',
+                                          content_type="application/json"),
+              "form": lambda: client.post("/", data=f"url={link}&start=0&start=3",
+                                          content_type="application/x-www-form-urlencoded"),
+              "query and form": lambda: client.post("/?start=3", data={"url": link, "start": "0"},
+                                                    content_type="application/x-www-form-urlencoded"),
+              "multipart": lambda: client.post("/?duration=3", data={"file": (io.BytesIO(clip), "a.flac"),
+                                                                     "duration": "6"},
+                                               content_type="multipart/form-data")}[how]()
+    assert (answer.status_code, answer.json["error"]["code"]) == (400, "bad_parameter"), answer.json
+    assert "given more than once" in answer.json["error"]["message"]
+
+
+def test_a_browser_asking_for_features_alone_gets_the_page(client):
+    answer = client.get("/?features=1", headers={"Accept": "text/html"})
+    assert answer.status_code == 200 and answer.mimetype == "text/html"
+
+
+def test_features_from_a_model_without_them_are_refused_before_the_fetch(client, reconfigure, served):
+    """A source that stalls: refused at once (was fetched and decoded first: here, a 504 after the budget)."""
+    reconfigure(model_path=ROOT / "models" / "genre_cnn.onnx", time_budget=3.0)
+    began = time.monotonic()
+    answer = client.post("/", json={"url": f"{served}/stall.flac", "features": True})
+    assert (answer.status_code, answer.json["error"]["code"]) == (400, "bad_parameter"), answer.json
+    assert time.monotonic() - began < 1
+
+
+def test_a_clip_just_under_one_segment_is_not_said_to_hold_one(client):
+    answer = client.post("/", data=wav(2.99, 2.99), content_type="audio/wav")
+    assert (answer.status_code, answer.json["error"]["code"]) == (422, "too_short")
+    assert "holds 2.99 s" in answer.json["error"]["message"], answer.json  # was "holds 3.0 s"
+
+
+def test_a_negative_zero_start_is_answered_as_zero(client, media):
+    answer = client.post("/?start=-0&duration=3", data=(media / "song.flac").read_bytes(), content_type="audio/flac")
+    assert answer.status_code == 200 and answer.json["window"]["start"] == 0
+    assert "-0.0" not in answer.get_data(as_text=True)
+
+
+def test_an_absurd_sample_rate_is_refused_before_decoding(client):
+    """A WAV declaring 2^31-1 Hz (was not_audio "(MemoryError)", after the worker grew by 200 MB)."""
+    pcm = np.zeros(48000, "<i2").tobytes()
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, 2**31 - 1, 2**32 - 2, 2, 16)
+    data = b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", len(pcm)) + pcm
+    answer = client.post("/", data=data, content_type="audio/wav")
+    assert (answer.status_code, answer.json["error"]["code"]) == (422, "not_audio")
+    assert "2147483647 Hz" in answer.json["error"]["message"] and "Error" not in answer.json["error"]["message"]
+
+
+def test_not_audio_says_the_same_on_the_server_and_the_command_line(client, tmp_path):
+    """Without the name of an internal exception (was InvalidDataError on one, ArgumentError on the other)."""
+    import subprocess
+    import sys
+    garbage = b"\x00garbage" * 1000
+    (tmp_path / "garbage.mp3").write_bytes(garbage)
+    served = client.post("/", data=garbage, content_type="audio/mpeg").json["error"]
+    done = subprocess.run([sys.executable, "-m", "inference", str(tmp_path / "garbage.mp3")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    (tmp_path / "garbage.mp3").unlink()
+    assert json.loads(done.stdout)["error"] == served == {"code": "not_audio",
+                                                          "message": "the data is not audio in a known format"}

@@ -68,7 +68,7 @@ def test_slow_clients_do_not_starve_the_server(server):
 
 
 def test_json_nested_deeper_than_the_decoder_goes_is_bad_json(server):
-    body = b'{"url": ' + b"[" * 974 + b"]" * 974 + b"}"  # a 2 KB body
+    body = b'{"url": ' + b"[" * 2000 + b"]" * 2000 + b"}"  # a 4 KB body
     assert error_code(post(server, body, "application/json")) == (400, "bad_json")
 
 

@@ -2,8 +2,10 @@
 request that cannot get a CPU soon is told to come back (503 busy, Retry-After), never timed out for
 its wait; the batch client comes back and finishes every item."""
 import json
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -90,3 +92,52 @@ def test_batch_at_32_in_flight_finishes_every_item(model_path, tmp_path, clip):
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(rows) == 32 and all("genre" in row for row in rows), done.stdout[:1000]
     assert busy >= 1, "no answer was busy: the test did not overload the server"
+
+
+def requests_logged(server) -> Counter:
+    """(status, error) of each request line the server logged."""
+    lines = [json.loads(line) for line in server.stdout.read_text().splitlines() if line.startswith("{")]
+    return Counter((line["status"], line["error"]) for line in lines if "httpRequest" in line)
+
+
+def send_and_leave(port: int, request: bytes, stay_s: float = 0.0):
+    """Send a whole request, stay stay_s, and hang up without reading the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        time.sleep(stay_s)
+
+
+def test_uploads_whose_clients_left_are_abandoned(model_path, tmp_path, clip):
+    """30 clients send a whole upload and hang up: none is decoded or inferred, each is logged 499
+    client_gone (was: all 30 decoded, inferred and logged 200)."""
+    head = (f"POST /?duration=6 HTTP/1.1\r\nHost: x\r\nContent-Type: audio/flac\r\n"
+            f"Content-Length: {len(clip)}\r\n\r\n").encode()
+    with function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_MAX_QUEUE_S="60") as server:
+        port = int(server.url.rsplit(":", 1)[1].strip("/"))
+        with ThreadPoolExecutor(30) as pool:
+            list(pool.map(lambda _: send_and_leave(port, head + clip), range(30)))
+        assert upload(server.url, clip)[0] == 200  # served after them: they were all done with
+        logged, stderr = requests_logged(server), server.stderr.read_text()
+    assert logged == {(499, "client_gone"): 30, (200, None): 1}, logged
+    assert stderr == "", stderr[:2000]  # one line each, nothing else
+
+
+def test_links_whose_clients_left_free_their_fetch_workers(model_path, tmp_path, media):
+    """40 links to a source that stalls, their clients gone after 0.5 s: the fetches are abandoned, each
+    logged, and a link sent next is answered 200 (was: every fetch worker held for the 30-s budget, the
+    next link 503 busy)."""
+    with local_http.Server(media) as source, \
+            function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_DEV_ALLOW_LOOPBACK_LINKS="1",
+                                  GENRE_MAX_QUEUE_S="5") as server:
+        port = int(server.url.rsplit(":", 1)[1].strip("/"))
+        request = f"GET /?url={source}/stall.flac HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n".encode()
+        with ThreadPoolExecutor(40) as pool:
+            list(pool.map(lambda _: send_and_leave(port, request, 0.5), range(40)))
+        deadline = time.monotonic() + 20  # within the 30-s budget that held every worker
+        while sum(requests_logged(server).values()) < 40 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        answer = link(f"{server.url}?url={source}/song.flac&duration=3")
+        time.sleep(1)
+        logged, stderr = requests_logged(server), server.stderr.read_text()
+    assert answer == (200, None, None) and stderr == "", stderr[:2000]
+    assert logged == {(499, "client_gone"): 40, (200, None): 1}, logged

@@ -6,6 +6,7 @@ server (--endpoint), killed and resumed."""
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -82,6 +83,10 @@ def trained(manifest, cache, tmp_path_factory) -> Path:
     # in_labels: scored by leaving each of the 3 labels out, fitted on the library at train
     assert set(results["in_labels"]["auroc"]) == set(results["labels"]) and "== in_labels" in crossval.stdout
     assert (out / "in_labels_genre_musicnn.png").exists() and card["in_labels"]["crossval"]["auroc"]
+    assert "music detector, out of fold: 15 fits" in crossval.stdout  # its step says so (was 12 s of silence)
+    written = (out / "mine.json").read_text() + (out / "crossval_genre_musicnn.json").read_text()
+    assert str(manifest.parent) not in written and results["data"]["name"] == manifest.name  # no machine's path
+    assert re.fullmatch(r"\d{4}\.\d\d\.\d\d", card["version"])  # its own, not genre_musicnn's 2.0.0
     return out / "mine.onnx"
 
 

@@ -229,3 +229,44 @@ def test_cli_help_says_what_the_window_options_do_and_the_exit_statuses(command,
     assert done.returncode == 0 and "--start START where the window starts, in seconds (default 60;" in text
     assert "--duration DURATION the window's length in seconds (default 30, at most 60)" in text
     assert statuses in text
+
+
+def test_a_source_over_the_fetch_cap_logs_one_line_whatever_ffmpeg_does(model_path, media, tmp_path):
+    """The cap is hit inside FFmpeg's reads; FFmpeg reads on: one JSON line and nothing on stderr (was
+    12 "PyAV library exception being dropped" tracebacks, 130-143 lines)."""
+    with local_http.Server(media, ranges=False) as source, \
+            function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_DEV_ALLOW_LOOPBACK_LINKS="1",
+                                  GENRE_MAX_FETCH_MB="0.2") as running:
+        before = len(running.stdout.read_text().splitlines())
+        for window in ("start=20", "start=0"):
+            status, body = curl("-G", running.url, "--data-urlencode", f"url={source}/song.flac", "-d", window)
+            assert (status, body["error"]["code"]) == (422, "source_too_large"), body
+        lines = running.stdout.read_text().splitlines()[before:]
+        stderr = running.stderr.read_text()
+    assert [json.loads(line)["error"] for line in lines] == ["source_too_large"] * 2, lines
+    assert stderr == "", stderr[:3000]
+
+
+def test_the_readmes_first_curl_works_as_shown(server):
+    """Run from this folder as written (was `-F file=@song.flac`: no such file, curl exit 26, nothing printed);
+    the answer is the README's: the same genre, scores and title."""
+    readme = (ROOT / "README.md").read_text()
+    command = re.search(r"```bash\n(curl -s localhost:8080 [^\n]+)\n```", readme).group(1)
+    example = json.loads(re.search(r"```json\n(\{\"genre\".*?)\n```", readme, re.S).group(1)
+                         .replace(', "... one per 3-s segment"', ""))
+    port = server.url.rsplit(":", 1)[1].strip("/")
+    done = subprocess.run(command.replace("localhost:8080", f"127.0.0.1:{port}"), shell=True, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.count("\n") == 0, (done.returncode, done.stderr)
+    answer = json.loads(done.stdout)
+    assert (answer["genre"], answer["scores"], answer["music"]) == (example["genre"], example["scores"],
+                                                                    example["music"])
+    assert answer["source"] == example["source"] and answer["model"] == example["model"]
+
+
+def test_the_api_docs_log_example_names_the_shipped_model():
+    """docs/api.md's start-up line quotes the shipped model's sha256 (was d8ef8f99fef5, a model ago)."""
+    example = (ROOT / "docs" / "api.md").read_text().split("## Logs", 1)[1]
+    found = model.checked(config.DEFAULT_MODEL)
+    assert f"{found['name']} {found['version']} (sha256 {found['sha256'][:12]}," in example
+    assert f'"sha256": "{found["sha256"][:8]}...' in example

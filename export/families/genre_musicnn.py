@@ -68,7 +68,9 @@ def backbone():
 
 
 def add_arguments(parser):
-    parser.add_argument("--head", choices=("clip", "segment"), default="clip")
+    parser.add_argument("--head", choices=("clip", "segment"), default="clip",
+                        help="clip: one regression on a clip's mean features (the default, shipped); segment: "
+                             "a softmax on every segment, probabilities averaged")
     parser.add_argument("--c", type=float, default=C, help="the clip head's inverse L2 strength")
     parser.add_argument("--extractor", type=Path, default=DEFAULT_MODEL,
                         help="a served model of this family whose features are trained on (default: %(default)s)")
