@@ -91,8 +91,8 @@ class Detector:
         return expit(self.logits(features))
 
 
-def _fit_distances(features, y) -> tuple[Distance, ...]:
-    return tuple(distance(view, features, y) for view in VIEWS)
+def _fit_distances(features, y, views) -> tuple[Distance, ...]:
+    return tuple(distance(view, features, y) for view in views)
 
 
 def grouped_folds(y: np.ndarray, groups: list[str]):
@@ -104,27 +104,29 @@ def grouped_folds(y: np.ndarray, groups: list[str]):
     return StratifiedGroupKFold(folds, shuffle=True, random_state=SEED).split(y, y, split_groups)
 
 
-def calibration_scores(features: list[np.ndarray], y: np.ndarray, groups: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def calibration_scores(features: list[np.ndarray], y: np.ndarray, groups: list[str],
+                       views=tuple(VIEWS)) -> tuple[np.ndarray, np.ndarray]:
     """The library's own evidence, [clips, views] each: its clips scored out of fold (artists grouped)
     and each label's clips scored by the other labels' distances."""
     pick = lambda idx: [features[i] for i in idx]  # noqa: E731
-    inside = np.zeros((len(y), len(VIEWS)))
+    inside = np.zeros((len(y), len(views)))
     for fit_on, score in grouped_folds(y, groups):
-        inside[score] = scores(_fit_distances(pick(fit_on), y[fit_on]), pick(score))
+        inside[score] = scores(_fit_distances(pick(fit_on), y[fit_on], views), pick(score))
     outside = np.zeros_like(inside)
     for label in np.unique(y):
         others, these = np.flatnonzero(y != label), np.flatnonzero(y == label)
-        outside[these] = scores(_fit_distances(pick(others), y[others]), pick(these))
+        outside[these] = scores(_fit_distances(pick(others), y[others], views), pick(these))
     return inside, outside
 
 
-def fit(features: list[np.ndarray], y: np.ndarray, groups: list[str]) -> Detector:
-    """The detector of a library of at least 2 labels: clips' segment features, label indices, artists."""
+def fit(features: list[np.ndarray], y: np.ndarray, groups: list[str], views=tuple(VIEWS)) -> Detector:
+    """The detector of a library of at least 2 labels: clips' segment features, label indices, artists
+    (views: which of VIEWS, all by default)."""
     if len(np.unique(y)) < 2:
         raise ValueError("the in-labels detector needs at least 2 labels")
     with threadpool_limits(1):  # matrices of a few hundred: BLAS threads only contend (20 times slower here)
-        inside, outside = calibration_scores(features, y, groups)
-        distances = _fit_distances(features, y)
+        inside, outside = calibration_scores(features, y, groups, views)
+        distances = _fit_distances(features, y, views)
     weights, bias = calibration(np.concatenate([inside, outside]), np.r_[np.ones(len(inside)), np.zeros(len(outside))])
     return Detector(distances, weights, bias)
 

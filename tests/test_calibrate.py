@@ -47,3 +47,15 @@ def test_reliability_diagram_is_written(tmp_path):
     logits, y = overconfident(500)
     calibrate.reliability_diagram({"raw": (softmax(logits, axis=1), y)}, tmp_path / "r.png", "test")
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_library_whose_answers_were_all_right_is_held_at_the_lowest_temperature():
+    """Every out-of-fold answer right: the likelihood wants T -> 0 (every score 1.0000); it is held."""
+    p = softmax(np.random.default_rng(0).normal(0, 1, (60, 3)) + 3 * np.eye(3)[np.arange(60) % 3], axis=1)
+    y = np.arange(60) % 3
+    assert (p.argmax(axis=1) == y).all()
+    t = calibrate.temperature(lambda t: calibrate.scaled(p, t), y)
+    assert t == pytest.approx(calibrate.TEMPERATURES[0], rel=0.01) and calibrate.at_lowest(t)
+    assert calibrate.scaled(p, t).max(axis=1).min() < 0.999
+    assert not calibrate.at_lowest(calibrate.temperature(lambda t: calibrate.scaled(softmax(overconfident()[0], axis=1),
+                                                                                      t), overconfident()[1]))
