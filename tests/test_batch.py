@@ -369,7 +369,8 @@ def test_csv_table_and_its_resume(model_path, library, tmp_path):
     args = [items[0], str(tmp_path / "list.txt"), "--duration", "3", "--csv", "--out", str(out)]
     assert run_batch(model_path, *args).returncode == 0
     table = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert list(table[0]) == ["input", "genre", "confidence", "uncertain", "music", "status", "error"]
+    assert list(table[0]) == ["input", "genre", "confidence", "uncertain", "uncertain_reasons", "music", "in_labels",
+                              "status", "error"]
     assert len(table) == 3 and {row["error"] for row in table} == {"", "unreadable_file"}
     for row in table:
         assert (row["genre"] in contract.LABELS and 0 < float(row["confidence"]) <= 1) or row["error"]

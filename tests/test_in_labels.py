@@ -3,8 +3,12 @@ hiphop) by artists of one side of a fold, appended to the shipped model's graph;
 numpy detector; music of the other seven genres answered uncertain (outside_labels) while held-out
 music of the three keeps its genre; the page in headless Chromium names the closest genre; the
 protocol's figures on known data."""
+import csv
+import io
 import json
+import os
 import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -102,6 +106,25 @@ def test_the_page_names_the_closest_genre_of_music_outside_the_labels(served_mod
             expect(page.locator("#unsure")).to_contain_text("in its genres: ")
             expect(page.locator("#scores li")).to_have_count(10)  # the scores stay
             browser.close()
+
+
+def test_batch_csv_and_jsonl_carry_in_labels_and_the_reasons(served_model, data, tmp_path):
+    judged = model.Model(served_model)
+    far = next(c for c in data[4] if judged.classify(_window(c))["in_labels"] < 0.4)
+    items = [far.item, data[3][0].item]
+    for form, out in (["--csv"], tmp_path / "out.csv"), ([], tmp_path / "out.jsonl"):
+        done = subprocess.run([sys.executable, "-m", "inference", "batch", *items, *form, "--out", str(out)],
+                              cwd=function_server.ROOT, env=os.environ | {"GENRE_MODEL": str(served_model)},
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        text = out.read_text()
+        rows = list(csv.DictReader(io.StringIO(text))) if form else [json.loads(line) for line in text.splitlines()]
+        by_input = {row["input"]: row for row in rows}
+        outside_row = by_input[far.item]
+        assert float(outside_row["in_labels"]) < 0.5
+        reasons = outside_row["uncertain_reasons"]
+        assert "outside_labels" in (reasons.split() if form else reasons), outside_row
+        assert float(by_input[items[1]]["in_labels"]) >= 0.0
 
 
 def test_the_protocol_figures_on_known_answers():
