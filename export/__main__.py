@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from export import calibrate, crossval, evaluate, extract, families, folds, in_labels, library, music, outside, to_onnx
+from inference import batch
 
 CROSSVAL_OUT = Path("runs")  # crossval's default --out: untracked (.gitignore), never the shipped models' figures
 MUSIC_WARNING = 0.98  # issue 20's target: music called music out of fold at least this often
@@ -45,6 +46,7 @@ def _extraction(parser):
                         help="identity token for a private function (default: $GENRE_TOKEN)")
     parser.add_argument("--jobs", type=int, help="clips at once (default: the core count; 8 with --endpoint)")
     parser.add_argument("--retries", type=int, default=6, help="retries per request (--endpoint)")
+    batch.client_options(parser)
     parser.add_argument("--cache", type=Path, default=extract.CACHE, help="the features' cache (default: %(default)s)")
 
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import function_server
+import hostile_http
 import local_http
 from conftest import ROOT
 
@@ -46,9 +47,9 @@ class Impostor(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
         self.seen.append(self.headers.get("Authorization"))
-        body = json.dumps({"genre": "a", "confidence": 0.9, "uncertain": False, "scores": {"a": 0.9, "b": 0.9},
-                           "segments": 1, "timeline": [{"start": 0, "genre": "a", "confidence": 0.9}],
-                           "model": {"name": "x", "version": "1", "sha256": "0" * 64}}).encode()
+        body = json.dumps(hostile_http.answer(genre="a", scores={"a": 0.9, "b": 0.9}, segments=1,
+                                              timeline=[{"start": 0, "genre": "a", "confidence": 0.9}],
+                                              model={"name": "x", "version": "1", "sha256": "0" * 64})).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
