@@ -73,3 +73,19 @@ def test_no_function_at_the_url_fails_with_the_cause(model_path):
 def test_a_model_that_cannot_be_read_is_a_bad_argument(tmp_path):
     done = smoke("http://127.0.0.1:9/", "--model", str(tmp_path / "none.onnx"))
     assert done.returncode == 2 and "could not be loaded" in done.stderr
+
+
+def test_an_answer_whose_error_is_a_string_fails_without_a_traceback(model_path):
+    """A 200 holding "error": "oops" (was AttributeError)."""
+    with hostile_http.EndpointServer() as endpoint:
+        done = smoke(f"{endpoint.url}/oops", "--model", str(model_path))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "not the function's answer: it holds ['error']" in done.stderr
+
+
+def test_a_dead_port_says_each_retry(model_path):
+    """Connection refused is retried (an instance starting), and said at once, not after a silent half-minute."""
+    done = smoke("http://127.0.0.1:9/", "--model", str(model_path), "--retries", "1", "--timeout", "5")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("retry 1 of 1 in 0.0 s: no answer from http://127.0.0.1:9/: ")
+    assert "Connection refused" in done.stderr
