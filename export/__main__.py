@@ -127,10 +127,23 @@ def _protocol(found: library.Library) -> str:
     return "by artist, each clip of unknown artist its own group" if known else "by file: no artists known"
 
 
+def _fold_count(found: library.Library) -> int:
+    """The folds the artists allow, with a warning when they are fewer than GROUPED_FOLDS."""
+    try:
+        count = folds.fold_count(found.groups, [c.label for c in found.clips])
+    except ValueError as exc:
+        raise library.LibraryError(str(exc)) from None
+    if count < folds.GROUPED_FOLDS:
+        print(f"warning: {count} artists (or clips of unknown artist) for {folds.GROUPED_FOLDS} folds: {count}-fold "
+              "cross-validation instead, each fold scoring one artist's clips; the figures are noisier and "
+              "lower than with more artists", file=sys.stderr)
+    return count
+
+
 def run_crossval(args, family) -> dict:
     found, y, inputs = _inputs(args, family)
     labels, groups, out = found.labels, found.groups, Path(args.out)
-    protocol = f"StratifiedGroupKFold({folds.GROUPED_FOLDS}) {_protocol(found)}, seeds {list(folds.GROUPED_SEEDS)}"
+    protocol = f"StratifiedGroupKFold({_fold_count(found)}) {_protocol(found)}, seeds {list(folds.GROUPED_SEEDS)}"
     out.mkdir(parents=True, exist_ok=True)
     grouped, answers = crossval.cross_validate(family, y, labels, inputs, folds.grouped(y, groups), args)
     results = {"family": family.NAME, "options": family.describe(args), "clips": len(y),

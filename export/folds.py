@@ -19,10 +19,29 @@ GROUPED_FOLDS, GROUPED_SEEDS = 5, (0, 1, 2)
 TWO_FOLD = (("train", "valid"), ("valid", "train"))
 
 
-def grouped(y, groups: list[str], folds: int = GROUPED_FOLDS, seeds=GROUPED_SEEDS) -> list[list[tuple]]:
-    """`len(seeds)` repeats of `folds`-fold cross-validation of labels y (indices) with no group on
-    both sides of a fold."""
-    repeats = []
+def fold_count(groups: list[str], labels: list) -> int:
+    """GROUPED_FOLDS, or as many folds as there are groups (artists) where they are fewer; ValueError
+    under two groups, or for a label all of whose clips are one group's (the fold that scores that
+    group would fit without the label: nothing to learn it from, or one label left to fit)."""
+    found, by_label = sorted(set(groups)), {}
+    if len(found) < 2:
+        raise ValueError(f"cross-validation keeps each artist on one side of a fold, so it needs two artists or "
+                         f"more; every clip here is by {found[0] if found else 'no one'!r}: give the clips' own "
+                         "artists (an artist column, artists.csv or artist tags) or train without crossval")
+    for label, group in zip(labels, groups, strict=True):
+        by_label.setdefault(label, set()).add(group)
+    alone = {label: next(iter(g)) for label, g in sorted(by_label.items()) if len(g) == 1}
+    if alone:
+        raise ValueError("every clip of " + ", ".join(f"{label!r} is by {group!r}" for label, group in alone.items())
+                         + ": the fold that scores that artist would never have seen the label; add clips of other "
+                         "artists to it, merge it into another label, or train without crossval")
+    return min(GROUPED_FOLDS, len(found))
+
+
+def grouped(y, groups: list[str], folds: int | None = None, seeds=GROUPED_SEEDS) -> list[list[tuple]]:
+    """`len(seeds)` repeats of `folds`-fold (default: fold_count) cross-validation of labels y (indices)
+    with no group on both sides of a fold."""
+    folds, repeats = folds or fold_count(groups, list(y)), []
     for seed in seeds:
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         repeats.append([(f"seed {seed} fold {i}", fit.tolist(), score.tolist())
