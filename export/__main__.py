@@ -93,7 +93,7 @@ def _inputs(args, family) -> tuple[library.Library, np.ndarray, list]:
     found = _library(args)
     args.jobs = args.jobs or (8 if args.endpoint else os.cpu_count() or 1)
     clips, inputs = family.inputs(found, args)
-    usable = library.Library(clips, found.skipped)
+    usable = library.Library(clips, found.skipped, found.warnings)
     _report_skipped(usable)
     library.check_sizes(usable)
     _warn_one_artist(usable)
@@ -103,6 +103,8 @@ def _inputs(args, family) -> tuple[library.Library, np.ndarray, list]:
 def _report_skipped(found: library.Library):
     if found.skipped:
         print(f"skipped {len(found.skipped)}:\n  " + "\n  ".join(found.skipped), file=sys.stderr)
+    for warning in found.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _warn_one_artist(found: library.Library):
