@@ -240,8 +240,11 @@ def answer_problem(answer: dict) -> str | None:
         return "its uncertain or model is not as documented"
     if not (type(segments) is int and segments >= 1 and isinstance(timeline, list) and len(timeline) == segments):
         return "its segments and timeline do not agree"
-    if answer.get("music") is not None and not _probability(answer["music"]):
-        return "its music is not a probability"
+    if any(answer.get(k) is not None and not _probability(answer[k]) for k in ("music", "in_labels")):
+        return "its music or in_labels is not a probability"
+    reasons = answer.get("uncertain_reasons", [])
+    if not (isinstance(reasons, list) and all(isinstance(r, str) for r in reasons)):
+        return "its uncertain_reasons are not a list of codes"
     return _features_problem(answer.get("features"), segments) if "features" in answer else None
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from inference import batch
+from inference import batch, client
 
 import hostile_http
 from conftest import ROOT
@@ -71,6 +71,13 @@ def test_a_200_that_breaks_the_contract_is_the_items_error_and_resumes(endpoint,
     again = run_batch(ITEM, "--endpoint", f"{endpoint.url}/answer", "--out", str(out))
     assert again.returncode == 0, again.stderr
     assert [r.get("genre") for r in map(json.loads, out.read_text().splitlines())] == ["rock"]
+
+
+def test_optional_fields_of_the_wrong_kind_are_the_items_error():
+    """A CSV row joins uncertain_reasons: a number there was a TypeError after the answer was accepted."""
+    for changes in ({"uncertain_reasons": 5}, {"in_labels": "high"}, {"music": 2.0}):
+        assert client.answer_problem(hostile_http.answer(**changes)), changes
+    assert client.answer_problem(hostile_http.answer(in_labels=None, music=None, uncertain_reasons=["x"])) is None
 
 
 def test_fields_the_client_does_not_know_are_kept(endpoint):
