@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from inference import client, config, decode, errors, pipeline
-from inference.client import error_row
+from inference.client import error_row, unreadable
 from inference.errors import ClassifyError
 
 LISTS = {".txt", ".m3u", ".m3u8"}
@@ -47,10 +47,6 @@ def here(item: str, settings: config.Settings, start=None, duration=None, featur
 
 def failed(item: str, error: ClassifyError) -> dict:
     return error_row(item, error.code, error.message, error.status)
-
-
-def unreadable(exc: OSError, item: str) -> ClassifyError:
-    return errors.unreadable_file(f"{exc.strerror or exc}: {item}")
 
 
 def answered(row: dict) -> bool:

@@ -67,7 +67,8 @@ class Client:
         except errors.ClassifyError as exc:
             return error_row(item, exc.code, exc.message, exc.status)
         except OSError as exc:
-            return error_row(item, "unreadable_file", f"{exc.strerror or exc}: {item}")
+            error = unreadable(exc, item)
+            return error_row(item, error.code, error.message)
         return self._row(item, self._send(body, headers))
 
     def _body(self, item: str) -> tuple[bytes, dict]:
@@ -159,6 +160,10 @@ class _Transient(Exception):
 def error_row(item: str, code: str, message: str, status: int | None = None) -> dict:
     row = {"input": item, "error": {"code": code, "message": message}}
     return row if status is None else {"input": item, "status": status, **row}
+
+
+def unreadable(exc: OSError, item: str) -> errors.ClassifyError:
+    return errors.unreadable_file(f"{exc.strerror or exc}: {item}")
 
 
 def _origin(url: str) -> str:
