@@ -85,8 +85,8 @@ class Client:
 
     def _send(self, body: bytes, headers: dict) -> Reply | errors.ClassifyError:
         """The last reply, after the retries; or the error that ended the last attempt."""
-        waited = 0.0
-        for attempt in range(self.retries + 1):
+        waited, attempt = 0.0, 0
+        while True:
             try:
                 reply = self._follow(body, headers)
             except _Transient as exc:
@@ -95,20 +95,20 @@ class Client:
                 reply = exc.error
             if isinstance(reply, Reply) and reply.status not in RETRIED_STATUSES or attempt == self.retries:
                 return reply
-            pause = self._pause(attempt + 1, reply)
+            attempt += 1
+            pause = self._pause(attempt, reply)
             if waited + pause > self.max_wait_s:
                 return _gave_up(reply, self.max_wait_s)
             if self.on_retry:
-                self.on_retry(f"retry {attempt + 1} of {self.retries} in {pause:.1f} s: {_said(reply)}")
+                self.on_retry(f"retry {attempt} of {self.retries} in {pause:.1f} s: {_said(reply)}")
             time.sleep(pause)
             waited += pause
-        raise AssertionError("unreachable")  # the loop returns on its last attempt
 
     def _pause(self, retry: int, reply) -> float:
         """Seconds before retry number `retry` (1, 2...): Retry-After where given, else back-off."""
         if isinstance(reply, Reply) and reply.retry_after:
             try:
-                return min(RETRY_AFTER_MAX_S, urllib3.Retry.parse_retry_after(urllib3.Retry(), reply.retry_after))
+                return min(RETRY_AFTER_MAX_S, urllib3.Retry().parse_retry_after(reply.retry_after))
             except urllib3.exceptions.InvalidHeader:
                 pass
         if retry <= 1:
@@ -131,9 +131,9 @@ class Client:
     def _row(self, item: str, reply: "Reply | errors.ClassifyError") -> dict:
         if isinstance(reply, errors.ClassifyError):
             return error_row(item, reply.code, reply.message, reply.status)
-        try:
-            body = json.loads(reply.data)
-        except ValueError:
+        try:  # NaN and Infinity are not JSON; nor is nesting deeper than the decoder goes
+            body = json.loads(reply.data, parse_constant=_not_json)
+        except (ValueError, RecursionError):
             body = None
         if reply.status == 200 and isinstance(body, dict):
             problem = answer_problem(body)
@@ -170,6 +170,10 @@ def _origin(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _said(reply) -> str:

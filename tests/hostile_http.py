@@ -247,6 +247,16 @@ class Endpoint(http.server.BaseHTTPRequestHandler):
     def route_other_input(self):
         self._json(answer(input="/etc/passwd"))
 
+    def route_nan(self):
+        self._json(answer(x=float("nan")))  # Python's json writes NaN, which is not JSON
+
+    def route_deep(self):
+        data = b'{"genre": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def route_no_scores(self):
         self._json({k: v for k, v in answer().items() if k != "scores"})
 

@@ -59,7 +59,8 @@ def test_an_answer_over_the_cap_is_refused_and_not_written(endpoint, tmp_path, q
 
 
 @pytest.mark.parametrize("route, why", [("oops", "it holds ['error']"), ("other-input", "it holds ['input']"),
-                                        ("no-scores", "it lacks ['scores']")])
+                                        ("no-scores", "it lacks ['scores']"), ("nan", "not the function's answer"),
+                                        ("deep", "not the function's answer")])
 def test_a_200_that_breaks_the_contract_is_the_items_error_and_resumes(endpoint, tmp_path, route, why):
     """Not written as an answer (a 200 with "error": "oops" was, and every later resume crashed); the
     row is the item's, whatever the answer says its input is; a resume asks again."""
