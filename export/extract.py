@@ -148,9 +148,11 @@ def _cached(path: Path, most: int, width: int) -> np.ndarray | None:
     """A cache entry that holds a clip's features; a bad one is named, removed and left to compute again."""
     if not path.exists():
         return None
-    try:
-        array = np.load(path, allow_pickle=False)
-        why = problem(array, most, width)
+    try:  # mapped: a header that claims a billion segments costs nothing before its shape is checked
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+        why = problem(mapped, most, width)
+        array = None if why else np.array(mapped)
+        del mapped
     except (OSError, ValueError, EOFError) as exc:
         why = f"it cannot be read ({exc})"
     if why:

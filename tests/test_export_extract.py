@@ -82,7 +82,7 @@ def wanted_id() -> str:
 
 
 @pytest.mark.parametrize("segments, why", [
-    ([[float("nan")] * 250] * 2, "other than finite numbers"), ([[0.5] * 3] * 2, "not 1 to 2 segments of 250"),
+    ([[float("nan")] * 250] * 2, "not the function's answer"), ([[0.5] * 3] * 2, "not 1 to 2 segments of 250"),
     ([], "not 2 rows of one width"), ([[0.5] * 250] * 3, "(3, 250)"),
     ([[0.5] * 250, [0.5] * 249], "not 2 rows of one width")],
     ids=["NaN", "width 3", "no segments", "3 segments of a 6-s window", "ragged"])
@@ -112,6 +112,10 @@ def corrupt(path, how: str):
         path.write_bytes(path.read_bytes()[:100])
     elif how == "empty":
         path.write_bytes(b"")
+    elif how == "a header of 10^12 segments":
+        claim = f"({10**12}, {good.shape[1]}), }}".encode()  # the header's padding keeps its length
+        said = f"{good.shape}, }}".encode()
+        path.write_bytes(path.read_bytes().replace(said + b" " * (len(claim) - len(said)), claim, 1))
     elif how == "pickled":
         np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     else:
@@ -119,8 +123,8 @@ def corrupt(path, how: str):
                        "no segments": good[:0], "1-D": good[0]}[how])
 
 
-@pytest.mark.parametrize("how", ["truncated", "empty", "pickled", "NaN", "wrong width", "float64", "no segments",
-                                 "1-D"])
+@pytest.mark.parametrize("how", ["truncated", "empty", "a header of 10^12 segments", "pickled", "NaN", "wrong width",
+                                 "float64", "no segments", "1-D"])
 def test_a_bad_cache_entry_is_named_discarded_and_computed_again(one_clip, tmp_path, short_window, capsys, how):
     extractor = extract.Extractor(config.DEFAULT_MODEL, cache=tmp_path / "cache")
     _, (first,) = extract.features(library.read(one_clip), extractor)
