@@ -18,7 +18,7 @@ from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from inference import client, config, decode, errors, pipeline
+from inference import client, config, decode, pipeline
 from inference.client import error_row, unreadable
 from inference.errors import ClassifyError
 
@@ -39,8 +39,7 @@ def here(item: str, settings: config.Settings, start=None, duration=None, featur
     if is_link(item):
         return pipeline.link(item, settings, start, duration, features)
     path = Path(item)
-    if path.stat().st_size > settings.max_upload_bytes:
-        raise errors.upload_too_large(settings.max_upload_bytes)
+    client.check_file(path, settings.max_upload_bytes)
     with open(path, "rb") as f:  # the decoder reads the file: no copy of it in memory
         return pipeline.upload(f, settings, start, duration, filename=path.name, features=features)
 

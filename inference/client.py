@@ -14,6 +14,7 @@ import json
 import math
 import random
 import socket
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -76,8 +77,7 @@ class Client:
         if "://" in item:
             return json.dumps({"url": item, **self.fields}).encode(), {"Content-Type": "application/json"}
         path = Path(item)
-        if path.stat().st_size > self.max_upload_bytes:
-            raise errors.upload_too_large(self.max_upload_bytes)
+        check_file(path, self.max_upload_bytes)
         form = {"file": (path.name, path.read_bytes(), "application/octet-stream"),
                 **{k: str(v) for k, v in self.fields.items()}}
         body, content_type = urllib3.encode_multipart_formdata(form)
@@ -160,6 +160,16 @@ class _Transient(Exception):
 def error_row(item: str, code: str, message: str, status: int | None = None) -> dict:
     row = {"input": item, "error": {"code": code, "message": message}}
     return row if status is None else {"input": item, "status": status, **row}
+
+
+def check_file(path: Path, max_bytes: int):
+    """ClassifyError unless `path` is a regular file of at most max_bytes (a FIFO's or a device's reading
+    would never end); OSError where it cannot be stat'ed."""
+    found = path.stat()
+    if not stat.S_ISREG(found.st_mode):
+        raise errors.unreadable_file(f"not a regular file (a device, a FIFO or a folder): {path}")
+    if found.st_size > max_bytes:
+        raise errors.upload_too_large(max_bytes)
 
 
 def unreadable(exc: OSError, item: str) -> errors.ClassifyError:

@@ -112,3 +112,15 @@ def test_a_resumed_file_with_a_row_of_any_shape_is_no_crash(tmp_path):
     output = batch.Output(out, as_csv=False)
     output.close()
     assert output.done == {"b"}
+
+
+@pytest.mark.parametrize("where", ["here", "endpoint"])
+def test_an_item_that_is_no_regular_file_is_unreadable_at_once(endpoint, tmp_path, where):
+    """A FIFO would be waited on for a writer, /dev/zero read for ever."""
+    os.mkfifo(tmp_path / "pipe.flac")
+    (tmp_path / "list.txt").write_text(f"{tmp_path / 'pipe.flac'}\n/dev/zero\n")
+    remote = ["--endpoint", f"{endpoint.url}/answer"] if where == "endpoint" else []
+    done = run_batch(str(tmp_path / "list.txt"), *remote, timeout=60)
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [row["error"]["code"] for row in rows] == ["unreadable_file"] * 2, done.stderr
+    assert all("not a regular file" in row["error"]["message"] for row in rows)
