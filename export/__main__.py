@@ -129,10 +129,12 @@ def _protocol(found: library.Library) -> str:
     return "by artist, each clip of unknown artist its own group" if known else "by file: no artists known"
 
 
-def _fold_count(found: library.Library) -> int:
-    """The folds the artists allow, with a warning when they are fewer than GROUPED_FOLDS."""
+def _fold_count(found: library.Library, y: np.ndarray) -> int:
+    """The folds the artists allow, with a warning when they are fewer than GROUPED_FOLDS; LibraryError
+    where no fold could keep an artist out, or one would fit on one label."""
     try:
-        count = folds.fold_count(found.groups, [c.label for c in found.clips])
+        count = folds.fold_count(found.groups)
+        folds.grouped(y, found.groups, count)
     except ValueError as exc:
         raise library.LibraryError(str(exc)) from None
     if count < folds.GROUPED_FOLDS:
@@ -145,7 +147,7 @@ def _fold_count(found: library.Library) -> int:
 def run_crossval(args, family) -> dict:
     found, y, inputs = _inputs(args, family)
     labels, groups, out = found.labels, found.groups, Path(args.out)
-    protocol = f"StratifiedGroupKFold({_fold_count(found)}) {_protocol(found)}, seeds {list(folds.GROUPED_SEEDS)}"
+    protocol = f"StratifiedGroupKFold({_fold_count(found, y)}) {_protocol(found)}, seeds {list(folds.GROUPED_SEEDS)}"
     out.mkdir(parents=True, exist_ok=True)
     grouped, answers = crossval.cross_validate(family, y, labels, inputs, folds.grouped(y, groups), args)
     results = {"family": family.NAME, "options": family.describe(args), "clips": len(y),
