@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from export import calibrate, crossval, evaluate, extract, families, folds, in_labels, library, music, outside, to_onnx
+from inference import batch
 
 CROSSVAL_OUT = Path("runs")  # crossval's default --out: untracked (.gitignore), never the shipped models' figures
 MUSIC_WARNING = 0.98  # issue 20's target: music called music out of fold at least this often
@@ -45,6 +46,7 @@ def _extraction(parser):
                         help="identity token for a private function (default: $GENRE_TOKEN)")
     parser.add_argument("--jobs", type=int, help="clips at once (default: the core count; 8 with --endpoint)")
     parser.add_argument("--retries", type=int, default=6, help="retries per request (--endpoint)")
+    batch.client_options(parser)
     parser.add_argument("--cache", type=Path, default=extract.CACHE, help="the features' cache (default: %(default)s)")
 
 
@@ -91,7 +93,7 @@ def _inputs(args, family) -> tuple[library.Library, np.ndarray, list]:
     found = _library(args)
     args.jobs = args.jobs or (8 if args.endpoint else os.cpu_count() or 1)
     clips, inputs = family.inputs(found, args)
-    usable = library.Library(clips, found.skipped)
+    usable = library.Library(clips, found.skipped, found.warnings)
     _report_skipped(usable)
     library.check_sizes(usable)
     _warn_one_artist(usable)
@@ -101,6 +103,8 @@ def _inputs(args, family) -> tuple[library.Library, np.ndarray, list]:
 def _report_skipped(found: library.Library):
     if found.skipped:
         print(f"skipped {len(found.skipped)}:\n  " + "\n  ".join(found.skipped), file=sys.stderr)
+    for warning in found.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _warn_one_artist(found: library.Library):
@@ -125,10 +129,25 @@ def _protocol(found: library.Library) -> str:
     return "by artist, each clip of unknown artist its own group" if known else "by file: no artists known"
 
 
+def _fold_count(found: library.Library, y: np.ndarray) -> int:
+    """The folds the artists allow, with a warning when they are fewer than GROUPED_FOLDS; LibraryError
+    where no fold could keep an artist out, or one would fit on one label."""
+    try:
+        count = folds.fold_count(found.groups)
+        folds.grouped(y, found.groups, count)
+    except ValueError as exc:
+        raise library.LibraryError(str(exc)) from None
+    if count < folds.GROUPED_FOLDS:
+        print(f"warning: {count} artists (or clips of unknown artist) for {folds.GROUPED_FOLDS} folds: {count}-fold "
+              "cross-validation instead, each fold scoring one artist's clips; the figures are noisier and "
+              "lower than with more artists", file=sys.stderr)
+    return count
+
+
 def run_crossval(args, family) -> dict:
     found, y, inputs = _inputs(args, family)
     labels, groups, out = found.labels, found.groups, Path(args.out)
-    protocol = f"StratifiedGroupKFold({folds.GROUPED_FOLDS}) {_protocol(found)}, seeds {list(folds.GROUPED_SEEDS)}"
+    protocol = f"StratifiedGroupKFold({_fold_count(found, y)}) {_protocol(found)}, seeds {list(folds.GROUPED_SEEDS)}"
     out.mkdir(parents=True, exist_ok=True)
     grouped, answers = crossval.cross_validate(family, y, labels, inputs, folds.grouped(y, groups), args)
     results = {"family": family.NAME, "options": family.describe(args), "clips": len(y),

@@ -6,12 +6,17 @@ Features come from the function's own answer (`features: true`): computed in thi
 client of `python -m inference batch` (its retries, back-off and identity token), on the audio the
 function would hear (its decoder and default window). Each clip's features are cached as soon as
 they arrive, keyed by the audio's content and by what determines them (the model's features_id, the
-window and the resampler), so crossval, train and option changes reuse them and a killed run resumes."""
+window and the resampler), so crossval, train and option changes reuse them and a killed run resumes.
+What comes in and what the cache holds is checked (one segment or more, as many as the window holds
+at most, the model's width, finite numbers): a bad answer is the clip's error, a bad cache entry is
+named, discarded and computed again. The same audio behind two links is found by its features."""
 import dataclasses
 import functools
 import hashlib
 import math
 import os
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +24,8 @@ import onnx
 from tqdm import tqdm
 
 from export import music, nonmusic
-from export.library import Clip, Library
-from inference import batch, config, contract, decode, pipeline
+from export.library import Clip, Library, LibraryError
+from inference import batch, client, config, contract, decode, pipeline
 from inference.errors import ClassifyError
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "features"
@@ -47,6 +52,7 @@ class Extractor:
     timeout: float = 120.0
     retries: int = 6
     cache: Path = CACHE
+    max_wait: float = client.DEFAULT_MAX_WAIT_S
 
     def features_id(self) -> str:
         meta = _meta(Path(self.model_path))
@@ -63,47 +69,125 @@ class Extractor:
 
     def worker(self):
         if self.endpoint:
-            return batch.Remote(self.endpoint, self.token, None, None, self.jobs, self.timeout, self.retries,
-                                features=True)
+            return client.Client(self.endpoint, token=self.token, timeout_s=self.timeout, retries=self.retries,
+                                 max_wait_s=self.max_wait, max_upload_bytes=config.load().max_upload_bytes,
+                                 fields={"features": True})
         return batch.Local(settings(self.model_path), None, None, features=True)
+
+    def shape(self) -> tuple[int, int]:
+        """(most segments, width) of a clip's features: as many segments as the default window holds, the
+        width of the model's features output."""
+        s = config.load()
+        return max(1, math.ceil(s.default_duration / contract.SEGMENT_SECONDS)), _width(Path(self.model_path))
 
 
 @functools.cache
+def _model(path: Path) -> onnx.ModelProto:
+    """A model, read once per run (every cache look-up asks for its features_id and width)."""
+    return onnx.load(str(path))
+
+
 def _meta(path: Path) -> contract.ModelMeta:
-    """A model's metadata, read once per run (every cache look-up asks for its features_id)."""
-    return contract.ModelMeta.from_props({p.key: p.value for p in onnx.load(str(path)).metadata_props})
+    return contract.ModelMeta.from_props({p.key: p.value for p in _model(path).metadata_props})
+
+
+def _width(path: Path) -> int:
+    output = next(o for o in _model(path).graph.output if o.name == contract.FEATURES_OUTPUT)
+    return output.type.tensor_type.shape.dim[1].dim_value
+
+
+def problem(array, most: int, width: int) -> str | None:
+    """Why an array is not a clip's features [1..most, width] of finite float32, or None."""
+    if not isinstance(array, np.ndarray) or array.dtype != np.float32 or array.ndim != 2:
+        return f"not a 2-D float32 array ({getattr(array, 'dtype', type(array).__name__)}, " \
+               f"{getattr(array, 'ndim', '-')}-D)"
+    if array.shape[1] != width or not 1 <= array.shape[0] <= most:
+        return f"its shape is {array.shape}, not 1 to {most} segments of {width}"
+    return None if np.isfinite(array).all() else "it holds NaN or infinity"
 
 
 def features(library: Library, extractor: Extractor) -> tuple[list[Clip], list[np.ndarray]]:
     """The clips whose features could be had and their features [segments, n]; the others are added
-    to library.skipped with the reason."""
-    folder, wanted = extractor.folder(), extractor.features_id()
+    to library.skipped with the reason. LibraryError for the same audio under two labels."""
+    folder, (most, width) = extractor.folder(), extractor.shape()
     folder.mkdir(parents=True, exist_ok=True)
-    todo = {c.item: c for c in library.clips if not (folder / f"{c.key}.npy").exists()}
+    found = {c.item: _cached(folder / f"{c.key}.npy", most, width) for c in library.clips}
+    todo = {c.item: c for c in library.clips if found[c.item] is None}
     if todo:
         where = extractor.endpoint or f"this process ({extractor.jobs} at once)"
         print(f"features of {len(todo)} clips ({len(library.clips) - len(todo)} cached) from {where}", flush=True)
     rows = progress(batch.run(extractor.worker(), list(todo), extractor.jobs), "features", len(todo)) if todo else ()
     for row in rows:
         clip = todo[row["input"]]
-        found = row.get("features") or {}
-        if found.get("id") != wanted and "error" not in row:
-            raise SystemExit(f"{extractor.endpoint} serves a model whose features are {found.get('id')!r}, "
-                             f"not {wanted!r}: deploy a model of this family, or use it as --extractor")
-        if "error" in row:
-            library.skipped.append(f"{clip.origin}: {row['error']['message']}")
+        array, why = _answered(row, extractor.features_id(), extractor.endpoint, most, width)
+        if why:
+            library.skipped.append(f"{clip.origin}: {why}")
             continue
-        _written(folder / f"{clip.key}.npy", functools.partial(np.save, arr=np.asarray(found["segments"], np.float32)))
-    kept = [c for c in library.clips if (folder / f"{c.key}.npy").exists()]
-    return kept, [np.load(folder / f"{c.key}.npy") for c in kept]
+        _written(folder / f"{clip.key}.npy", functools.partial(np.save, arr=array, allow_pickle=False))
+        found[clip.item] = array
+    return _distinct(library, [(c, found[c.item]) for c in library.clips if found[c.item] is not None])
+
+
+def _answered(row: dict, wanted: str, endpoint: str | None, most: int, width: int) -> tuple:
+    """(features, None) from a row of the function, or (None, why not)."""
+    if "error" in row:
+        return None, row["error"]["message"]
+    given = row.get("features") or {}
+    if given.get("id") != wanted:
+        raise SystemExit(f"{endpoint} serves a model whose features are {given.get('id')!r}, "
+                         f"not {wanted!r}: deploy a model of this family, or use it as --extractor")
+    try:
+        array = np.asarray(given.get("segments"), np.float32)
+    except (TypeError, ValueError):
+        return None, "its features are not an array of numbers (not cached)"
+    why = problem(array, most, width)
+    return (None, f"its features are not usable: {why} (not cached)") if why else (array, None)
+
+
+def _cached(path: Path, most: int, width: int) -> np.ndarray | None:
+    """A cache entry that holds a clip's features; a bad one is named, removed and left to compute again."""
+    if not path.exists():
+        return None
+    try:  # mapped: a header that claims a billion segments costs nothing before its shape is checked
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+        why = problem(mapped, most, width)
+        array = None if why else np.array(mapped)
+        del mapped
+    except (OSError, ValueError, EOFError) as exc:
+        why = f"it cannot be read ({exc})"
+    if why:
+        print(f"warning: {path}: {why}: discarded, computed again", file=sys.stderr, flush=True)
+        path.unlink(missing_ok=True)
+        return None
+    return array
+
+
+def _distinct(library: Library, pairs: list[tuple[Clip, np.ndarray]]) -> tuple[list[Clip], list[np.ndarray]]:
+    """The clips, each audio once: two whose features are equal (two links to one recording) are the same
+    audio, kept once under one label; LibraryError naming both under two."""
+    first, kept = {}, []
+    for clip, array in pairs:
+        digest = hashlib.sha256(array.tobytes()).hexdigest()
+        other = first.setdefault(digest, clip)
+        if other is clip:
+            kept.append((clip, array))
+        elif other.label != clip.label:
+            raise LibraryError(f"the same audio is labelled {other.label!r} at {other.origin} and "
+                               f"{clip.label!r} at {clip.origin}: keep one")
+        else:
+            library.skipped.append(f"{clip.origin}: the same audio as {other.origin} (kept once)")
+    return [c for c, _ in kept], [a for _, a in kept]
 
 
 def _written(path: Path, save):
     """save(a temporary path) then renamed to path: written whole or not at all, so a run killed
     mid-write leaves no broken file to resume from."""
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    save(tmp)
-    os.replace(tmp, path)
+    try:
+        save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def audio(library: Library, sample_rate: int) -> tuple[list[Clip], list[np.ndarray]]:
@@ -130,11 +214,19 @@ def nonmusic_features(extractor: Extractor) -> list[np.ndarray]:
     """The extractor's features of the synthesized non-music (export/nonmusic.py), computed once:
     cached beside the clips' features, keyed by the generator's source and seed."""
     made_by = hashlib.sha256(Path(nonmusic.__file__).read_bytes() + str(nonmusic.SEED).encode()).hexdigest()[:16]
-    path = extractor.folder() / f"nonmusic-{made_by}.npz"
-    if not path.exists():
-        print("features of the synthesized non-music (speech, noise, tones...)", flush=True)
-        features = music.nonmusic_features(onnx.load(extractor.model_path))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _written(path, lambda tmp: np.savez(tmp, *features))
-    with np.load(path) as saved:
-        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    path, width = extractor.folder() / f"nonmusic-{made_by}.npz", extractor.shape()[1]
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                found = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+            why = next(filter(None, (problem(a, math.inf, width) for a in found)), None) if found else "it is empty"
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            why = f"it cannot be read ({exc})"
+        if not why:
+            return found
+        print(f"warning: {path}: {why}: discarded, computed again", file=sys.stderr, flush=True)
+    print("features of the synthesized non-music (speech, noise, tones...)", flush=True)
+    features = music.nonmusic_features(onnx.load(extractor.model_path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _written(path, lambda tmp: np.savez(tmp, *features))
+    return features

@@ -19,14 +19,31 @@ GROUPED_FOLDS, GROUPED_SEEDS = 5, (0, 1, 2)
 TWO_FOLD = (("train", "valid"), ("valid", "train"))
 
 
-def grouped(y, groups: list[str], folds: int = GROUPED_FOLDS, seeds=GROUPED_SEEDS) -> list[list[tuple]]:
-    """`len(seeds)` repeats of `folds`-fold cross-validation of labels y (indices) with no group on
-    both sides of a fold."""
-    repeats = []
+def fold_count(groups: list[str]) -> int:
+    """GROUPED_FOLDS, or as many folds as there are groups (artists) where they are fewer; ValueError
+    under two, where no fold can keep an artist out of its fitting."""
+    found = sorted(set(groups))
+    if len(found) < 2:
+        raise ValueError(f"cross-validation keeps each artist on one side of a fold, so it needs two artists or "
+                         f"more; every clip here is by {found[0] if found else 'no one'!r}: give the clips' own "
+                         "artists (an artist column, artists.csv or artist tags) or train without crossval")
+    return min(GROUPED_FOLDS, len(found))
+
+
+def grouped(y, groups: list[str], folds: int | None = None, seeds=GROUPED_SEEDS) -> list[list[tuple]]:
+    """`len(seeds)` repeats of `folds`-fold (default: fold_count) cross-validation of labels y (indices)
+    with no group on both sides of a fold. ValueError for a fold that would fit on one label only (every
+    other label's clips by the artists it scores)."""
+    folds, repeats, y = folds or fold_count(groups), [], np.asarray(y)
     for seed in seeds:
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         repeats.append([(f"seed {seed} fold {i}", fit.tolist(), score.tolist())
                         for i, (fit, score) in enumerate(splitter.split(np.zeros(len(y)), y, groups))])
+        for name, fit, _ in repeats[-1]:
+            if len(set(y[fit].tolist())) < 2:
+                raise ValueError(f"cross-validation's {name} would fit on one label only: the other labels' clips "
+                                 "are all by the artists it scores; add clips of other artists to them, or train "
+                                 "without crossval")
     return repeats
 
 

@@ -18,9 +18,8 @@ from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-import urllib3
-
-from inference import config, decode, errors, pipeline
+from inference import client, config, decode, pipeline
+from inference.client import error_row, unreadable
 from inference.errors import ClassifyError
 
 LISTS = {".txt", ".m3u", ".m3u8"}
@@ -40,28 +39,27 @@ def here(item: str, settings: config.Settings, start=None, duration=None, featur
     if is_link(item):
         return pipeline.link(item, settings, start, duration, features)
     path = Path(item)
-    if path.stat().st_size > settings.max_upload_bytes:
-        raise errors.upload_too_large(settings.max_upload_bytes)
+    client.check_file(path, settings.max_upload_bytes)
     with open(path, "rb") as f:  # the decoder reads the file: no copy of it in memory
         return pipeline.upload(f, settings, start, duration, filename=path.name, features=features)
-
-
-def error_row(item: str, code: str, message: str, status: int | None = None) -> dict:
-    row = {"input": item, "error": {"code": code, "message": message}}
-    return row if status is None else {"input": item, "status": status, **row}
 
 
 def failed(item: str, error: ClassifyError) -> dict:
     return error_row(item, error.code, error.message, error.status)
 
 
-def unreadable(exc: OSError, item: str) -> ClassifyError:
-    return errors.unreadable_file(f"{exc.strerror or exc}: {item}")
-
-
 def answered(row: dict) -> bool:
     """An answer, or an error the item itself causes (4xx, an unreadable file): not worth retrying."""
-    return "error" not in row or (row["error"]["code"] != "unreachable" and (row.get("status") or 0) < 500)
+    if "error" not in row:
+        return True
+    status = row.get("status") or 0
+    return row["error"]["code"] != "unreachable" and isinstance(status, int) and status < 500
+
+
+def is_row(row) -> bool:
+    """A row as this command writes them: an input, and an error only as {"code": str, ...}."""
+    return (isinstance(row, dict) and isinstance(row.get("input"), str)
+            and ("error" not in row or isinstance(row["error"], dict) and isinstance(row["error"].get("code"), str)))
 
 
 def find_items(inputs: list[str], stdin) -> list[str]:
@@ -93,10 +91,12 @@ def _lines(f, base: Path | None) -> list[str]:
 
 
 class Local:
-    """The shipped model in this process."""
+    """The shipped model in this process; items wait for a worker however long it takes (the server's
+    GENRE_MAX_QUEUE_S, answered "busy", is for callers it cannot see)."""
 
     def __init__(self, settings: config.Settings, start, duration, features: bool = False):
-        self.settings, self.start, self.duration, self.features = settings, start, duration, features
+        self.settings = dataclasses.replace(settings, max_queue_s=None)
+        self.start, self.duration, self.features = start, duration, features
 
     def __call__(self, item: str) -> dict:
         try:
@@ -105,63 +105,6 @@ class Local:
             return failed(item, exc)
         except OSError as exc:
             return failed(item, unreadable(exc, item))
-
-
-class Remote:
-    """The deployed function: links as JSON, files as multipart uploads; 429, 503 and connection errors
-    retried with exponential backoff and jitter, honouring Retry-After (urllib3's Retry)."""
-
-    def __init__(self, endpoint: str, token: str | None, start, duration, jobs: int, timeout: float, retries: int,
-                 features: bool = False):
-        self.endpoint, self.max_upload_bytes = endpoint, config.load().max_upload_bytes
-        # the fields sent with each item
-        self.fields = {k: v for k, v in (("start", start), ("duration", duration)) if v is not None}
-        if features:
-            self.fields["features"] = True
-        # POST is not in Retry's default allowed_methods: classifying is idempotent, so every method is retried.
-        retry = urllib3.Retry(total=retries, status_forcelist=(429, 503), allowed_methods=None, backoff_factor=0.5,
-                              backoff_jitter=0.5, backoff_max=30, retry_after_max=120, raise_on_status=False)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = urllib3.PoolManager(maxsize=jobs, retries=retry, headers=headers,
-                                        timeout=urllib3.Timeout(connect=10, read=timeout))
-
-    def __call__(self, item: str) -> dict:
-        try:
-            form = None if is_link(item) else self._form(item)
-        except ClassifyError as exc:
-            return failed(item, exc)
-        except OSError as exc:
-            return failed(item, unreadable(exc, item))
-        try:
-            if form is None:
-                response = self.http.request("POST", self.endpoint, json={"url": item, **self.fields})
-            else:
-                response = self.http.request("POST", self.endpoint, fields=form)
-        except urllib3.exceptions.HTTPError as exc:
-            reason = getattr(exc, "reason", None) or exc
-            return failed(item, errors.unreachable(f"no answer from {self.endpoint}: {reason}"))
-        return self._row(item, response)
-
-    def _form(self, item: str) -> dict:
-        path = Path(item)
-        if path.stat().st_size > self.max_upload_bytes:
-            raise errors.upload_too_large(self.max_upload_bytes)
-        return {"file": (path.name, path.read_bytes(), "application/octet-stream"),
-                **{k: str(v) for k, v in self.fields.items()}}
-
-    def _row(self, item: str, response) -> dict:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status == 200 and isinstance(body, dict) and "genre" in body:
-            return {"input": item, **body}
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            error = body["error"]
-            return error_row(item, str(error.get("code")), str(error.get("message")), response.status)
-        text = response.data[:200].decode("utf-8", "replace").strip()  # a proxy's or a login page, not an answer
-        return failed(item, errors.unreachable(f"HTTP {response.status} from {self.endpoint}, not the function's "
-                                               f"answer (a missing or expired --token gives 403): {text}"))
 
 
 def run(work, items: list[str], jobs: int):
@@ -213,7 +156,7 @@ class Output:
         if not self.as_csv:
             with contextlib.suppress(ValueError):
                 row = json.loads(line)
-                return row if isinstance(row, dict) and isinstance(row.get("input"), str) else None
+                return row if is_row(row) else None
             return None
         row = next(csv.DictReader(header + [line]), None)
         if not row or not row.get("input"):
@@ -288,6 +231,23 @@ def _seconds(text: str) -> float:
     return value
 
 
+def client_options(parser: argparse.ArgumentParser):
+    """--timeout and --max-wait, for every command with --endpoint (its --retries is its own)."""
+    parser.add_argument("--timeout", type=_seconds, default=120.0,
+                        help="seconds per request, connecting, sending and the whole answer together (--endpoint)")
+    parser.add_argument("--max-wait", type=_seconds, default=client.DEFAULT_MAX_WAIT_S,
+                        help="seconds an item may wait in all between its retries, whatever Retry-After says "
+                             "(--endpoint; default %(default)g)")
+
+
+def remote(args, *, start=None, duration=None, features: bool = False) -> client.Client:
+    """The client of args.endpoint with the command line's options."""
+    fields = {k: v for k, v in (("start", start), ("duration", duration)) if v is not None} | (
+        {"features": True} if features else {})
+    return client.Client(args.endpoint, token=args.token, timeout_s=args.timeout, retries=args.retries,
+                         max_wait_s=args.max_wait, max_upload_bytes=config.load().max_upload_bytes, fields=fields)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m inference batch", description=__doc__, epilog=EXIT_STATUSES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -298,10 +258,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", default=os.environ.get("GENRE_TOKEN"),
                         help="identity token for a private function (default: $GENRE_TOKEN)")
     parser.add_argument("--jobs", type=int, help="items at once (default: the core count; 8 with --endpoint)")
+    parser.add_argument("--retries", type=int, default=6, help="retries per request (--endpoint)")
     parser.add_argument("--start", type=_seconds, help=WINDOW_HELP["start"])
     parser.add_argument("--duration", type=_seconds, help=WINDOW_HELP["duration"])
-    parser.add_argument("--timeout", type=_seconds, default=120.0, help="seconds per request (--endpoint)")
-    parser.add_argument("--retries", type=int, default=6, help="retries per request (--endpoint)")
+    client_options(parser)
     return parser
 
 
@@ -316,9 +276,9 @@ def main(argv=None, stdin=sys.stdin) -> int:
     try:
         items = find_items(args.inputs, stdin)
         if args.endpoint:
-            work = Remote(args.endpoint, args.token, args.start, args.duration, jobs, args.timeout, args.retries)
+            work = remote(args, start=args.start, duration=args.duration)
         else:
-            settings = dataclasses.replace(config.load(), max_queue_s=None)  # here, items wait their turn
+            settings = config.load()
             pipeline.check_window(args.start, args.duration, settings)
             work = Local(settings, args.start, args.duration)
     except (ValueError, OSError) as exc:

@@ -2,10 +2,12 @@
 point the function somewhere it must not go. Started and stopped by the tests (see Server)."""
 import contextlib
 import http.server
+import json
 import socket
 import struct
 import threading
 import time
+import urllib.parse
 from functools import partial
 from pathlib import Path
 
@@ -140,6 +142,8 @@ class Canary(http.server.BaseHTTPRequestHandler):
         self.hits.append(self.path)
         self.send_error(404)
 
+    do_POST = do_GET
+
     def log_message(self, *args):
         pass
 
@@ -165,3 +169,130 @@ class Server:
         for server in (self.canary, self.httpd):
             server.shutdown()
             server.server_close()
+
+
+def answer(**changes) -> dict:
+    """A well-formed answer of the function (two labels, two segments), with changes."""
+    return {"genre": "rock", "confidence": 0.9, "uncertain": False, "scores": {"jazz": 0.1, "rock": 0.9},
+            "segments": 2, "timeline": [{"start": 0.0, "genre": "rock", "confidence": 0.9}] * 2,
+            "window": {"start": 0.0, "duration": 6.0}, "source": {"kind": "upload", "title": "a", "duration": 6.0,
+                                                                   "bytes": 1},
+            "model": {"name": "m", "version": "1", "sha256": "0" * 64}, "timings_ms": {"total": 1.0}, **changes}
+
+
+class Endpoint(http.server.BaseHTTPRequestHandler):
+    """A hostile stand-in for the function at /<route>: what a broken deployment, a proxy or an attacker
+    on the path could answer its clients. `canary` must never be reached; `features` is what /features
+    answers as the answer's features."""
+    canary = "http://127.0.0.1:9"
+    features: dict = {}
+    drip_s = 2.0
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        route = self.path.lstrip("/").split("?")[0].replace("-", "_") or "answer"
+        with contextlib.suppress(ConnectionError, OSError):  # the client hung up: what it should do
+            getattr(self, "route_" + route)()
+
+    def _json(self, body, status: int = 200, **headers):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", "Content-Length": str(len(data)), **headers}.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def route_answer(self):
+        self._json(answer(in_labels=0.97, uncertain_reasons=[]))  # fields a later server adds are accepted
+
+    def route_drip(self):
+        """200 and a length, then one byte every drip_s."""
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        for _ in range(1000):
+            self.wfile.write(b" ")
+            self.wfile.flush()
+            time.sleep(self.drip_s)
+
+    def route_drip_headers(self):
+        """The status line, then a header one byte every drip_s."""
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(60000):
+            self.wfile.write(b"a")
+            self.wfile.flush()
+            time.sleep(self.drip_s)
+
+    def route_huge(self):
+        """A 200 JSON answer of ?mb= MB (default 400), its length said (?chunked: not said)."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        size, said = int(float(query.get("mb", ["400"])[0]) * 2**20), "chunked" not in query
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length" if said else "Connection", str(size) if said else "close")
+        self.end_headers()
+        head = json.dumps(answer())[:-1].encode() + b', "x": "'
+        self.wfile.write(head)
+        block = b"a" * 2**20
+        for sent in range(len(head), size - 2, len(block)):
+            self.wfile.write(block[:min(len(block), size - 2 - sent)])
+        self.wfile.write(b'"}')
+
+    def route_oops(self):
+        self._json(answer(error="oops"))
+
+    def route_other_input(self):
+        self._json(answer(input="/etc/passwd"))
+
+    def route_nan(self):
+        self._json(answer(x=float("nan")))  # Python's json writes NaN, which is not JSON
+
+    def route_deep(self):
+        data = b'{"genre": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def route_no_scores(self):
+        self._json({k: v for k, v in answer().items() if k != "scores"})
+
+    def route_busy(self):
+        self._json({"error": {"code": "busy", "message": "later"}}, 503, Retry_After="999999")
+
+    def route_away(self):
+        """A redirect off the endpoint's origin, to the cloud's metadata service or the canary."""
+        self.send_response(307)
+        self.send_header("Location", f"{self.canary}/computeMetadata/v1/")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def route_home(self):
+        """A redirect within the origin (a trailing slash, a new path)."""
+        self.send_response(308)
+        self.send_header("Location", "/answer")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def route_features(self):
+        count = len(self.features.get("segments", [])) or 2  # the answer's own count agrees: only the features lie
+        self._json(answer(segments=count, timeline=answer()["timeline"][:1] * count, features=self.features))
+
+
+class EndpointServer:
+    """`with EndpointServer() as hostile:` hostile.url answers as Endpoint; hostile.hits lists the
+    requests that reached hostile.canary_url."""
+
+    def __init__(self, features: dict | None = None, drip_s: float = 2.0):
+        self.hits = []
+        self.canary = local_http.QuietServer(("127.0.0.1", 0), type("Counting", (Canary,), {"hits": self.hits}))
+        self.canary_url = f"http://127.0.0.1:{self.canary.server_address[1]}"
+        handler = type("Hostile", (Endpoint,), {"canary": self.canary_url, "features": features or {},
+                                                 "drip_s": drip_s})
+        self.httpd = local_http.QuietServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    __enter__, __exit__ = Server.__enter__, Server.__exit__

@@ -17,6 +17,7 @@ import pytest
 from inference import batch, contract
 
 import function_server
+import hostile_http
 import local_http
 from conftest import ROOT
 
@@ -88,7 +89,8 @@ def test_progress_only_on_a_terminal():
 
 def test_documented_defaults():
     args = batch._parser().parse_args(["x.flac"])
-    assert (args.jobs, args.retries, args.timeout, args.start, args.duration) == (None, 6, 120, None, None)
+    assert (args.jobs, args.retries, args.timeout, args.max_wait, args.start, args.duration) == \
+        (None, 6, 120, 300, None, None)
 
 
 def test_the_progress_line_counts_rate_and_time_left(monkeypatch):
@@ -169,7 +171,7 @@ class Flaky(http.server.BaseHTTPRequestHandler):
             later = {"Retry-After": "1"} if count == 3 else {}
             self._send(429 if count == 1 else 503, {"error": {"code": "busy", "message": "try later"}}, later)
         else:
-            self._send(200, {"genre": "rock", "confidence": 0.9, "scores": {"rock": 0.9}})
+            self._send(200, hostile_http.answer())
 
     def _send(self, status, body, headers=()):
         data = json.dumps(body).encode()
@@ -223,7 +225,7 @@ class Busy(http.server.BaseHTTPRequestHandler):
         if len(self.came) == 1:
             self._send(503, {"error": {"code": "busy", "message": "try later"}}, {"Retry-After": "2"})
         else:
-            self._send(200, {"genre": "rock", "confidence": 0.9, "scores": {"rock": 0.9}})
+            self._send(200, hostile_http.answer())
 
 
 def test_remote_waits_as_long_as_retry_after_says(model_path):
@@ -317,7 +319,7 @@ def test_remote_mode_sends_8_requests_at_once_by_default(model_path):
             time.sleep(1.5)
             with lock:
                 flight["now"] -= 1
-            self._send(200, {"genre": "rock", "confidence": 0.9, "scores": {"rock": 0.9}})
+            self._send(200, hostile_http.answer())
     links = "".join(f"https://example.com/{i}\n" for i in range(10))
     with local_http.serving(Slow) as url:
         done = run_batch(model_path, "-", "--endpoint", f"{url}/", stdin=links)

@@ -1,13 +1,15 @@
 """export/extract.py: each clip's features, computed once through the function's own answer and
 cached by content; clips that cannot be had are listed with the reason, the rest go on."""
 import shutil
+import threading
 
 import numpy as np
 import pytest
 
 from export import extract, library
-from inference import config
+from inference import config, pipeline
 
+import hostile_http
 import local_http
 
 
@@ -58,3 +60,129 @@ def test_audio_families_decode_files_and_list_what_they_cannot_read(clips_and_ju
     assert [c.stem for c in kept] == ["first", "second"]
     assert [len(w) for w in windows] == [30 * 22050] * 2
     assert any("broken.mp3" in s and "not audio" in s for s in found.skipped)
+
+
+@pytest.fixture(scope="module")
+def one_clip(gtzan, tmp_path_factory):
+    """A manifest of one real clip (6 s of it served as the default window, to be quick)."""
+    folder = tmp_path_factory.mktemp("one")
+    shutil.copy(gtzan / "rock" / "rock.00000.flac", folder / "song.flac")
+    (folder / "m.csv").write_text("path,label\nsong.flac,rock\n")
+    return folder / "m.csv"
+
+
+@pytest.fixture
+def short_window(monkeypatch):
+    monkeypatch.setenv("GENRE_DEFAULT_START_S", "0")
+    monkeypatch.setenv("GENRE_DEFAULT_DURATION_S", "6")
+
+
+def wanted_id() -> str:
+    return extract.Extractor(config.DEFAULT_MODEL).features_id()
+
+
+@pytest.mark.parametrize("segments, why", [
+    ([[float("nan")] * 250] * 2, "not the function's answer"), ([[0.5] * 3] * 2, "not 1 to 2 segments of 250"),
+    ([], "not 2 rows of one width"), ([[0.5] * 250] * 3, "(3, 250)"),
+    ([[0.5] * 250, [0.5] * 249], "not 2 rows of one width")],
+    ids=["NaN", "width 3", "no segments", "3 segments of a 6-s window", "ragged"])
+def test_features_an_endpoint_gets_wrong_are_the_clips_error_not_cached(one_clip, tmp_path, short_window, segments,
+                                                                        why):
+    """Checked before they are cached (were cached as they came, and every later run ended in a traceback)."""
+    features = {"id": wanted_id(), "segments": segments}
+    with hostile_http.EndpointServer(features=features) as endpoint:
+        found = library.read(one_clip)
+        extractor = extract.Extractor(config.DEFAULT_MODEL, f"{endpoint.url}/features", cache=tmp_path / "cache")
+        kept, _ = extract.features(found, extractor)
+    assert kept == [] and len(found.skipped) == 1 and why in found.skipped[0], found.skipped
+    assert not list((tmp_path / "cache").rglob("*.npy"))
+
+
+def test_an_endpoint_serving_other_features_is_refused(one_clip, tmp_path, short_window):
+    """Their id must equal the extractor's, not merely be there."""
+    with hostile_http.EndpointServer(features={"id": "other-backbone", "segments": [[0.5] * 250] * 2}) as endpoint:
+        extractor = extract.Extractor(config.DEFAULT_MODEL, f"{endpoint.url}/features", cache=tmp_path)
+        with pytest.raises(SystemExit, match="'other-backbone', not "):
+            extract.features(library.read(one_clip), extractor)
+
+
+def corrupt(path, how: str):
+    good = np.load(path)
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "a header of 10^12 segments":
+        claim = f"({10**12}, {good.shape[1]}), }}".encode()  # the header's padding keeps its length
+        said = f"{good.shape}, }}".encode()
+        path.write_bytes(path.read_bytes().replace(said + b" " * (len(claim) - len(said)), claim, 1))
+    elif how == "pickled":
+        np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    else:
+        np.save(path, {"NaN": np.full_like(good, np.nan), "wrong width": good[:, :3], "float64": good.astype(float),
+                       "no segments": good[:0], "1-D": good[0]}[how])
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "a header of 10^12 segments", "pickled", "NaN", "wrong width",
+                                 "float64", "no segments", "1-D"])
+def test_a_bad_cache_entry_is_named_discarded_and_computed_again(one_clip, tmp_path, short_window, capsys, how):
+    extractor = extract.Extractor(config.DEFAULT_MODEL, cache=tmp_path / "cache")
+    _, (first,) = extract.features(library.read(one_clip), extractor)
+    (entry,) = (tmp_path / "cache").rglob("*.npy")
+    corrupt(entry, how)
+    capsys.readouterr()
+    kept, (again,) = extract.features(library.read(one_clip), extractor)
+    err = capsys.readouterr().err
+    assert f"warning: {entry}: " in err and "discarded, computed again" in err, err
+    assert np.array_equal(again, first) and np.array_equal(np.load(entry), first)
+
+
+def test_a_cache_write_cut_midway_leaves_nothing_at_the_entry(one_clip, tmp_path, short_window, monkeypatch):
+    def dies_midway(file, arr, allow_pickle):
+        with open(file, "wb") as f:
+            f.write(b"\x93NUMPY half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", dies_midway)
+    extractor = extract.Extractor(config.DEFAULT_MODEL, cache=tmp_path / "cache")
+    with pytest.raises(KeyboardInterrupt):
+        extract.features(library.read(one_clip), extractor)
+    assert list((tmp_path / "cache").rglob("*")) == [extractor.folder()]  # no entry, no temporary file
+
+
+def test_the_window_is_part_of_the_cache_key(monkeypatch):
+    folders = set()
+    for start, duration in (("60", "30"), ("0", "30"), ("60", "10")):
+        monkeypatch.setenv("GENRE_DEFAULT_START_S", start)
+        monkeypatch.setenv("GENRE_DEFAULT_DURATION_S", duration)
+        folders.add(extract.Extractor(config.DEFAULT_MODEL).folder())
+    assert len(folders) == 3
+
+
+def test_two_links_to_the_same_audio_are_found_after_the_fetch(gtzan, tmp_path, monkeypatch, short_window):
+    """Keyed by URL they are two clips; their features are one audio's: kept once under one label, an
+    error naming both under two."""
+    monkeypatch.setenv("GENRE_DEV_ALLOW_LOOPBACK_LINKS", "1")
+    shutil.copy(gtzan / "rock" / "rock.00000.flac", tmp_path / "a.flac")
+    extractor = extract.Extractor(config.DEFAULT_MODEL, cache=tmp_path / "cache")
+    with local_http.Server(tmp_path) as url:
+        (tmp_path / "m.csv").write_text(f"path,label\n{url}/a.flac,rock\n{url}/a.flac?copy,rock\n")
+        found = library.read(tmp_path / "m.csv")
+        kept, _ = extract.features(found, extractor)
+        assert len(kept) == 1 and "the same audio as" in found.skipped[0], found.skipped
+        (tmp_path / "m.csv").write_text(f"path,label\n{url}/a.flac,rock\n{url}/a.flac?copy,jazz\n")
+        with pytest.raises(library.LibraryError, match="labelled 'rock' at .* and 'jazz' at "):
+            extract.features(library.read(tmp_path / "m.csv"), extractor)
+
+
+def test_local_extraction_waits_for_its_workers_never_busy(one_clip, short_window, monkeypatch):
+    """Every CPU slot taken for 1 s, the server's queue limit 0.1 s: the clip waits its turn (was 503 busy)."""
+    monkeypatch.setenv("GENRE_MAX_QUEUE_S", "0.1")
+    worker = extract.Extractor(config.DEFAULT_MODEL).worker()
+    slots = pipeline._cpu_slots
+    taken = 0
+    while slots.acquire(blocking=False):
+        taken += 1
+    threading.Timer(1.0, lambda: [slots.release() for _ in range(taken)]).start()
+    row = worker(str(one_clip.parent / "song.flac"))
+    assert "error" not in row and len(row["features"]["segments"]) == 2, row.get("error")

@@ -1,5 +1,9 @@
 """export/library.py: a labelled library from label folders, a CSV manifest or the files' genre tags;
 every bad input named with its file or row."""
+import os
+import subprocess
+import sys
+
 import av
 import numpy as np
 import pytest
@@ -7,6 +11,8 @@ import soundfile as sf
 
 from export import library
 from export.library import LibraryError
+
+from conftest import ROOT
 
 
 def tone(path, hz: float = 440.0, seconds: float = 1.0, rate: int = 22050, **tags: str):
@@ -106,7 +112,7 @@ def test_the_same_audio_twice_under_one_label_is_kept_once(tmp_path):
 
 
 @pytest.mark.parametrize("label, why", [("", "empty"), ("a" * 65, "longer than 64"), ("tab\there", "control"),
-                                        ("rock/pop", "slash"), ("..", "folder's own name")])
+                                        ("rock\\pop", "backslash"), ("..", "folder's own name")])
 def test_a_label_nothing_can_hold_is_refused_with_its_row(tmp_path, label, why):
     manifest = tmp_path / "m.csv"
     manifest.write_text(f'path,label\nx.wav,"{label}"\n')
@@ -138,3 +144,103 @@ def test_a_missing_library_is_named(tmp_path):
     (tmp_path / "loose.wav").write_bytes(b"")
     with pytest.raises(LibraryError, match="no label folders with audio files"):
         library.read(tmp_path)
+
+
+def test_rows_that_are_no_regular_file_are_left_out_with_the_reason(tmp_path):
+    """Were read for ever (/dev/zero at 100% CPU, a FIFO waiting for a writer) or as empty (/proc)."""
+    good = tone(tmp_path / "a.wav")
+    os.mkfifo(tmp_path / "pipe.wav")
+    (tmp_path / "folder.wav").mkdir()
+    rows = ["/dev/zero", "/dev/urandom", str(tmp_path / "pipe.wav"), "/proc/self/environ", str(tmp_path / "folder.wav"),
+            "x" * 300 + ".wav", "gone.wav", str(good)]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\n" + "".join(f"{row},rock\n" for row in rows))
+    found = library.read(manifest)
+    assert [c.item for c in found.clips] == [str(good)]
+    why = ["not a regular file"] * 2 + ["not a regular file", "a file of /proc", "not a regular file",
+                                        "File name too long", "No such file"]
+    assert len(found.skipped) == 7
+    for line, (skipped, reason) in enumerate(zip(found.skipped, why, strict=True), start=2):
+        assert skipped.startswith(f"{manifest} line {line}: ") and reason in skipped, skipped
+
+
+@pytest.mark.parametrize("data, said", [("path,label\nx\0y.wav,rock\n", "line 2: "),
+                                        ("path,label\n" + "a" * 200_000 + ".wav,rock\n", "line 2: field larger")],
+                         ids=["NUL byte", "200-KB field"])
+def test_a_manifest_row_no_file_can_be_is_named(tmp_path, data, said):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(data)
+    with pytest.raises(LibraryError, match=f"{manifest} {said}"):
+        library.read(manifest)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"], ids=["Excel's CSV UTF-8 (a BOM)", "UTF-16"])
+def test_manifests_and_artists_in_utf_8_with_a_bom_or_utf_16_are_read(tmp_path, encoding):
+    tone(tmp_path / "Motörhead" / "Ace.wav")
+    (tmp_path / "m.csv").write_text("path,label\nMotörhead/Ace.wav,Métal\n", encoding=encoding)
+    (tmp_path / "artists.csv").write_text("stem,artist\nAce,Motörhead\n", encoding=encoding)
+    found = library.read(tmp_path / "m.csv", artists=tmp_path / "artists.csv")
+    assert [(c.label, c.artist) for c in found.clips] == [("Métal", "Motörhead")]
+
+
+def test_latin_1_csvs_and_artists_without_stem_are_named(tmp_path):
+    tone(tmp_path / "a.wav")
+    (tmp_path / "m.csv").write_text("path,label\na.wav,rock\na.wav,Métal\n", encoding="latin-1")
+    with pytest.raises(LibraryError, match=f"{tmp_path / 'm.csv'} line 3: not UTF-8 text .*CSV UTF-8"):
+        library.read(tmp_path / "m.csv")
+    (tmp_path / "m.csv").write_text("path,label\na.wav,rock\n")
+    (tmp_path / "artists.csv").write_text("stem,artist\na,Motörhead\n", encoding="latin-1")
+    with pytest.raises(LibraryError, match=f"{tmp_path / 'artists.csv'} line 2: not UTF-8"):
+        library.read(tmp_path / "m.csv", artists=tmp_path / "artists.csv")
+    (tmp_path / "artists.csv").write_text("file,artist\na,Motörhead\n")
+    with pytest.raises(LibraryError, match="artists.csv: the header has no stem column"):
+        library.read(tmp_path / "m.csv", artists=tmp_path / "artists.csv")
+
+
+def test_a_label_of_exactly_64_characters_is_kept(tmp_path):
+    tone(tmp_path / "a.wav")
+    (tmp_path / "m.csv").write_text(f"path,label\na.wav,{'a' * 64}\n")
+    assert library.read(tmp_path / "m.csv").labels == ("a" * 64,)
+
+
+def test_a_library_under_a_dot_folder_is_found(tmp_path):
+    """Hidden files and folders inside the library are left out; the folders above it may be hidden."""
+    tone(tmp_path / ".music" / "rock" / "a.wav")
+    tone(tmp_path / ".music" / "rock" / ".hidden" / "b.wav", 500)
+    assert [c.stem for c in library.read(tmp_path / ".music").clips] == ["a"]
+
+
+def test_slashes_in_labels_in_every_form(tmp_path):
+    """iTunes' Hip-Hop/Rap and R&B/Soul: as they are in a manifest and a tag; a folder spells the slash %2F."""
+    tone(tmp_path / "Hip-Hop%2FRap" / "a.wav")
+    assert library.read(tmp_path).labels == ("Hip-Hop/Rap",)
+    (tmp_path / "m.csv").write_text("path,label\nHip-Hop%2FRap/a.wav,Hip-Hop/Rap\n")
+    assert library.read(tmp_path / "m.csv").labels == ("Hip-Hop/Rap",)
+    tone(tmp_path / "tags" / "b.mp3", genre="R&B/Soul")
+    assert library.read(tmp_path / "tags", labels_from="tags").labels == ("R&B/Soul",)
+
+
+def test_labels_that_differ_by_case_or_look_alike_letters_are_warned_about(tmp_path):
+    labels = ("Rock", "rock", "r\u043eck", "ｊａｚｚ", "jazz")  # a Cyrillic o; full-width letters
+    rows = [f"{tone(tmp_path / f'{i}.wav', 300 + 50 * i).name},{label}\n" for i, label in enumerate(labels)]
+    (tmp_path / "m.csv").write_text("path,label\n" + "".join(rows))
+    found = library.read(tmp_path / "m.csv")
+    assert len(found.labels) == 5  # two labels each, as given
+    assert found.warnings == ["the label 'r\u043eck' mixes CYRILLIC and LATIN letters: a look-alike of another label? "
+                              "(rename its clips' label if so)",
+                              "the labels 'Rock' and 'rock' differ only by case or width: two labels, as given "
+                              "(give them one spelling to merge them)",
+                              "the labels 'jazz' and 'ｊａｚｚ' differ only by case or width: two labels, as given "
+                              "(give them one spelling to merge them)"]
+
+
+def test_the_five_clips_rule_counts_the_clips_that_decode(tmp_path):
+    """A label of five files, one of them no audio: four usable clips, refused (not trained on)."""
+    rows = [f"{tone(tmp_path / f'{label}{i}.wav', 200 + 40 * i + 400 * j, seconds=4).name},{label}\n"
+            for j, label in enumerate(("calm", "loud")) for i in range(5)]
+    (tmp_path / "calm4.wav").write_bytes(b"RIFF" + bytes(5000))
+    (tmp_path / "m.csv").write_text("path,label\n" + "".join(rows))
+    done = subprocess.run([sys.executable, "-m", "export", "crossval", "genre_cnn", "--data", str(tmp_path / "m.csv"),
+                           "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "fewer than 5 usable clips" in done.stderr and "'calm' 4" in done.stderr

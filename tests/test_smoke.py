@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import function_server
+import hostile_http
 import local_http
 from conftest import ROOT
 
@@ -46,9 +47,9 @@ class Impostor(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
         self.seen.append(self.headers.get("Authorization"))
-        body = json.dumps({"genre": "a", "confidence": 0.9, "uncertain": False, "scores": {"a": 0.9, "b": 0.9},
-                           "segments": 1, "timeline": [{"start": 0, "genre": "a", "confidence": 0.9}],
-                           "model": {"name": "x", "version": "1", "sha256": "0" * 64}}).encode()
+        body = json.dumps(hostile_http.answer(genre="a", scores={"a": 0.9, "b": 0.9}, segments=1,
+                                              timeline=[{"start": 0, "genre": "a", "confidence": 0.9}],
+                                              model={"name": "x", "version": "1", "sha256": "0" * 64})).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -72,3 +73,19 @@ def test_no_function_at_the_url_fails_with_the_cause(model_path):
 def test_a_model_that_cannot_be_read_is_a_bad_argument(tmp_path):
     done = smoke("http://127.0.0.1:9/", "--model", str(tmp_path / "none.onnx"))
     assert done.returncode == 2 and "could not be loaded" in done.stderr
+
+
+def test_an_answer_whose_error_is_a_string_fails_without_a_traceback(model_path):
+    """A 200 holding "error": "oops" (was AttributeError)."""
+    with hostile_http.EndpointServer() as endpoint:
+        done = smoke(f"{endpoint.url}/oops", "--model", str(model_path))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "not the function's answer: it holds ['error']" in done.stderr
+
+
+def test_a_dead_port_says_each_retry(model_path):
+    """Connection refused is retried (an instance starting), and said at once, not after a silent half-minute."""
+    done = smoke("http://127.0.0.1:9/", "--model", str(model_path), "--retries", "1", "--timeout", "5")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("retry 1 of 1 in 0.0 s: no answer from http://127.0.0.1:9/: ")
+    assert "Connection refused" in done.stderr

@@ -5,8 +5,9 @@ a clip it makes itself and fails unless the answer is well formed and comes from
     GENRE_TOKEN=$(gcloud auth print-identity-token) python -m tools.smoke "$URL"   # a private function
     python -m tools.smoke http://127.0.0.1:8080/ --model models/genre_cnn.onnx
 
-The upload goes through `python -m inference batch`'s client (identity token, retries of 429 and
-503 while instances start). Exit status: 0 well formed, 1 not (the reasons on stderr), 2 bad arguments."""
+The upload goes through the function's one client, inference/client.py (identity token, --timeout
+per request, retries of 429, 503 and connection errors while instances start, each retry said on
+stderr). Exit status: 0 well formed, 1 not (the reasons on stderr), 2 bad arguments."""
 import argparse
 import math
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference import batch, config, model
+from inference import batch, client, config, model
 from inference.errors import ClassifyError
 
 CLIP_SECONDS = 9  # three segments: enough for an answer that is not "uncertain" by its length alone
@@ -71,7 +72,8 @@ def main(argv=None) -> int:
                         help="the model it must be serving (default: $GENRE_MODEL, else the shipped default)")
     parser.add_argument("--token", default=os.environ.get("GENRE_TOKEN"),
                         help="identity token for a private function (default: $GENRE_TOKEN)")
-    parser.add_argument("--timeout", type=float, default=120, help="seconds per request (a cold start is slow)")
+    parser.add_argument("--retries", type=int, default=6, help="retries of 429, 503 and connection errors")
+    batch.client_options(parser)
     args = parser.parse_args(argv)
     try:
         expected = model.checked(args.model)
@@ -81,7 +83,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "smoke.wav"
         make_clip(clip)
-        answer = batch.Remote(args.url, args.token, None, None, jobs=1, timeout=args.timeout, retries=6)(str(clip))
+        answer = client.Client(args.url, token=args.token, timeout_s=args.timeout, retries=args.retries,
+                               max_wait_s=args.max_wait, max_upload_bytes=config.load().max_upload_bytes,
+                               on_retry=lambda why: print(why, file=sys.stderr, flush=True))(str(clip))
     found = problems(answer, expected)
     if found:
         print(f"smoke check of {args.url} failed:", *found, sep="\n  ", file=sys.stderr)

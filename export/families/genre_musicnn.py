@@ -79,7 +79,7 @@ def add_arguments(parser):
 def extractor(options) -> extract.Extractor:
     """Where the features come from: a served model of this family, here or deployed."""
     return extract.Extractor(options.extractor, options.endpoint, options.token, options.jobs, retries=options.retries,
-                             cache=options.cache)
+                             cache=options.cache, timeout=options.timeout, max_wait=options.max_wait)
 
 
 def inputs(library, options) -> tuple[list, list[np.ndarray]]:

@@ -2,17 +2,22 @@
 (folders.py; GTZAN is one), a CSV manifest of files or links (manifest.py), or files that carry
 their own genre tag (folders.py). Every reader gives the same Library (clips.py): clips with a
 label and an artist, and what it skipped and why; read() adds the artists of an artists.csv,
-keys each clip by its content and resolves duplicates."""
+keys each clip by its content and resolves duplicates. Only regular files are read: a row naming a
+device, a FIFO, a folder or a file of /proc, /sys or /dev is left out with the reason."""
 import csv
 import hashlib
+import io
+import os
+import stat
 from pathlib import Path
 
-from export.library import folders, manifest
+from export.library import clips, folders, manifest
 from export.library.clips import MIN_CLIPS, Clip, Library, LibraryError, check_sizes, checked_label
 from inference.batch import is_link
 
 __all__ = ["MIN_CLIPS", "Clip", "Library", "LibraryError", "check_sizes", "checked_label", "read"]
 ARTISTS_FILE = "artists.csv"  # beside label folders: stem (file name without suffix), artist
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")  # what lies there is not a recording, whatever stat says
 
 
 def read(data, labels_from: str = "folders", artists=None, progress=None) -> Library:
@@ -22,6 +27,8 @@ def read(data, labels_from: str = "folders", artists=None, progress=None) -> Lib
     data = Path(data)
     if not data.exists():
         raise LibraryError(f"{data}: no such file or folder")
+    if not (data.is_file() or data.is_dir()) or _system(data):
+        raise LibraryError(f"{data}: not a CSV manifest or a folder")
     if data.is_file():
         library = manifest.read(data)
     elif labels_from == "tags":
@@ -29,15 +36,23 @@ def read(data, labels_from: str = "folders", artists=None, progress=None) -> Lib
     else:
         library = folders.by_folder(data)
     library = _with_artists(library, Path(artists) if artists else data / ARTISTS_FILE, labels_from == "tags")
-    return _deduplicated(library, progress or (lambda items, _: items))
+    library = _deduplicated(library, progress or (lambda items, _: items))
+    library.warnings += clips.look_alikes(library.labels)
+    return library
 
 
 def _with_artists(library: Library, artists: Path, from_tags: bool) -> Library:
     """Artists from an artists.csv (stem, artist) where there is one; tags already gave theirs."""
     if from_tags or not artists.is_file():
         return library
-    with open(artists, newline="", encoding="utf-8-sig") as f:
-        known = {row["stem"]: (row.get("artist") or "").strip() for row in csv.DictReader(f)}
+    reader = csv.DictReader(io.StringIO(clips.read_text(artists), newline=""))
+    try:
+        if "stem" not in (reader.fieldnames or []):
+            raise LibraryError(f"{artists}: the header has no stem column (it needs stem,artist; found "
+                               f"{reader.fieldnames})")
+        known = {row["stem"]: (row.get("artist") or "").strip() for row in reader}
+    except csv.Error as exc:
+        raise LibraryError(f"{artists} line {reader.line_num + 1}: {exc}") from None  # the line it could not read
     library.clips = [c if c.artist else Clip(c.item, c.label, known.get(c.stem, ""), c.origin) for c in library.clips]
     return library
 
@@ -45,9 +60,13 @@ def _with_artists(library: Library, artists: Path, from_tags: bool) -> Library:
 def _deduplicated(library: Library, progress) -> Library:
     """Each clip keyed by its content; the same audio twice under one label is kept once, under two
     labels it is an error naming both."""
-    first, clips = {}, []
+    first, kept = {}, []
     for clip in progress(library.clips, "hashing"):
-        keyed = Clip(clip.item, clip.label, clip.artist, clip.origin, _key(clip))
+        key, why = _key(clip)
+        if why:
+            library.skipped.append(f"{clip.origin}: {clip.item}: {why} (left out)")
+            continue
+        keyed = Clip(clip.item, clip.label, clip.artist, clip.origin, key)
         if keyed.key in first:
             other = first[keyed.key]
             if other.label != keyed.label:
@@ -56,15 +75,25 @@ def _deduplicated(library: Library, progress) -> Library:
             library.skipped.append(f"{keyed.origin}: the same audio as {other.origin} (kept once)")
             continue
         first[keyed.key] = keyed
-        clips.append(keyed)
-    return Library(clips, library.skipped)
+        kept.append(keyed)
+    return Library(kept, library.skipped, library.warnings)
 
 
-def _key(clip: Clip) -> str:
+def _key(clip: Clip) -> tuple[str, str | None]:
+    """(sha256 of a file's bytes or of a link's URL, None), or ("", why it cannot be read)."""
     if is_link(clip.item):
-        return hashlib.sha256(clip.item.encode()).hexdigest()
+        return hashlib.sha256(clip.item.encode()).hexdigest(), None
     try:
+        if not stat.S_ISREG(os.stat(clip.item).st_mode):  # stat, not open: a FIFO's open waits for a writer
+            return "", "not a regular file (a device, a FIFO or a folder)"
+        if _system(Path(clip.item)):
+            return "", f"a file of {', '.join(SYSTEM_FOLDERS)}, not a recording"
         with open(clip.item, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+            return hashlib.file_digest(f, "sha256").hexdigest(), None
     except OSError as exc:
-        return f"unreadable:{clip.item}:{exc.strerror}"
+        return "", f"cannot be read ({exc.strerror or exc})"
+
+
+def _system(path: Path) -> bool:
+    resolved = str(path.resolve())
+    return any(resolved == top or resolved.startswith(top + "/") for top in SYSTEM_FOLDERS)

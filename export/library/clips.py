@@ -1,4 +1,5 @@
 """What every reader of a library gives: clips with a label and an artist, and what was skipped."""
+import codecs
 import hashlib
 import unicodedata
 from collections import Counter
@@ -33,6 +34,7 @@ class Clip:
 class Library:
     clips: list[Clip]
     skipped: list[str] = field(default_factory=list)  # "origin: why", listed at the end of a run
+    warnings: list[str] = field(default_factory=list)  # what may be a mistake, listed with the skipped
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -49,12 +51,13 @@ class Library:
 
 
 def checked_label(label: str, origin: str) -> str:
-    """The label, stripped; LibraryError if no model's metadata, page or folder could hold it."""
+    """The label, stripped; LibraryError if no model's metadata or page could hold it. A slash is a
+    label's own (iTunes' "Hip-Hop/Rap"); a label folder spells it %2F (folders.py)."""
     label = unicodedata.normalize("NFC", label.strip())
     why = ("it is empty" if not label else
            f"it is longer than {MAX_LABEL_CHARS} characters" if len(label) > MAX_LABEL_CHARS else
            "it holds a control character" if any(unicodedata.category(ch)[0] == "C" for ch in label) else
-           "it holds a slash (no folder can be named so)" if "/" in label or "\\" in label else
+           "it holds a backslash (write a slash)" if "\\" in label else
            "it is a folder's own name" if label in (".", "..") else None)
     if why:
         raise LibraryError(f"{origin}: the label {label!r} cannot be used: {why}")
@@ -71,3 +74,31 @@ def check_sizes(library: Library) -> None:
         raise LibraryError(f"labels with fewer than {MIN_CLIPS} usable clips (cross-validation needs one per fold): "
                            + ", ".join(f"{label!r} {n}" for label, n in sorted(small.items()))
                            + ": add clips, merge them into another label, or leave them out")
+
+
+def look_alikes(labels) -> list[str]:
+    """Warnings for labels that differ only by case, width or accents' encoding (equal once NFKC-normalized
+    and case-folded), and for labels that mix letters of two scripts (a Cyrillic о in "rоck")."""
+    found, warnings = {}, []
+    for label in sorted(labels):
+        found.setdefault(unicodedata.normalize("NFKC", label).casefold(), []).append(label)
+        scripts = sorted({unicodedata.name(ch, "?").split()[0] for ch in label if ch.isalpha()})
+        if len(scripts) > 1:
+            warnings.append(f"the label {label!r} mixes {' and '.join(scripts)} letters: a look-alike of another "
+                            "label? (rename its clips' label if so)")
+    warnings += [f"the labels {' and '.join(map(repr, same))} differ only by case or width: two labels, as given "
+                 "(give them one spelling to merge them)" for same in found.values() if len(same) > 1]
+    return warnings
+
+
+def read_text(path: Path) -> str:
+    """A CSV's text: UTF-8 (with or without Excel's byte-order mark) or UTF-16 with its mark;
+    LibraryError naming the file and line for anything else (latin-1...)."""
+    data = path.read_bytes()
+    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise LibraryError(f"{path} line {line}: not {encoding.split('-sig')[0].upper()} text (byte "
+                           f"{data[exc.start]:#04x}): save it as \"CSV UTF-8\"") from None

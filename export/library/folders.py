@@ -1,5 +1,6 @@
-"""Label folders: <label>/<any depth>/<audio file>, the label the folder's name (GTZAN is one);
-or, with the labels from the files' genre tags, every audio file below a folder."""
+"""Label folders: <label>/<any depth>/<audio file>, the label the folder's name (GTZAN is one; a
+label with a slash, "Hip-Hop/Rap", is a folder named with %2F for it: "Hip-Hop%2FRap"); or, with
+the labels from the files' genre tags, every audio file below a folder."""
 from pathlib import Path
 
 from export.library.clips import Clip, Library, LibraryError, checked_label
@@ -22,7 +23,7 @@ def by_folder(root: Path) -> Library:
         if not audio:
             skipped.append(f"{folder}: no audio files in this label folder (left out)")
             continue
-        label = checked_label(folder.name, str(folder))
+        label = checked_label(folder.name.replace("%2F", "/").replace("%2f", "/"), str(folder))
         clips += [Clip(str(p), label, "", str(p)) for p in audio]
         skipped += [f"{p}: not an audio file name ({', '.join(sorted(decode.SUFFIXES))})" for p in other]
     if not clips:
