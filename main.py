@@ -71,10 +71,10 @@ def _number(value, name: str) -> float | None:
 
 
 def _flag(value, name: str) -> bool:
-    """An opt-in: JSON true or false, or "1", "true", "0", "false" (or empty) in a query or form."""
+    """An opt-in: JSON true or false, or "1", "true", "0", "false" in a query or form (openapi.yaml: a boolean)."""
     if value is None or isinstance(value, bool):
         return bool(value)
-    if isinstance(value, str) and value.lower() in ("", "0", "1", "false", "true"):
+    if isinstance(value, str) and value.lower() in ("0", "1", "false", "true"):
         return value.lower() in ("1", "true")
     raise errors.bad_parameter(f"{name} must be true or false")
 
