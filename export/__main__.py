@@ -147,9 +147,11 @@ def _fold_count(found: library.Library, y: np.ndarray) -> int:
 def run_crossval(args, family) -> dict:
     found, y, inputs = _inputs(args, family)
     labels, groups, out = found.labels, found.groups, Path(args.out)
-    protocol = f"StratifiedGroupKFold({_fold_count(found, y)}) {_protocol(found)}, seeds {list(folds.GROUPED_SEEDS)}"
+    count = _fold_count(found, y)
+    protocol = f"StratifiedGroupKFold({count}) {_protocol(found)}, seeds {list(folds.GROUPED_SEEDS)}"
+    repeats = folds.grouped(y, groups, count)  # the genre head's folds and the music detector's
     out.mkdir(parents=True, exist_ok=True)
-    grouped, answers = crossval.cross_validate(family, y, labels, inputs, folds.grouped(y, groups), args)
+    grouped, answers = crossval.cross_validate(family, y, labels, inputs, repeats, args)
     results = {"family": family.NAME, "options": family.describe(args), "clips": len(y),
                "artists": len(set(groups)), "labels": list(labels),
                "data": {"name": _named(args.data), "fingerprint": found.fingerprint(), "skipped": len(found.skipped)},
@@ -160,7 +162,7 @@ def run_crossval(args, family) -> dict:
             [c.stem for c in found.clips], splits), args)
         results["two_fold"] = dict(two_fold, protocol="fit train list -> score valid list and back; pooled")
     if hasattr(family, "extractor"):  # features: a music detector too, scored out of fold
-        other, repeats = extract.nonmusic_features(family.extractor(args)), folds.grouped(y, groups)
+        other = extract.nonmusic_features(family.extractor(args))
         print(f"music detector, out of fold: {sum(map(len, repeats))} fits on the music of the other folds and the "
               f"synthesized non-music (export/nonmusic.py)...", flush=True)
         results["music"] = dict(music.out_of_fold(inputs, repeats, other),

@@ -64,19 +64,27 @@ def figures(probabilities: np.ndarray, y: np.ndarray) -> dict:
 
 def reliability_diagram(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str):
     """Accuracy against confidence per bin for each named (probabilities, y), and the diagonal."""
+    points = {}
+    for name, (probabilities, y) in curves.items():
+        confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == y
+        which = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
+        used = [b for b in range(ECE_BINS) if np.any(which == b)]
+        points[f"{name} (ECE {ece(probabilities, y):.3f})"] = ([confidence[which == b].mean() for b in used],
+                                                               [correct[which == b].mean() for b in used])
+    plot_reliability(points, path, title, "confidence (top score)", "accuracy")
+
+
+def plot_reliability(points: dict[str, tuple[list, list]], path: Path, title: str, x_label: str, y_label: str):
+    """A reliability diagram: each named curve's (x, y) points per bin, and the diagonal."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5.6, 5.2))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
-    for name, (probabilities, y) in curves.items():
-        confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == y
-        which = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
-        used = [b for b in range(ECE_BINS) if np.any(which == b)]
-        ax.plot([confidence[which == b].mean() for b in used], [correct[which == b].mean() for b in used],
-                marker="o", label=f"{name} (ECE {ece(probabilities, y):.3f})")
-    ax.set_xlabel("confidence (top score)")
-    ax.set_ylabel("accuracy")
+    for name, (x, y) in points.items():
+        ax.plot(x, y, marker="o", label=name)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_title(title)

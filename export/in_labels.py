@@ -52,13 +52,13 @@ VIEWS = {"tags": tags, "shape": shape}
 class Distance:
     """The squared Mahalanobis distance of a view of segment features to the nearest of its means."""
     view: str
-    means: np.ndarray  # [labels, d]
-    root: np.ndarray  # [d, d]: the shared precision is root @ root.T
+    root: np.ndarray  # [d, d]: the shared precision is root @ root.T, so a distance is one in `view @ root`
+    centres: np.ndarray  # [labels, d]: the labels' means @ root
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """[segments]: each segment's distance to its nearest mean."""
         z = VIEWS[self.view](np.asarray(features, np.float64)) @ self.root
-        return (((z[:, None, :] - (self.means @ self.root)[None]) ** 2).sum(axis=2)).min(axis=1)
+        return ((z[:, None, :] - self.centres[None]) ** 2).sum(axis=2).min(axis=1)
 
 
 def distance(view: str, features: list[np.ndarray], y: np.ndarray) -> Distance:
@@ -68,7 +68,8 @@ def distance(view: str, features: list[np.ndarray], y: np.ndarray) -> Distance:
     means = np.stack([np.concatenate([x[i] for i in np.flatnonzero(y == k)]).mean(axis=0) for k in labels])
     deviations = np.concatenate([x[i] - means[np.searchsorted(labels, y[i])] for i in range(len(x))])
     lower = np.linalg.cholesky(ledoit_wolf(deviations, assume_centered=True)[0])  # covariance = lower @ lower.T
-    return Distance(view, means, solve_triangular(lower, np.eye(len(lower)), lower=True).T)
+    root = solve_triangular(lower, np.eye(len(lower)), lower=True).T
+    return Distance(view, root, means @ root)
 
 
 def scores(distances: list[Distance], features: list[np.ndarray]) -> np.ndarray:
@@ -177,14 +178,14 @@ def append(model: onnx.ModelProto, detector: Detector) -> onnx.ModelProto:
         p = f"in_labels_{i}"
         nodes, constants, x = _view_nodes(d.view, p)
         constants += [numpy_helper.from_array(d.root.astype(np.float32), f"{p}_root"),
-                      numpy_helper.from_array((d.means @ d.root).astype(np.float32)[None], f"{p}_means"),
+                      numpy_helper.from_array(d.centres.astype(np.float32)[None], f"{p}_centres"),
                       numpy_helper.from_array(np.array([1], np.int64), f"{p}_one_axis"),
                       numpy_helper.from_array(np.array([2], np.int64), f"{p}_two_axis"),
                       numpy_helper.from_array(np.float32(FLOOR), f"{p}_floor"),
                       numpy_helper.from_array(np.float32(weight), f"{p}_weight")]
         nodes += [node("MatMul", [x, f"{p}_root"], [f"{p}_z"]),
                   node("Unsqueeze", [f"{p}_z", f"{p}_one_axis"], [f"{p}_z3"]),
-                  node("Sub", [f"{p}_z3", f"{p}_means"], [f"{p}_diff"]),
+                  node("Sub", [f"{p}_z3", f"{p}_centres"], [f"{p}_diff"]),
                   node("ReduceSumSquare", [f"{p}_diff", f"{p}_two_axis"], [f"{p}_d"], keepdims=0),
                   node("ReduceMin", [f"{p}_d", f"{p}_one_axis"], [f"{p}_nearest"], keepdims=0),
                   node("Max", [f"{p}_nearest", f"{p}_floor"], [f"{p}_floored"]),

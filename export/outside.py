@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from export import in_labels
+from export import calibrate, in_labels
+from inference import segments
 
 MIN_LABELS = 3  # leaving one out must leave two labels to calibrate on
 BINS = 10
@@ -46,8 +47,8 @@ def _mean(scores: list[np.ndarray], n: int) -> np.ndarray:
 
 
 def _pooled(detector, features: np.ndarray) -> float:
-    """A window's in_labels: the sigmoid of its segments' mean logit (as served)."""
-    return float(1 / (1 + np.exp(-detector.logits(features).mean())))
+    """A window's in_labels, its segments' pooled as served."""
+    return segments.pool_yes(detector.probabilities(features))
 
 
 def leave_one_label_out(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels,
@@ -124,23 +125,10 @@ def report(result: dict) -> str:
 def diagram(result: dict, path: Path, title: str) -> None:
     """The reliability diagram of figures()' table: per bin of P(in), the share of the weight that is
     inside (the outside weighed as much as the inside), and the diagonal."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     table = result["reliability"]
-    fig, ax = plt.subplots(figsize=(5.6, 5.2))
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
-    ax.plot([t["mean_p"] for t in table], [t["inside"] for t in table], marker="o",
-            label=f"in_labels (balanced ECE {result['ece_balanced']:.3f})")
-    ax.set_xlabel("in_labels (P(in the model's labels))")
-    ax.set_ylabel("share of the music inside the labels (balanced)")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title(title)
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    calibrate.plot_reliability({f"in_labels (balanced ECE {result['ece_balanced']:.3f})": (
+        [t["mean_p"] for t in table], [t["inside"] for t in table])}, path, title,
+        "in_labels (P(in the model's labels))", "share of the music inside the labels (balanced)")
 
 
 def main(argv=None) -> None:
