@@ -36,50 +36,65 @@ def variant(path: Path, folder: Path, detector: bool) -> Path:
     return out
 
 
-def detector_alone(width: int, segments: int, repeat: int) -> float:
-    """The appended nodes on their own: median ms of one run on a window's features."""
+def nodes_alone(append, output: str, width: int, segments: int, repeat: int) -> float:
+    """The nodes append(model) adds after a features output [batch, width], on their own: median ms of
+    one run on `segments` segments' features."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
+
     def tensor(name):
         return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", width])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], [music.FEATURES_OUTPUT])], "alone",
                               [tensor("x")], [tensor(music.FEATURES_OUTPUT)])
-    alone = music.append(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]),
-                         music.Detector(np.zeros(width), 0.0))
+    alone = append(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
     session = ort.InferenceSession(alone.SerializeToString(), providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).normal(size=(segments, width)).astype(np.float32)
+    x = np.random.default_rng(0).uniform(size=(segments, width)).astype(np.float32)
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        session.run([music.MUSIC_OUTPUT], {"x": x})
+        session.run([output], {"x": x})
         times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
+
+
+def interleaved(models: dict, field: str, repeat: int) -> dict[str, float]:
+    """p50 ms of each named Model's classify on 30 s of CLIP, warm, the models taking turns; the last
+    answer must carry `field`. Printed too."""
+    import librosa
+    audio, _ = librosa.load(CLIP, sr=next(iter(models.values())).sample_rate, duration=30)
+    times = {name: [] for name in models}
+    for _ in range(repeat + 2):  # the first two warm up
+        for name, m in models.items():
+            started = time.perf_counter()
+            answer = m.classify(audio)
+            times[name].append((time.perf_counter() - started) * 1000)
+    if field not in answer:
+        raise SystemExit(f"the last model has no {field!r} to time")
+    p50 = {name: statistics.median(t[2:]) for name, t in times.items()}
+    for name, value in p50.items():
+        print(f"{name}: classify 30 s, warm, p50 {value:.1f} ms over {repeat}")
+    return p50
+
+
+def report(without: float, with_: float, alone: float, what: str, segments: int = 10):
+    """The difference a detector makes to classify, and its nodes' share of it."""
+    print(f"difference with {what}: {with_ - without:+.1f} ms "
+          f"({(with_ / without - 1) * 100:+.1f}% of the model's time)")
+    print(f"the detector's nodes alone on {segments} segments' features: p50 {alone * 1000:.0f} us "
+          f"({alone / without * 100:.3f}% of the model's time)")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=40)
     args = parser.parse_args(argv)
-    import librosa
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-        models = {"without music": model.Model(variant(Path(DEFAULT_MODEL), Path(a), False)),
-                  "with music": model.Model(variant(Path(DEFAULT_MODEL), Path(b), True))}
-        audio, _ = librosa.load(CLIP, sr=models["without music"].sample_rate, duration=30)
-        times = {name: [] for name in models}
-        for _ in range(args.repeat + 2):  # the first two warm up
-            for name, m in models.items():
-                started = time.perf_counter()
-                answer = m.classify(audio)
-                times[name].append((time.perf_counter() - started) * 1000)
-        assert ("music" in answer) is True
-    p50 = {name: statistics.median(t[2:]) for name, t in times.items()}
-    for name, value in p50.items():
-        print(f"{name}: classify 30 s, warm, p50 {value:.1f} ms over {args.repeat}")
-    print(f"difference with music: {p50['with music'] - p50['without music']:+.1f} ms "
-          f"({(p50['with music'] / p50['without music'] - 1) * 100:+.1f}% of the model's time)")
-    alone = detector_alone(250, 10, 1000)
-    print(f"the detector's nodes alone on 10 segments' features: p50 {alone * 1000:.0f} us "
-          f"({alone / p50['without music'] * 100:.3f}% of the model's time)")
+        p50 = interleaved({"without music": model.Model(variant(Path(DEFAULT_MODEL), Path(a), False)),
+                           "with music": model.Model(variant(Path(DEFAULT_MODEL), Path(b), True))}, "music",
+                          args.repeat)
+    alone = nodes_alone(lambda m: music.append(m, music.Detector(np.zeros(250), 0.0)), music.MUSIC_OUTPUT, 250, 10,
+                        1000)
+    report(p50["without music"], p50["with music"], alone, "music")
 
 
 if __name__ == "__main__":
