@@ -1,7 +1,7 @@
 """Training, cross-validation, evaluation and ONNX export of a model family on any labelled library.
 
     python -m export crossval FAMILY --data LIBRARY [--out DIR]   (default DIR: runs/)
-    python -m export train FAMILY --data LIBRARY [--out FILE.onnx]
+    python -m export train FAMILY --data LIBRARY [--out FILE.onnx]   (default FILE: runs/FAMILY.onnx)
     python -m export evaluate --model FILE.onnx --data LIBRARY
 
 LIBRARY: a folder of label folders (<label>/<any depth>/<audio file>; GTZAN is one, its artists.csv
@@ -9,9 +9,10 @@ and splits/ beside them), a CSV manifest (path,label[,artist]: files or http(s) 
 --labels-from tags, a folder of files that carry their genre tag.
 crossval scores a family with the clips' artists kept on one side of each fold (export/folds.py),
 prints the figures and writes <out>/crossval_<family>.json, confusion_<family>.png and
-calibration_<family>.png (into runs/ unless --out says where: models/ holds the shipped models'
-figures); train fits on every clip and writes FILE.onnx, its serving twin and its .json card,
-with the cross-validation's figures and calibration when crossval wrote them beside it.
+calibration_<family>.png; train fits on every clip and writes FILE.onnx, its serving twin and its
+.json card, with the cross-validation's figures and calibration when crossval wrote them beside it.
+Both write into runs/ (untracked) unless --out says where: the shipped models and their figures in
+models/ are refreshed only by naming models/ on purpose.
 """
 import argparse
 import dataclasses
@@ -26,7 +27,7 @@ import numpy as np
 from export import calibrate, crossval, evaluate, extract, families, folds, in_labels, library, music, outside, to_onnx
 from inference import batch
 
-CROSSVAL_OUT = Path("runs")  # crossval's default --out: untracked (.gitignore), never the shipped models' figures
+RUNS = Path("runs")  # crossval's and train's default --out: untracked (.gitignore), never the shipped models
 MUSIC_WARNING = 0.98  # issue 20's target: music called music out of fold at least this often
 
 
@@ -63,10 +64,11 @@ def _parser() -> argparse.ArgumentParser:
             sub = per_family.add_parser(name, help=families.summary(family))
             _data(sub, split=command == "train")
             _extraction(sub)
-            sub.add_argument("--out", type=Path, default=CROSSVAL_OUT if command == "crossval" else None,
+            sub.add_argument("--out", type=Path, default=RUNS if command == "crossval" else RUNS / f"{name}.onnx",
                              help="the folder for what it writes (default: %(default)s/; models/ to refresh the "
                                   "shipped figures that train reads)" if command == "crossval"
-                             else f"the model file (default: models/{name}.onnx)")
+                             else "the model file, crossval's figures read beside it (default: %(default)s; "
+                                  f"models/{name}.onnx to refresh the shipped model)")
             family.add_arguments(sub)
     scoring = commands.add_parser("evaluate", help="score an exported model on a labelled library")
     scoring.add_argument("--model", required=True, type=Path)
@@ -217,7 +219,7 @@ def _crossval_card(results: dict, found: library.Library, family, args) -> dict:
 def run_train(args, family) -> Path:
     started = time.monotonic()
     found, y, inputs = _inputs(args, family)
-    path = args.out or Path("models") / f"{family.NAME}.onnx"
+    path = Path(args.out)
     fitting = time.monotonic()
     trained = family.fit(inputs, y, found.labels, args)
     card = {"training": dict(family.describe(args), data=_named(args.data), split=args.split, clips=len(y),

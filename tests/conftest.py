@@ -94,7 +94,8 @@ def served(media):
 def model_path() -> Path:
     path = Path(os.environ.get("GENRE_MODEL", config.DEFAULT_MODEL))
     if not path.exists():
-        pytest.fail(f"no model at {path}: train one with `python -m export train genre_musicnn` (see README)")
+        pytest.fail(f"no model at {path}: train one with `python -m export train genre_musicnn --data "
+                    f"../shared/data/gtzan --out {config.DEFAULT_MODEL}` (docs/training.md)")
     return path
 
 
