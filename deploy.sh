@@ -59,7 +59,7 @@ env_vars+="@THREADS=64"  # functions-framework's gunicorn threads (default 4 per
 # the variables of inference/config.py marked deployed, in its order (tests/test_deploy.py checks)
 for name in GENRE_MODEL GENRE_DEFAULT_START_S GENRE_DEFAULT_DURATION_S GENRE_MAX_DURATION_S \
             GENRE_MAX_SOURCE_MINUTES GENRE_MAX_UPLOAD_MB GENRE_MAX_FETCH_MB GENRE_TIME_BUDGET_S \
-            GENRE_MAX_QUEUE_S GENRE_ALLOWED_SITES GENRE_CORS_ORIGIN YTDLP_PROXY; do
+            GENRE_MAX_QUEUE_S GENRE_ALLOWED_SITES GENRE_ALLOWED_BUCKETS GENRE_CORS_ORIGIN YTDLP_PROXY; do
   if [[ -n "${!name:-}" ]]; then env_vars+="@${name}=${!name}"; fi
 done
 if [[ -n "${YTDLP_COOKIES_SECRET:-}" ]]; then env_vars+="@YTDLP_COOKIES=/secrets/cookies.txt"; fi
