@@ -8,7 +8,9 @@ within the byte cap and the time budget, with an access token of the function's 
 batch and export ask `under(where)` what audio lies under a folder or a gs:// prefix (streamed page by
 page), and read and write small text objects (lists, results) with google-cloud-storage, imported on
 first use. STORAGE_EMULATOR_HOST points both at an emulator, as the Google client libraries do."""
+import contextlib
 import functools
+import io
 import os
 import re
 import threading
@@ -138,6 +140,21 @@ def _client(emulator_url: str | None):
     return storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT") or None)
 
 
+@contextlib.contextmanager
+def _api_errors(url: str):
+    """google-cloud-storage's errors as OSErrors that name the object or prefix."""
+    from google.api_core import exceptions
+    from google.auth.exceptions import GoogleAuthError
+    try:
+        yield
+    except exceptions.NotFound:
+        raise FileNotFoundError(f"no such bucket or object: {url}") from None
+    except exceptions.Forbidden as exc:
+        raise PermissionError(f"Cloud Storage refused access to {url}: {exc.message}") from None
+    except (exceptions.GoogleAPIError, GoogleAuthError) as exc:
+        raise OSError(f"Cloud Storage failed on {url}: {exc}") from None
+
+
 def under(where: str, suffixes=decode.SUFFIXES) -> Iterator[str]:
     """The files (paths) or objects (gs:// URLs) under a folder or a gs:// prefix whose names end in one
     of `suffixes`: a folder's sorted, a prefix's in the API's order, page by page as they come."""
@@ -145,38 +162,38 @@ def under(where: str, suffixes=decode.SUFFIXES) -> Iterator[str]:
         yield from sorted(str(p) for p in Path(where).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
         return
     found = parse(where, prefix=True)
-    for blob in client().list_blobs(found.bucket, prefix=found.name, page_size=LIST_PAGE, timeout=CALL_TIMEOUT_S):
-        if Path(blob.name).suffix.lower() in suffixes:
-            yield str(Location(found.bucket, blob.name))
+    with _api_errors(where):
+        for blob in client().list_blobs(found.bucket, prefix=found.name, page_size=LIST_PAGE,
+                                        timeout=CALL_TIMEOUT_S):
+            if Path(blob.name).suffix.lower() in suffixes:
+                yield str(Location(found.bucket, blob.name))
 
 
-def folders(where: str) -> list[str]:
-    """The gs:// "folders" right under a prefix (its common prefixes, each ending in /)."""
-    found = parse(where, prefix=True)
-    pages = client().list_blobs(found.bucket, prefix=found.name, delimiter="/", page_size=LIST_PAGE,
-                                timeout=CALL_TIMEOUT_S)
-    for _ in pages:  # the prefixes are known once the pages are read
-        pass
-    return sorted(f"{SCHEME}{found.bucket}/{p}" for p in pages.prefixes)
-
-
-def read_bytes(url: str, *, max_bytes: int) -> bytes:
-    """A small object's bytes; ValueError for one over max_bytes (checked before it is downloaded)."""
+@contextlib.contextmanager
+def open_text(url: str) -> Iterator[io.TextIOBase]:
+    """An object as text, read in chunks as it is consumed (a list of a million lines is never whole)."""
     found = parse(url)
-    blob = client().bucket(found.bucket).get_blob(found.name, timeout=CALL_TIMEOUT_S)
-    if blob is None:
-        raise FileNotFoundError(f"no such object: {url}")
-    if blob.size > max_bytes:
-        raise ValueError(f"{url} is over {max_bytes} bytes")
-    return blob.download_as_bytes(end=max_bytes, timeout=CALL_TIMEOUT_S, generation=blob.generation)
+    with _api_errors(url), client().bucket(found.bucket).blob(found.name).open(
+            "rt", encoding="utf-8", timeout=CALL_TIMEOUT_S) as f:
+        yield f
+
+
+def names(where: str) -> Iterator[str]:
+    """Every object's name under a gs:// prefix, page by page."""
+    found = parse(where, prefix=True)
+    with _api_errors(where):
+        for blob in client().list_blobs(found.bucket, prefix=found.name, page_size=LIST_PAGE,
+                                        timeout=CALL_TIMEOUT_S):
+            yield blob.name
 
 
 def create(url: str, data: bytes, *, content_type: str):
     """Writes a new object, never one that exists: FileExistsError where `url` is taken."""
     from google.api_core.exceptions import PreconditionFailed
     found = parse(url)
-    try:
-        client().bucket(found.bucket).blob(found.name).upload_from_string(
-            data, content_type=content_type, if_generation_match=0, timeout=CALL_TIMEOUT_S)
-    except PreconditionFailed:
-        raise FileExistsError(f"{url} exists: another run writes these results") from None
+    with _api_errors(url):
+        try:
+            client().bucket(found.bucket).blob(found.name).upload_from_string(
+                data, content_type=content_type, if_generation_match=0, timeout=CALL_TIMEOUT_S)
+        except PreconditionFailed:
+            raise FileExistsError(f"{url} exists: another run writes these results") from None
