@@ -153,7 +153,7 @@ BUCKET_CLIPS = ("rock/rock.00000.flac", "rock/rock.00001.flac", "jazz/jazz.00000
 @pytest.fixture(scope="session")
 def gcs(gtzan, tmp_path_factory):
     """A real Cloud Storage emulator on 127.0.0.1 (tests/gcs.py) holding the buckets `library` (tracks/
-    LABEL/*.flac: GTZAN clips; bad/: random bytes named .mp3, an empty .flac; many/: MANY_OBJECTS tiny
+    LABEL/*.flac: GTZAN clips, and list.txt naming two; bad/: random bytes named .mp3, an empty .flac; many/: MANY_OBJECTS tiny
     objects), `private` (a clip, in no allowed bucket) and `results` (empty)."""
     import gcs as emulator
     root = tmp_path_factory.mktemp("buckets")
@@ -161,6 +161,7 @@ def gcs(gtzan, tmp_path_factory):
     for clip in BUCKET_CLIPS:
         (tracks / clip).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(gtzan / clip, tracks / clip)
+    (tracks / "list.txt").write_text(f"# two of them\n{BUCKET_CLIPS[0]}\ngs://library/tracks/{BUCKET_CLIPS[2]}\n")
     (root / "library" / "bad").mkdir()
     (root / "library" / "bad" / "noise.mp3").write_bytes(np.random.default_rng(0).bytes(50_000))
     (root / "library" / "bad" / "empty.flac").write_bytes(b"")

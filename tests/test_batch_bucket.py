@@ -1,0 +1,125 @@
+"""`python -m inference batch` over a bucket of a real Cloud Storage emulator on 127.0.0.1 (tests/gcs.py):
+prefixes listed page by page and sent as gs:// links, read here without --endpoint, and shards that
+answer every object exactly once."""
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from inference import batch
+
+import function_server
+import stand_in
+from conftest import BUCKET_CLIPS, MANY_OBJECTS, ROOT
+
+TRACKS = [f"gs://library/tracks/{clip}" for clip in BUCKET_CLIPS]
+
+
+def run_batch(*args, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inference", "batch", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **env})
+
+
+def rows(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def function(gcs, model_path, tmp_path_factory):
+    """The function in its own process, reading the bucket `library`."""
+    with function_server.start(tmp_path_factory.mktemp("function"), GENRE_MODEL=str(model_path),
+                               GENRE_ALLOWED_BUCKETS="library", **gcs.env) as server:
+        yield server
+
+
+def test_a_prefix_is_sent_as_gs_links_and_answered_by_the_function(gcs, function, tmp_path):
+    out = tmp_path / "results.jsonl"
+    done = run_batch("gs://library/tracks/", "--endpoint", function.url, "--out", str(out), env=gcs.env)
+    assert done.returncode == 0, done.stderr
+    found = rows(out.read_text())
+    assert sorted(row["input"] for row in found) == sorted(TRACKS)  # list.txt is not audio: not an item
+    assert all(row["source"]["site"] == "storage" for row in found)
+    assert "6 items" in done.stderr
+
+
+def test_a_prefix_is_read_here_without_an_endpoint(gcs, model_path, tmp_path):
+    done = run_batch("gs://library/tracks/jazz/", "gs://library/bad/", env={**gcs.env, "GENRE_MODEL": str(model_path)})
+    assert done.returncode == 0, done.stderr
+    found = {row["input"]: row for row in rows(done.stdout)}
+    assert set(found) == {TRACKS[2], TRACKS[3], "gs://library/bad/noise.mp3", "gs://library/bad/empty.flac"}
+    assert "genre" in found[TRACKS[2]] and found["gs://library/bad/noise.mp3"]["error"]["code"] == "not_audio"
+    assert found["gs://library/bad/empty.flac"]["error"]["code"] == "not_audio"
+
+
+def test_lists_in_the_bucket_and_here_hold_gs_items(gcs, tmp_path):
+    (tmp_path / "mine.txt").write_text("gs://library/tracks/rock/rock.00001.flac\n")
+    with stand_in.StandIn() as endpoint:
+        done = run_batch("gs://library/tracks/list.txt", str(tmp_path / "mine.txt"), "--endpoint", endpoint.url,
+                         env=gcs.env)
+    assert done.returncode == 0, done.stderr
+    assert [row["input"] for row in rows(done.stdout)] != []
+    assert sorted(link for _, link, _ in endpoint.seen) == sorted([TRACKS[0], TRACKS[1], TRACKS[2]])
+
+
+@pytest.mark.parametrize("where, says", [
+    ("gs://library/nothing-here/", "no audio files or links found"),
+    ("gs://nobucket/", "no such bucket or object"),
+    ("gs://library/tracks/none.txt", "no such bucket or object"),
+    ("gs://Bad_Bucket/", "valid bucket name"),
+])
+def test_an_empty_prefix_or_a_missing_bucket_is_a_bad_argument(gcs, where, says, tmp_path):
+    with stand_in.StandIn() as endpoint:
+        done = run_batch(where, "--endpoint", endpoint.url, "--out", str(tmp_path / "r.jsonl"), env=gcs.env)
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not endpoint.seen
+
+
+def test_the_first_request_goes_out_before_the_listing_ends(gcs):
+    """10,000 objects are ten pages: the stand-in hears from the client before the last page is asked for."""
+    with stand_in.StandIn() as endpoint:
+        done = run_batch("gs://library/many/", "--endpoint", endpoint.url, "--shard", "0/20", env=gcs.env)
+        assert done.returncode == 0, done.stderr
+    pages = [line for line in gcs.requests() if "/b/library/o?" in line and "prefix=many" in line]
+    assert len(pages) >= MANY_OBJECTS // 1000
+    last_page = _logged_at(pages[-1])
+    first_post = time.time() - (time.monotonic() - endpoint.seen[0][0])  # its wall-clock time
+    assert first_post < last_page, (first_post, last_page)
+
+
+def _logged_at(line: str) -> float:
+    """The wall-clock time of an emulator's log line (time=2026-12-03T02:55:58.660Z)."""
+    import datetime
+    stamp = re.search(r"time=(\S+)Z", line).group(1)
+    return datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def test_shards_answer_every_object_exactly_once(gcs, tmp_path):
+    """Three shards (one from CLOUD_RUN_TASK_INDEX/COUNT, as a Cloud Run job's task) over 10,000 objects."""
+    answered = []
+    with stand_in.StandIn() as endpoint:
+        for index in range(3):
+            env = {**gcs.env, "CLOUD_RUN_TASK_INDEX": str(index), "CLOUD_RUN_TASK_COUNT": "3"}
+            shard = [] if index == 2 else ["--shard", f"{index}/3"]
+            done = run_batch("gs://library/many/", "--endpoint", endpoint.url, *shard, env=env)
+            assert done.returncode == 0, done.stderr
+            answered.append([row["input"] for row in rows(done.stdout)])
+    every = [f"gs://library/many/{i:05d}.mp3" for i in range(MANY_OBJECTS)]
+    assert sorted(sum(answered, [])) == every  # disjoint, and none left out
+    assert all(2800 < len(share) < 3900 for share in answered)
+    assert sorted(link for _, link, _ in endpoint.seen) == every
+
+
+def test_a_shard_is_the_same_whatever_the_order():
+    items = [f"gs://b/{i}.flac" for i in range(2000)]
+    shard = batch.Shard(1, 4)
+    mixed = random.Random(0).sample(items, len(items))
+    assert sorted(i for i in items if i in shard) == sorted(i for i in mixed if i in shard)
+    assert {batch.Shard.parse("1/4")} == {shard}
+    for bad in ("4/4", "-1/3", "1", "a/b"):
+        with pytest.raises(Exception, match="a shard is I/N"):
+            batch.Shard.parse(bad)
