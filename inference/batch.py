@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from inference import client, config, decode, pipeline, storage
+from inference import client, config, decode, pipeline, storage, tokens
 from inference.client import error_row, unreadable
 from inference.errors import ClassifyError
 
@@ -291,7 +291,8 @@ class Tally:
 
 
 EXIT_STATUSES = """exit status: 0 every item answered (a 4xx answer or an unreadable file counts as answered);
-1 some were not (unreachable, or a 5xx); 2 bad arguments"""
+1 some were not (unreachable, or a 5xx), or the function refused the token and no new one could be had
+(the items not answered are left for the resume); 2 bad arguments"""
 # the window's options, as the API's start and duration (docs/api.md), for both command lines
 _DEFAULT = {name: config.VARIABLES[name].default for name in
             ("GENRE_DEFAULT_START_S", "GENRE_DEFAULT_DURATION_S", "GENRE_MAX_DURATION_S")}
@@ -321,7 +322,8 @@ def remote(args, *, start=None, duration=None, features: bool = False) -> client
     """The client of args.endpoint with the command line's options."""
     fields = {k: v for k, v in (("start", start), ("duration", duration)) if v is not None} | (
         {"features": True} if features else {})
-    return client.Client(args.endpoint, token=args.token, timeout_s=args.timeout, retries=args.retries,
+    token = tokens.choose(token=args.token, command=getattr(args, "token_command", None), endpoint=args.endpoint)
+    return client.Client(args.endpoint, token=token, timeout_s=args.timeout, retries=args.retries,
                          max_wait_s=args.max_wait, max_upload_bytes=config.load().max_upload_bytes, fields=fields)
 
 
@@ -333,7 +335,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--csv", action="store_true", help="a CSV table instead of JSON lines")
     parser.add_argument("--endpoint", help="the deployed function's URL (default: classify in this process)")
     parser.add_argument("--token", default=os.environ.get("GENRE_TOKEN"),
-                        help="identity token for a private function (default: $GENRE_TOKEN)")
+                        help="identity token for a private function, sent as it is (default: $GENRE_TOKEN)")
+    parser.add_argument("--token-command", metavar="CMD", default=os.environ.get("GENRE_TOKEN_COMMAND"),
+                        help="prints an identity token; run at the start and again when the token is refused or "
+                             "about to expire, e.g. 'gcloud auth print-identity-token' (default: "
+                             "$GENRE_TOKEN_COMMAND; without either: google-auth's credentials, for an https "
+                             "endpoint)")
     parser.add_argument("--jobs", type=int, help="items at once (default: the core count; 8 with --endpoint)")
     parser.add_argument("--retries", type=int, default=6, help="retries per request (--endpoint)")
     parser.add_argument("--shard", type=Shard.parse, metavar="I/N",
@@ -408,6 +415,9 @@ def main(argv=None, stdin=sys.stdin) -> int:
     except (ValueError, OSError, ClassifyError) as exc:  # the inputs, read as the run goes
         print(f"{parser.prog}: error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
+    except tokens.Refused as exc:  # the items in flight are not written: a resume sends them again
+        print(f"{parser.prog}: stopped: {exc}", file=sys.stderr)
+        return 1
     finally:
         progress.finish()
         output.close()

@@ -23,6 +23,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     seen: list  # (monotonic time, the link sent, the token), per request
     accepted: set | None = None
+    from_then_on: tuple | None = None  # (n, tokens): from the n-th request on, only these tokens are accepted
 
     def log_message(self, *args):
         pass
@@ -35,6 +36,8 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, AttributeError):
             link = None
         self.seen.append((time.monotonic(), link, token))
+        if self.from_then_on and len(self.seen) >= self.from_then_on[0]:
+            type(self).accepted = self.from_then_on[1]
         refused = self.accepted is not None and token not in self.accepted
         data, kind = (REFUSAL, "text/html") if refused else (ANSWER, "application/json")
         self.send_response(403 if refused else 200)
@@ -50,7 +53,7 @@ class StandIn:
 
     def __init__(self, port: int = 0):
         self.seen = []
-        self.handler = type("Fresh", (Handler,), {"seen": self.seen, "accepted": None})
+        self.handler = type("Fresh", (Handler,), {"seen": self.seen, "accepted": None, "from_then_on": None})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self.handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
@@ -62,6 +65,10 @@ class StandIn:
     @accepted.setter
     def accepted(self, tokens):
         self.handler.accepted = tokens
+
+    def refuse_from(self, count: int, tokens: set):
+        """From the count-th request on, accept only `tokens` (the first ones expire)."""
+        self.handler.from_then_on = (count, tokens)
 
     def __enter__(self):
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

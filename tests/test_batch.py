@@ -262,7 +262,7 @@ def test_unreachable_endpoint_exits_1_and_is_retried_on_resume(model_path, tmp_p
     assert [row.get("genre") for row in written] == ["rock"]  # the failed line is replaced, not kept
 
 
-@pytest.mark.parametrize("status", [200, 403])
+@pytest.mark.parametrize("status", [200, 404])
 def test_a_page_that_is_not_the_functions_answer_is_unreachable(model_path, tmp_path, status):
     """A proxy's or a single-sign-on login page (which answers 200): an error row quoting its first 200 characters."""
     page = ("<html><body>Sign in to continue " + "x" * 300 + "</body></html>").encode()
