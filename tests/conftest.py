@@ -153,8 +153,8 @@ BUCKET_CLIPS = ("rock/rock.00000.flac", "rock/rock.00001.flac", "jazz/jazz.00000
 @pytest.fixture(scope="session")
 def gcs(gtzan, tmp_path_factory):
     """A real Cloud Storage emulator on 127.0.0.1 (tests/gcs.py) holding the buckets `library` (tracks/
-    LABEL/*.flac: GTZAN clips, and list.txt naming two; bad/: random bytes named .mp3, an empty .flac; many/: MANY_OBJECTS tiny
-    objects), `private` (a clip, in no allowed bucket) and `results` (empty)."""
+    LABEL/*.flac: GTZAN clips, and list.txt naming two; bad/: random bytes named .mp3, an empty .flac;
+    many/: MANY_OBJECTS tiny objects), `private` (a clip, in no allowed bucket) and `results` (empty)."""
     import gcs as emulator
     root = tmp_path_factory.mktemp("buckets")
     tracks = root / "library" / "tracks"

@@ -10,11 +10,11 @@ import sys
 import time
 
 import pytest
+import stand_in
 
 from inference import batch
 
 import function_server
-import stand_in
 from conftest import BUCKET_CLIPS, MANY_OBJECTS, ROOT
 
 TRACKS = [f"gs://library/tracks/{clip}" for clip in BUCKET_CLIPS]
@@ -95,7 +95,7 @@ def _logged_at(line: str) -> float:
     """The wall-clock time of an emulator's log line (time=2026-12-03T02:55:58.660Z)."""
     import datetime
     stamp = re.search(r"time=(\S+)Z", line).group(1)
-    return datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.timezone.utc).timestamp()
+    return datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.UTC).timestamp()
 
 
 def test_shards_answer_every_object_exactly_once(gcs, tmp_path):

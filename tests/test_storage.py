@@ -4,13 +4,13 @@ import http.server
 import json
 
 import pytest
+from test_function import check_answer
 
 from inference import storage
 
 import function_server
 import local_http
 from conftest import BUCKET_CLIPS, GTZAN
-from test_function import check_answer
 
 ROCK = "gs://library/tracks/" + BUCKET_CLIPS[0]
 

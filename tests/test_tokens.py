@@ -2,7 +2,6 @@
 127.0.0.1 that starts refusing the first token midway, as Google's front end does when it expires. A
 refused token is renewed by --token-command; a 401 or 403 is never written as an answer; a failed
 renewal stops the run (exit 1) and the resume answers the rest, each item once."""
-import base64
 import json
 import os
 import subprocess
@@ -10,10 +9,10 @@ import sys
 import time
 
 import pytest
+import stand_in
 
 from inference import client, tokens
 
-import stand_in
 from conftest import ROOT
 
 ITEMS = "".join(f"https://example.com/{i}\n" for i in range(60))
