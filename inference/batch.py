@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from inference import client, config, decode, pipeline, storage, tokens
+from inference import client, config, decode, parts, pipeline, storage, tokens
 from inference.client import error_row, unreadable
 from inference.errors import ClassifyError
 
@@ -331,7 +331,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m inference batch", description=__doc__, epilog=EXIT_STATUSES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder, list (.txt/.m3u) or -")
-    parser.add_argument("--out", type=Path, help="results file (default: stdout); resumed if it exists")
+    parser.add_argument("--out", help="results file (default: stdout), resumed if it exists; or gs://BUCKET/PREFIX/: "
+                                      "this shard's results as part files there, resumed from them")
     parser.add_argument("--csv", action="store_true", help="a CSV table instead of JSON lines")
     parser.add_argument("--endpoint", help="the deployed function's URL (default: classify in this process)")
     parser.add_argument("--token", default=os.environ.get("GENRE_TOKEN"),
@@ -389,6 +390,15 @@ def _first(items: Iterator[str], inputs: list[str], parser) -> Iterator[str]:
     return itertools.chain([first], items)
 
 
+def _output(args, shard: Shard):
+    """Where the rows go: part files under a gs:// prefix, a local file, or stdout."""
+    if not (args.out and storage.is_gs(args.out)):
+        return Output(Path(args.out) if args.out else None, args.csv)
+    if args.csv:
+        raise ValueError("--csv writes a local file; results in a bucket are JSON lines")
+    return parts.Parts(args.out, index=shard.index, count=shard.count, digest=digest, answered=answered)
+
+
 def main(argv=None, stdin=sys.stdin) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -401,11 +411,11 @@ def main(argv=None, stdin=sys.stdin) -> int:
         check_inputs(args.inputs)
         shard, work = args.shard or default_shard(), _work(args, parser)
         items = _first(find_items(args.inputs, stdin), args.inputs, parser)
+        began, output = time.monotonic(), _output(args, shard)
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
     except ClassifyError as exc:
         parser.error(exc.message)
-    began, output = time.monotonic(), Output(args.out, args.csv)
     todo, progress, tally = Todo(items, shard, output.done), Progress(), Tally()
     try:
         for row in run(work, todo, jobs):

@@ -123,3 +123,63 @@ def test_a_shard_is_the_same_whatever_the_order():
     for bad in ("4/4", "-1/3", "1", "a/b"):
         with pytest.raises(Exception, match="a shard is I/N"):
             batch.Shard.parse(bad)
+
+
+def bucket_rows(gcs, prefix: str) -> dict[str, list[str]]:
+    """The inputs of each part file under gs://results/PREFIX, by the part's name."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage as gcs_client
+    client = gcs_client.Client(project="test", client_options={"api_endpoint": gcs.url},
+                               credentials=AnonymousCredentials())
+    return {blob.name: [json.loads(line)["input"] for line in blob.download_as_text().splitlines()]
+            for blob in client.list_blobs("results", prefix=prefix)}
+
+
+def test_results_in_the_bucket_per_shard_resumed_and_never_rewritten(gcs):
+    every = [f"gs://library/many/{i:05d}.mp3" for i in range(MANY_OBJECTS)]
+    with stand_in.StandIn() as endpoint:
+        for shard in ("0/2", "1/2"):  # the second writes beside the first's results, touching none of them
+            done = run_batch("gs://library/many/", "--endpoint", endpoint.url, "--shard", shard,
+                             "--out", "gs://results/run/", env=gcs.env)
+            assert done.returncode == 0 and done.stdout == "", done.stderr
+        written = bucket_rows(gcs, "run/")
+        assert {name.split("/")[1] for name in written} == {"shard-00000-of-00002", "shard-00001-of-00002"}
+        assert all(len(inputs) <= 1000 for inputs in written.values())  # flushed every 1000 rows
+        assert sorted(sum(written.values(), [])) == every
+        sent = len(endpoint.seen)
+        again = run_batch("gs://library/many/", "--endpoint", endpoint.url, "--shard", "0/2",
+                          "--out", "gs://results/run/", env=gcs.env)
+        assert again.returncode == 0 and len(endpoint.seen) == sent, again.stderr  # nothing sent again
+        assert re.search(r"0 items .* (\d+) skipped", again.stderr) and bucket_rows(gcs, "run/") == written
+        other = run_batch("gs://library/many/", "--endpoint", endpoint.url, "--shard", "0/3",
+                          "--out", "gs://results/run/", env=gcs.env)
+    assert other.returncode == 2 and "holds the results of 2 shards, not 3" in other.stderr
+
+
+def test_a_shard_stopped_midway_resumes_from_its_parts_each_item_once(gcs):
+    every = [f"gs://library/many/{i:05d}.mp3" for i in range(MANY_OBJECTS)]
+    args = ["gs://library/many/", "--shard", "1/4", "--out", "gs://results/stopped"]
+    with stand_in.StandIn() as endpoint:
+        endpoint.accepted = {"tok-1"}
+        endpoint.refuse_from(1500, {"tok-2"})
+        stopped = run_batch(*args, "--endpoint", endpoint.url, "--token", "tok-1", env=gcs.env)
+        assert stopped.returncode == 1 and "stopped" in stopped.stderr, stopped.stderr
+        first = sum(bucket_rows(gcs, "stopped/").values(), [])
+        assert 1000 <= len(first) < 1500
+        endpoint.accepted = None
+        endpoint.refuse_from(10**9, None)
+        resumed = run_batch(*args, "--endpoint", endpoint.url, env=gcs.env)
+    assert resumed.returncode == 0, resumed.stderr
+    inputs = sum(bucket_rows(gcs, "stopped/").values(), [])
+    assert sorted(inputs) == sorted(set(inputs)) and set(first) < set(inputs)
+    assert sorted(inputs) == [item for item in every if item in batch.Shard(1, 4)]
+
+
+def test_a_part_is_created_once_never_overwritten(gcs, monkeypatch):
+    from inference import storage
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+    storage.create("gs://results/once/part.jsonl", b"first\n", content_type="text/plain")
+    with pytest.raises(FileExistsError, match="another run writes these results"):
+        storage.create("gs://results/once/part.jsonl", b"second\n", content_type="text/plain")
+    assert list(storage.under("gs://results/once/", suffixes={".jsonl"})) == \
+        ["gs://results/once/part.jsonl"]
