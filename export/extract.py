@@ -38,8 +38,10 @@ def progress(items, what: str, total: int | None = None):
 
 
 def settings(model_path: Path = config.DEFAULT_MODEL) -> config.Settings:
-    """The function's settings (its window, its URL policy) with `model_path` served, uncapped uploads."""
-    return dataclasses.replace(config.load(), model_path=Path(model_path), max_upload_bytes=UNCAPPED)
+    """The function's settings (its window, its URL policy) with `model_path` served, uncapped uploads, any
+    bucket the caller's credentials may read (GENRE_ALLOWED_BUCKETS guards the function only)."""
+    return dataclasses.replace(config.load(), model_path=Path(model_path), max_upload_bytes=UNCAPPED,
+                               allowed_buckets=None)
 
 
 @dataclasses.dataclass(frozen=True)
