@@ -47,6 +47,9 @@ def _extraction(parser):
     parser.add_argument("--endpoint", help="compute features with the deployed function at this URL")
     parser.add_argument("--token", default=os.environ.get("GENRE_TOKEN"),
                         help="identity token for a private function (default: $GENRE_TOKEN)")
+    parser.add_argument("--token-command", metavar="CMD", default=os.environ.get("GENRE_TOKEN_COMMAND"),
+                        help="prints an identity token, run again when it is refused or about to expire (default: "
+                             "$GENRE_TOKEN_COMMAND; without either: google-auth's credentials, for an https endpoint)")
     parser.add_argument("--jobs", type=int, help="clips at once (default: the core count; 8 with --endpoint)")
     parser.add_argument("--retries", type=int, default=6, help="retries per request (--endpoint)")
     batch.client_options(parser)

@@ -37,6 +37,7 @@ class Token:
 
     def __init__(self, token: str | None = None):
         self.token, self.lock, self.renew_at = token, threading.Lock(), None
+        self.failed = None  # why the last renewal failed: said again, not tried again, to the requests in flight
 
     def current(self) -> str | None:
         if self.token is None or (self.renew_at is not None and time.time() >= self.renew_at):
@@ -45,8 +46,15 @@ class Token:
 
     def refresh(self, stale: str | None):
         with self.lock:
+            if self.failed:
+                raise Refused(self.failed)
             if self.token == stale:
-                self.token, obtained = self._new(), time.time()
+                try:
+                    new = self._new()
+                except Refused as exc:
+                    self.failed = str(exc)
+                    raise
+                self.token, obtained = new, time.time()
                 expires = expiry(self.token)
                 self.renew_at = None if expires is None else \
                     expires - min(REFRESH_BEFORE_S, max(expires - obtained, 0) / 2)

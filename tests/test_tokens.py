@@ -126,3 +126,17 @@ print(f"e30.{{claims}}.signature")
 ])
 def test_what_counts_as_the_front_end_refusing_the_token(status, body, refusal):
     assert client._front_end_refusal(client.Reply(status, None, None, body)) is refusal
+
+
+def test_export_stops_clearly_when_its_token_cannot_be_renewed(tmp_path):
+    """export's --endpoint goes through the same client: tok-1 refused, the command fails the second time."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\n" + "".join(f"https://example.com/{i}.mp3,{'ab'[i % 2]}\n" for i in range(10)))
+    args = [sys.executable, "-m", "export", "crossval", "genre_musicnn", "--data", str(manifest), "--endpoint"]
+    with stand_in.StandIn() as endpoint:
+        endpoint.accepted = {"tok-2"}
+        done = subprocess.run([*args, endpoint.url, "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o"),
+                               "--token-command", token_command(tmp_path, fails_after=1)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "stopped: --token-command exited 1" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and runs(tmp_path) == 2 and {t for _, _, t in endpoint.seen} == {"tok-1"}
