@@ -372,7 +372,7 @@ class Todo:
                 yield item
 
 
-def _work(args, parser):
+def _work(args):
     """What answers an item: the function's client with --endpoint, else this process (which reads any
     bucket the caller's credentials may: GENRE_ALLOWED_BUCKETS is the function's guard)."""
     if args.endpoint:
@@ -409,7 +409,7 @@ def main(argv=None, stdin=sys.stdin) -> int:
         parser.error("--endpoint must be an http(s) URL")
     try:
         check_inputs(args.inputs)
-        shard, work = args.shard or default_shard(), _work(args, parser)
+        shard, work = args.shard or default_shard(), _work(args)
         items = _first(find_items(args.inputs, stdin), args.inputs, parser)
         began, output = time.monotonic(), _output(args, shard)
     except (ValueError, OSError) as exc:

@@ -7,7 +7,8 @@ the answer is capped at MAX_ANSWER_BYTES; a 200 is checked against the answer's 
 anyone writes or caches it (a bad one is the item's error, never an answer) and the row's input is
 always the item; redirects are followed only within the endpoint's origin; 429, 503, connection
 errors and timeouts are retried with back-off, Retry-After honoured, but an item waits at most
-max_wait_s in all between its attempts."""
+max_wait_s in all between its attempts; a token the function's front end refuses is renewed once
+(inference/tokens.py), and the run told (tokens.Refused) when it cannot be: never an item's answer."""
 import contextlib
 import http.client
 import json
@@ -54,9 +55,8 @@ class Client:
     """The function at `endpoint`; call it with an item (a file's path or a link) and the fields to send."""
 
     def __init__(self, endpoint: str, *, token: "str | tokens.Token | None" = None, timeout_s: float = 120.0,
-                 retries: int = 6,
-                 max_wait_s: float = DEFAULT_MAX_WAIT_S, max_upload_bytes: int, fields: dict | None = None,
-                 on_retry=None):
+                 retries: int = 6, max_wait_s: float = DEFAULT_MAX_WAIT_S, max_upload_bytes: int,
+                 fields: dict | None = None, on_retry=None):
         self.endpoint, self.timeout_s, self.retries, self.max_wait_s = endpoint, timeout_s, retries, max_wait_s
         self.max_upload_bytes, self.fields = max_upload_bytes, dict(fields or {})
         self.on_retry = on_retry  # told each retry and why, e.g. to say so on stderr
