@@ -20,9 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-import gcs  # noqa: E402
-
 import function_server  # noqa: E402 (tests/ is not a package)
+import gcs  # noqa: E402
 
 GTZAN = ROOT.parent / "shared" / "data" / "gtzan"
 TICKS_S = os.sysconf("SC_CLK_TCK")

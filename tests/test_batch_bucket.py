@@ -10,11 +10,11 @@ import sys
 import time
 
 import pytest
-import stand_in
 
 from inference import batch
 
 import function_server
+import stand_in
 from conftest import BUCKET_CLIPS, MANY_OBJECTS, ROOT
 
 TRACKS = [f"gs://library/tracks/{clip}" for clip in BUCKET_CLIPS]

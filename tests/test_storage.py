@@ -2,6 +2,7 @@
 (tests/gcs.py): allowed buckets only, ranged reads of the window, the caps, and every refusal's code."""
 import http.server
 import json
+import time
 
 import pytest
 from test_function import check_answer
@@ -97,6 +98,31 @@ def test_a_read_iam_refuses_is_403_storage_forbidden(client, reconfigure, monkey
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", url.removeprefix("http://"))  # host:port, as gcloud sets it
         answer = client.post("/", json={"url": ROCK})
     assert (answer.status_code, answer.json["error"]["code"]) == (403, "storage_forbidden")
+
+
+class Stalling(http.server.BaseHTTPRequestHandler):
+    """Storage that sends an object's headers, then nothing (a read the time budget must end)."""
+
+    def do_GET(self):
+        self.send_response(206)
+        self.send_header("Content-Type", "audio/flac")
+        self.send_header("Content-Range", "bytes 0-999999/1000000")
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        time.sleep(4)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_read_that_stalls_ends_at_the_time_budget(client, reconfigure, monkeypatch):
+    reconfigure(allowed_buckets=("library",), time_budget=1.0)
+    with local_http.serving(Stalling) as url:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+        began = time.monotonic()
+        answer = client.post("/", json={"url": ROCK})
+    assert (answer.status_code, answer.json["error"]["code"]) == (504, "timeout")
+    assert time.monotonic() - began < 3.5
 
 
 def test_the_deployed_function_reads_the_bucket_its_setting_names(gcs, model_path, tmp_path):
