@@ -147,3 +147,48 @@ def test_parse_names_bucket_and_object():
     assert storage.parse("gs://b-1.x/a/b c.flac") == storage.Location("b-1.x", "a/b c.flac")
     assert storage.parse("gs://bkt/", prefix=True) == storage.Location("bkt", "")
     assert storage.media_url(storage.Location("b", "a/b c.flac")).endswith("/storage/v1/b/b/o/a%2Fb%20c.flac?alt=media")
+
+
+class AccessTokens(http.server.BaseHTTPRequestHandler):
+    """Google's OAuth token endpoint as a service account's key names it: access-1, access-2... of an hour."""
+    issued: list
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.issued.append(f"access-{len(self.issued) + 1}")
+        body = json.dumps({"access_token": self.issued[-1], "expires_in": 3600, "token_type": "Bearer"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_function_reads_with_its_own_identitys_access_token(tmp_path, monkeypatch):
+    """Application Default Credentials (here a service account's key whose token_uri is on 127.0.0.1):
+    one token for the reads until it is stale, read-only scope; none for an emulator."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    handler = type("Issuing", (AccessTokens,), {"issued": []})
+    with local_http.serving(handler) as token_url:
+        (tmp_path / "key.json").write_text(json.dumps({
+            "type": "service_account", "project_id": "p", "private_key_id": "k", "private_key": key,
+            "client_email": "fn@p.iam.gserviceaccount.com", "client_id": "1", "token_uri": f"{token_url}/token"}))
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "key.json"))
+        monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+        storage._credentials.cache_clear()
+        try:
+            assert storage._authorization() == storage._authorization() == {"Authorization": "Bearer access-1"}
+            assert storage._credentials().scopes == [storage.READ_SCOPE]
+            storage._credentials().token = None  # stale: refreshed on the next read
+            assert storage._authorization() == {"Authorization": "Bearer access-2"}
+            monkeypatch.setenv("STORAGE_EMULATOR_HOST", "127.0.0.1:9")
+            assert storage._authorization() == {}
+        finally:
+            storage._credentials.cache_clear()
+    assert handler.issued == ["access-1", "access-2"]
