@@ -45,7 +45,7 @@ if (( job )); then
   for name in LIBRARY RESULTS; do
     if [[ "${!name:-}" != gs://?* ]]; then echo "deploy.sh --job: set $name=gs://BUCKET/PREFIX/" >&2; exit 2; fi
   done
-  if [[ "${ENDPOINT:-}" != https://?* ]]; then echo "deploy.sh --job: set ENDPOINT to the function's https URL (gcloud functions describe genre-classifier --gen2 --region=us-central1 --format='value(url)')" >&2; exit 2; fi
+  if [[ "${ENDPOINT:-}" != https://?* ]]; then echo "deploy.sh --job: set ENDPOINT to the function's https URL (gcloud functions describe genre-classifier --gen2 --region=us-central1 --format='value(serviceConfig.uri)')" >&2; exit 2; fi
   for value in "$LIBRARY" "$RESULTS" "$ENDPOINT"; do
     if [[ "$value" == *,* ]]; then echo "deploy.sh --job: $value: a comma cannot be passed in the job's arguments" >&2; exit 2; fi
   done
