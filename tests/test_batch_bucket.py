@@ -183,3 +183,21 @@ def test_a_part_is_created_once_never_overwritten(gcs, monkeypatch):
         storage.create("gs://results/once/part.jsonl", b"second\n", content_type="text/plain")
     assert list(storage.under("gs://results/once/", suffixes={".jsonl"})) == \
         ["gs://results/once/part.jsonl"]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--csv", "--out", "gs://results/table/"], "--csv writes a local file"),
+    (["--shard", "2/2"], "a shard is I/N with 0 <= I < N"),
+    (["--out", "gs://nobucket/x/"], "no such bucket or object"),
+])
+def test_bad_bucket_options_are_bad_arguments(gcs, args, says):
+    with stand_in.StandIn() as endpoint:
+        done = run_batch("gs://library/tracks/", "--endpoint", endpoint.url, *args, env=gcs.env)
+    assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not endpoint.seen
+
+
+def test_a_bad_cloud_run_task_index_is_a_bad_argument(gcs):
+    done = run_batch("gs://library/tracks/", "--endpoint", "http://127.0.0.1:9/",
+                     env={**gcs.env, "CLOUD_RUN_TASK_INDEX": "5", "CLOUD_RUN_TASK_COUNT": "3"})
+    assert done.returncode == 2 and "CLOUD_RUN_TASK_INDEX/CLOUD_RUN_TASK_COUNT" in done.stderr, done.stderr
