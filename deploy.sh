@@ -13,17 +13,52 @@
 #   YTDLP_PROXY_SECRET=name of a secret holding the proxy URL (credentials stay out of the config);
 #   YTDLP_VERSION=latest (the newest release on the package index, found with pip) or a version:
 #   deploy that yt-dlp instead of requirements.txt's pin (restored after); unset: the pin.
+#   GENRE_ALLOWED_BUCKETS=the buckets whose gs:// links the function reads (docs/batch.md)
+#   ./deploy.sh --job [--dry-run]: deploy and start a Cloud Run job that classifies a bucket with the
+#   function: LIBRARY=gs://BUCKET/PREFIX/ (required) RESULTS=gs://BUCKET/PREFIX/ (required)
+#   ENDPOINT=the function's https URL (required)  JOB_NAME=genre-batch  TASKS=10 (shards)
+#   PARALLELISM=TASKS  JOBS_PER_TASK=16 (requests in flight per task)  TASK_TIMEOUT=24h
 set -euo pipefail
 cd "$(dirname "$0")"
 
 dry_run=0
+job=0
 for arg in "$@"; do
   case "$arg" in
     --dry-run) dry_run=1 ;;
+    --job) job=1 ;;
     -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
-    *) echo "deploy.sh: unknown argument: $arg (use --dry-run or --help)" >&2; exit 2 ;;
+    *) echo "deploy.sh: unknown argument: $arg (use --dry-run, --job or --help)" >&2; exit 2 ;;
   esac
 done
+
+need_gcloud() {
+  if (( ! dry_run )) && ! command -v gcloud >/dev/null 2>&1; then
+    echo "deploy.sh: gcloud is not installed or not on PATH; install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), run 'gcloud init', then retry" >&2
+    exit 127
+  fi
+}
+
+# --job: the batch client as a Cloud Run job, one shard a task (CLOUD_RUN_TASK_INDEX/COUNT), results
+# as part files under RESULTS; a task that fails is retried and resumes from its parts
+if (( job )); then
+  for name in LIBRARY RESULTS; do
+    if [[ "${!name:-}" != gs://?* ]]; then echo "deploy.sh --job: set $name=gs://BUCKET/PREFIX/" >&2; exit 2; fi
+  done
+  if [[ "${ENDPOINT:-}" != https://?* ]]; then echo "deploy.sh --job: set ENDPOINT to the function's https URL (gcloud functions describe genre-classifier --gen2 --region=us-central1 --format='value(serviceConfig.uri)')" >&2; exit 2; fi
+  for value in "$LIBRARY" "$RESULTS" "$ENDPOINT"; do
+    if [[ "$value" == *,* ]]; then echo "deploy.sh --job: $value: a comma cannot be passed in the job's arguments" >&2; exit 2; fi
+  done
+  cmd=(gcloud run jobs deploy "${JOB_NAME:-genre-batch}" --source=. --region="${REGION:-us-central1}"
+    --tasks="${TASKS:-10}" --parallelism="${PARALLELISM:-${TASKS:-10}}" --max-retries=3
+    --task-timeout="${TASK_TIMEOUT:-24h}" --memory=1Gi --cpu=1 --command=python
+    "--args=-m,inference,batch,$LIBRARY,--endpoint,$ENDPOINT,--out,$RESULTS,--jobs,${JOBS_PER_TASK:-16}"
+    --execute-now)
+  if [[ -n "${PROJECT:-}" ]]; then cmd+=(--project="$PROJECT"); fi
+  need_gcloud
+  if (( dry_run )); then printf '%q ' "${cmd[@]}"; echo; exit 0; fi
+  exec "${cmd[@]}"
+fi
 
 if [[ -n "${GENRE_DEV_ALLOW_LOOPBACK_LINKS:-}" ]]; then
   echo "deploy.sh: GENRE_DEV_ALLOW_LOOPBACK_LINKS is for local development only (links could reach the function's own machine); unset it to deploy" >&2
@@ -59,7 +94,7 @@ env_vars+="@THREADS=64"  # functions-framework's gunicorn threads (default 4 per
 # the variables of inference/config.py marked deployed, in its order (tests/test_deploy.py checks)
 for name in GENRE_MODEL GENRE_DEFAULT_START_S GENRE_DEFAULT_DURATION_S GENRE_MAX_DURATION_S \
             GENRE_MAX_SOURCE_MINUTES GENRE_MAX_UPLOAD_MB GENRE_MAX_FETCH_MB GENRE_TIME_BUDGET_S \
-            GENRE_MAX_QUEUE_S GENRE_ALLOWED_SITES GENRE_CORS_ORIGIN YTDLP_PROXY; do
+            GENRE_MAX_QUEUE_S GENRE_ALLOWED_SITES GENRE_ALLOWED_BUCKETS GENRE_CORS_ORIGIN YTDLP_PROXY; do
   if [[ -n "${!name:-}" ]]; then env_vars+="@${name}=${!name}"; fi
 done
 if [[ -n "${YTDLP_COOKIES_SECRET:-}" ]]; then env_vars+="@YTDLP_COOKIES=/secrets/cookies.txt"; fi
@@ -77,10 +112,7 @@ if [[ -n "${YTDLP_COOKIES_SECRET:-}" ]]; then secrets+=("/secrets/cookies.txt=${
 if [[ -n "${YTDLP_PROXY_SECRET:-}" ]]; then secrets+=("YTDLP_PROXY=${YTDLP_PROXY_SECRET}:latest"); fi
 if (( ${#secrets[@]} )); then cmd+=("--set-secrets=$(IFS=,; echo "${secrets[*]}")"); fi
 
-if (( ! dry_run )) && ! command -v gcloud >/dev/null 2>&1; then
-  echo "deploy.sh: gcloud is not installed or not on PATH; install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), run 'gcloud init', then retry" >&2
-  exit 127
-fi
+need_gcloud
 pinned="$(sed -n 's/^yt-dlp\[default\]==\([^ ]*\).*/\1/p' requirements.txt)"
 ytdlp="${YTDLP_VERSION:-$pinned}"
 if [[ "$ytdlp" == latest ]]; then

@@ -5,7 +5,9 @@
     python -m export evaluate --model FILE.onnx --data LIBRARY
 
 LIBRARY: a folder of label folders (<label>/<any depth>/<audio file>; GTZAN is one, its artists.csv
-and splits/ beside them), a CSV manifest (path,label[,artist]: files or http(s) links), or, with
+and splits/ beside them), the same as prefixes of a bucket (gs://BUCKET/PREFIX/<label>/...: read by
+the function with --endpoint), a CSV manifest (path,label[,artist]: files, http(s) links or gs://
+objects), or, with
 --labels-from tags, a folder of files that carry their genre tag.
 crossval scores a family with the clips' artists kept on one side of each fold (export/folds.py),
 prints the figures and writes <out>/crossval_<family>.json, confusion_<family>.png and
@@ -25,14 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from export import calibrate, crossval, evaluate, extract, families, folds, in_labels, library, music, outside, to_onnx
-from inference import batch
+from inference import batch, storage
 
 RUNS = Path("runs")  # crossval's and train's default --out: untracked (.gitignore), never the shipped models
 MUSIC_WARNING = 0.98  # issue 20's target: music called music out of fold at least this often
 
 
 def _data(parser, split: bool):
-    parser.add_argument("--data", required=True, type=Path, help="a folder of label folders, or a CSV manifest")
+    parser.add_argument("--data", required=True, type=_library_at,
+                        help="a folder of label folders, gs://BUCKET/PREFIX/ of label prefixes, or a CSV manifest")
     parser.add_argument("--labels-from", choices=("folders", "tags"), default="folders",
                         help="a folder's labels: its label folders' names, or its files' genre tags")
     parser.add_argument("--artists", type=Path, help="stem,artist CSV (default: DATA/artists.csv, else artist tags)")
@@ -45,6 +48,9 @@ def _extraction(parser):
     parser.add_argument("--endpoint", help="compute features with the deployed function at this URL")
     parser.add_argument("--token", default=os.environ.get("GENRE_TOKEN"),
                         help="identity token for a private function (default: $GENRE_TOKEN)")
+    parser.add_argument("--token-command", metavar="CMD", default=os.environ.get("GENRE_TOKEN_COMMAND"),
+                        help="prints an identity token, run again when it is refused or about to expire (default: "
+                             "$GENRE_TOKEN_COMMAND; without either: google-auth's credentials, for an https endpoint)")
     parser.add_argument("--jobs", type=int, help="clips at once (default: the core count; 8 with --endpoint)")
     parser.add_argument("--retries", type=int, default=6, help="retries per request (--endpoint)")
     batch.client_options(parser)
@@ -85,8 +91,14 @@ def _library(args) -> library.Library:
     return found
 
 
+def _library_at(text: str) -> Path | str:
+    """--data: a path, or a gs:// prefix as it is (a Path would fold its //)."""
+    return text if storage.is_gs(text) else Path(text)
+
+
 def _splits_dir(args) -> Path | None:
-    folder = args.splits_dir or (args.data / "splits" if args.data.is_dir() else None)
+    local = isinstance(args.data, Path) and args.data.is_dir()
+    folder = args.splits_dir or (args.data / "splits" if local else None)
     return folder if folder and folder.is_dir() else None
 
 
@@ -255,9 +267,10 @@ def run_train(args, family) -> Path:
     return path
 
 
-def _named(data: Path) -> str:
-    """A library as a card records it: its name, not where it lies on this machine (a home folder)."""
-    return data.resolve().name
+def _named(data: Path | str) -> str:
+    """A library as a card records it: its name, not where it lies on this machine (a home folder); a
+    bucket's prefix as it is."""
+    return data if isinstance(data, str) else data.resolve().name
 
 
 def run_evaluate(args):

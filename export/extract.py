@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from export import music, nonmusic
 from export.library import Clip, Library, LibraryError
-from inference import batch, client, config, contract, decode, pipeline
+from inference import batch, client, config, contract, decode, pipeline, tokens
 from inference.errors import ClassifyError
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "features"
@@ -38,8 +38,10 @@ def progress(items, what: str, total: int | None = None):
 
 
 def settings(model_path: Path = config.DEFAULT_MODEL) -> config.Settings:
-    """The function's settings (its window, its URL policy) with `model_path` served, uncapped uploads."""
-    return dataclasses.replace(config.load(), model_path=Path(model_path), max_upload_bytes=UNCAPPED)
+    """The function's settings (its window, its URL policy) with `model_path` served, uncapped uploads, any
+    bucket the caller's credentials may read (GENRE_ALLOWED_BUCKETS guards the function only)."""
+    return dataclasses.replace(config.load(), model_path=Path(model_path), max_upload_bytes=UNCAPPED,
+                               allowed_buckets=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Extractor:
     endpoint: str | None = None
     token: str | None = None
     jobs: int = 1
+    token_command: str | None = None
     timeout: float = 120.0
     retries: int = 6
     cache: Path = CACHE
@@ -69,7 +72,8 @@ class Extractor:
 
     def worker(self):
         if self.endpoint:
-            return client.Client(self.endpoint, token=self.token, timeout_s=self.timeout, retries=self.retries,
+            token = tokens.choose(token=self.token, command=self.token_command, endpoint=self.endpoint)
+            return client.Client(self.endpoint, token=token, timeout_s=self.timeout, retries=self.retries,
                                  max_wait_s=self.max_wait, max_upload_bytes=config.load().max_upload_bytes,
                                  fields={"features": True})
         return batch.Local(settings(self.model_path), None, None, features=True)
@@ -117,7 +121,7 @@ def features(library: Library, extractor: Extractor) -> tuple[list[Clip], list[n
         where = extractor.endpoint or f"this process ({extractor.jobs} at once)"
         print(f"features of {len(todo)} clips ({len(library.clips) - len(todo)} cached) from {where}", flush=True)
     rows = progress(batch.run(extractor.worker(), list(todo), extractor.jobs), "features", len(todo)) if todo else ()
-    for row in rows:
+    for row in _until_refused(rows):
         clip = todo[row["input"]]
         array, why = _answered(row, extractor.features_id(), extractor.endpoint, most, width)
         if why:
@@ -188,6 +192,14 @@ def _written(path: Path, save):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _until_refused(rows):
+    """The rows; the run stopped (what is cached stays for the next) when the function refuses the token."""
+    try:
+        yield from rows
+    except tokens.Refused as exc:
+        raise SystemExit(f"stopped: {exc}") from None
 
 
 def audio(library: Library, sample_rate: int) -> tuple[list[Clip], list[np.ndarray]]:

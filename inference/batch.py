@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import itertools
 import json
 import math
@@ -15,10 +16,11 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from inference import client, config, decode, pipeline
+from inference import client, config, decode, parts, pipeline, storage, tokens
 from inference.client import error_row, unreadable
 from inference.errors import ClassifyError
 
@@ -62,32 +64,82 @@ def is_row(row) -> bool:
             and ("error" not in row or isinstance(row["error"], dict) and isinstance(row["error"].get("code"), str)))
 
 
-def find_items(inputs: list[str], stdin) -> list[str]:
-    """Every file and link the inputs name, in order, each once. ValueError for an input that is missing."""
-    found = []
+def digest(item: str) -> int:
+    """An item's 64-bit digest: what resume and the de-duplication keep of it, and what places it in a shard."""
+    return int.from_bytes(hashlib.blake2b(item.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count`: the items whose digest is `index` modulo `count`, whatever the order."""
+    index: int = 0
+    count: int = 1
+
+    def __contains__(self, item: str) -> bool:
+        return digest(item) % self.count == self.index
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        index, _, count = text.partition("/")
+        if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+            raise argparse.ArgumentTypeError(f"a shard is I/N with 0 <= I < N, not {text}")
+        return cls(int(index), int(count))
+
+
+def default_shard() -> Shard:
+    """This task's shard in a Cloud Run job (CLOUD_RUN_TASK_INDEX of CLOUD_RUN_TASK_COUNT), else the whole."""
+    count = os.environ.get("CLOUD_RUN_TASK_COUNT")
+    try:
+        return Shard.parse(f"{os.environ.get('CLOUD_RUN_TASK_INDEX', '0')}/{count}") if count else Shard()
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"CLOUD_RUN_TASK_INDEX/CLOUD_RUN_TASK_COUNT: {exc}") from None
+
+
+def check_inputs(inputs: list[str]):
+    """ValueError for a local input that is missing: before anything runs (a bucket's are found as listed)."""
+    for given in inputs:
+        if given != "-" and not is_link(given) and not Path(given).exists():
+            raise ValueError(f"no such file or folder: {given}")
+
+
+def find_items(inputs: list[str], stdin) -> Iterator[str]:
+    """Every file and link the inputs name, streamed in order (a bucket's listing page by page)."""
     for given in inputs:
         path = Path(given)
         if given == "-":
-            found += _lines(stdin, None)
+            yield from _lines(stdin, None)
+        elif storage.is_gs(given):
+            yield from _in_bucket(given)
         elif is_link(given):
-            found.append(given)
+            yield given
         elif path.is_dir():
-            found += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in decode.SUFFIXES and p.is_file())
-        elif not path.exists():
-            raise ValueError(f"no such file or folder: {given}")
+            yield from storage.under(given)
         elif path.suffix.lower() in LISTS:
             with open(path, encoding="utf-8") as f:
-                found += _lines(f, path.parent)
+                yield from _lines(f, path.parent)
         else:
-            found.append(given)
-    return list(dict.fromkeys(found))
+            yield given
 
 
-def _lines(f, base: Path | None) -> list[str]:
-    """The items of a list: links as they are, paths relative to the list's folder."""
-    items = [line.strip() for line in f]
-    return [item if is_link(item) or base is None else str(base / item)
-            for item in items if item and not item.startswith("#")]
+def _in_bucket(given: str) -> Iterator[str]:
+    """A gs:// input: an audio object, a list (its relative lines under the list's prefix), or a prefix."""
+    suffix = Path(given).suffix.lower()
+    if suffix in decode.SUFFIXES:
+        yield given
+    elif suffix in LISTS:
+        with storage.open_text(given) as f:
+            yield from _lines(f, given.rsplit("/", 1)[0] + "/")
+    else:
+        yield from storage.under(given)
+
+
+def _lines(f, base: Path | str | None) -> Iterator[str]:
+    """The items of a list: links as they are, paths relative to the list's folder (or gs:// prefix)."""
+    for line in f:
+        item = line.strip()
+        if item and not item.startswith("#"):
+            yield item if is_link(item) or base is None else str(base / item) if isinstance(base, Path) \
+                else base + item
 
 
 class Local:
@@ -107,7 +159,7 @@ class Local:
             return failed(item, unreadable(exc, item))
 
 
-def run(work, items: list[str], jobs: int):
+def run(work, items: Iterable[str], jobs: int):
     """work(item) for each item on `jobs` threads, yielding rows as they finish; at most `jobs` in flight,
     so at most `jobs` decoded windows (or uploads) are alive at once."""
     pool = ThreadPoolExecutor(jobs, thread_name_prefix="batch")
@@ -125,32 +177,48 @@ def run(work, items: list[str], jobs: int):
 
 
 class Output:
-    """Rows as JSON lines or CSV, flushed one by one; an existing file is resumed: its answered items are
-    returned by `done`, its cut-off last line and unanswered items dropped."""
+    """Rows as JSON lines or CSV, flushed one by one; an existing file is resumed: the digests of its
+    answered items are `done`, its cut-off last line and unanswered items dropped. The file is read a
+    line at a time, and rewritten only where a line is dropped."""
 
     def __init__(self, path: Path | None, as_csv: bool):
         self.as_csv, self.done = as_csv, set()
-        kept = self._resume(path) if path and path.exists() else []
+        kept = self._resume(path) if path and path.exists() else False
         self.file = open(path, "a", encoding="utf-8", newline="") if path else sys.stdout  # noqa: SIM115
         self.csv = csv.DictWriter(self.file, CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
         if as_csv and not kept:
             self.csv.writeheader()
 
-    def _resume(self, path: Path) -> list[str]:
-        text = path.read_text(encoding="utf-8")
-        lines = [line + "\n" for line in text.split("\n")[:-1]]  # without a last line cut off by a kill
-        header, body = (lines[:1], lines[1:]) if self.as_csv else ([], lines)
-        kept = []
-        for line in body:
-            row = self._parse(header, line)
-            if row and answered(row) and row["input"] not in self.done:
-                kept.append(line)
-                self.done.add(row["input"])
-        if "".join(header + kept) != text:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("".join(header + kept), encoding="utf-8")
-            os.replace(tmp, path)
-        return header + kept
+    def _resume(self, path: Path) -> bool:
+        """Whether the file holds a header or a row to keep."""
+        out, at = None, 0  # out: the rewrite, begun at the first line dropped; at: the offset read to
+        with open(path, "rb") as f:
+            header = [f.readline().decode("utf-8", "replace")] if self.as_csv else []
+            kept, at = bool(header and header[0].endswith("\n")), len(header[0].encode()) if header else 0
+            for line in f:
+                row = self._parse(header, line.decode("utf-8", "replace")) if line.endswith(b"\n") else None
+                if row and answered(row) and (key := digest(row["input"])) not in self.done:
+                    self.done.add(key)
+                    kept = True
+                    if out:
+                        out.write(line)
+                elif not out:
+                    out = self._rewrite(path, at)
+                at += len(line)
+        if out:
+            out.close()
+            os.replace(out.name, path)
+        return kept
+
+    @staticmethod
+    def _rewrite(path: Path, upto: int):
+        """A temporary file beside `path` holding its first `upto` bytes, to go on with."""
+        out = open(path.with_name(path.name + ".tmp"), "wb")  # noqa: SIM115 (closed by _resume)
+        with open(path, "rb") as f:
+            while upto > 0 and (chunk := f.read(min(upto, 2**20))):
+                out.write(chunk)
+                upto -= len(chunk)
+        return out
 
     def _parse(self, header: list[str], line: str) -> dict | None:
         if not self.as_csv:
@@ -181,10 +249,11 @@ class Output:
 
 
 class Progress:
-    """items done / total, rate, ETA and errors on one line of stderr, when it is a terminal."""
+    """Items done, rate and errors on one line of stderr, when it is a terminal (the total is not known
+    while a listing streams)."""
 
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.stream, self.done, self.errors = total, stream, 0, 0
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.done, self.errors = stream, 0, 0
         self.shown, self.began = stream.isatty(), time.monotonic()
 
     def step(self, row: dict):
@@ -192,9 +261,7 @@ class Progress:
         self.errors += "error" in row
         if self.shown:
             rate = self.done / max(time.monotonic() - self.began, 1e-9)
-            eta = (self.total - self.done) / rate
-            self.stream.write(f"\r{self.done}/{self.total} items, {rate:.2f}/s, ETA {eta:.0f} s, "
-                              f"{self.errors} errors\033[K")
+            self.stream.write(f"\r{self.done} items, {rate:.2f}/s, {self.errors} errors\033[K")
             self.stream.flush()
 
     def finish(self):
@@ -202,19 +269,30 @@ class Progress:
             self.stream.write("\n")
 
 
-def summary(rows: list[dict], skipped: int, seconds: float) -> str:
-    genres = Counter(row["genre"] for row in rows if "genre" in row)
-    failed = Counter(row["error"]["code"] for row in rows if "error" in row)
-    parts = [f"{len(rows)} items in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.2f}/s)",
-             ", ".join(f"{g} {n}" for g, n in genres.most_common()) or "no genre",
-             "errors: " + (", ".join(f"{c} {n}" for c, n in failed.most_common()) or "none")]
-    if skipped:
-        parts.append(f"{skipped} skipped (already answered)")
-    return "; ".join(parts)
+class Tally:
+    """What the summary says, counted as rows come (no row is kept)."""
+
+    def __init__(self):
+        self.rows, self.genres, self.failed, self.all_answered = 0, Counter(), Counter(), True
+
+    def add(self, row: dict):
+        self.rows += 1
+        self.genres.update([row["genre"]] if "genre" in row else [])
+        self.failed.update([row["error"]["code"]] if "error" in row else [])
+        self.all_answered = self.all_answered and answered(row)
+
+    def summary(self, skipped: int, seconds: float) -> str:
+        parts = [f"{self.rows} items in {seconds:.1f} s ({self.rows / max(seconds, 1e-9):.2f}/s)",
+                 ", ".join(f"{g} {n}" for g, n in self.genres.most_common()) or "no genre",
+                 "errors: " + (", ".join(f"{c} {n}" for c, n in self.failed.most_common()) or "none")]
+        if skipped:
+            parts.append(f"{skipped} skipped (already answered)")
+        return "; ".join(parts)
 
 
 EXIT_STATUSES = """exit status: 0 every item answered (a 4xx answer or an unreadable file counts as answered);
-1 some were not (unreachable, or a 5xx); 2 bad arguments"""
+1 some were not (unreachable, or a 5xx), or the function refused the token and no new one could be had
+(the items not answered are left for the resume); 2 bad arguments"""
 # the window's options, as the API's start and duration (docs/api.md), for both command lines
 _DEFAULT = {name: config.VARIABLES[name].default for name in
             ("GENRE_DEFAULT_START_S", "GENRE_DEFAULT_DURATION_S", "GENRE_MAX_DURATION_S")}
@@ -244,7 +322,8 @@ def remote(args, *, start=None, duration=None, features: bool = False) -> client
     """The client of args.endpoint with the command line's options."""
     fields = {k: v for k, v in (("start", start), ("duration", duration)) if v is not None} | (
         {"features": True} if features else {})
-    return client.Client(args.endpoint, token=args.token, timeout_s=args.timeout, retries=args.retries,
+    token = tokens.choose(token=args.token, command=getattr(args, "token_command", None), endpoint=args.endpoint)
+    return client.Client(args.endpoint, token=token, timeout_s=args.timeout, retries=args.retries,
                          max_wait_s=args.max_wait, max_upload_bytes=config.load().max_upload_bytes, fields=fields)
 
 
@@ -252,17 +331,72 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m inference batch", description=__doc__, epilog=EXIT_STATUSES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder, list (.txt/.m3u) or -")
-    parser.add_argument("--out", type=Path, help="results file (default: stdout); resumed if it exists")
+    parser.add_argument("--out", help="results file (default: stdout), resumed if it exists; or gs://BUCKET/PREFIX/: "
+                                      "this shard's results as part files there, resumed from them")
     parser.add_argument("--csv", action="store_true", help="a CSV table instead of JSON lines")
     parser.add_argument("--endpoint", help="the deployed function's URL (default: classify in this process)")
     parser.add_argument("--token", default=os.environ.get("GENRE_TOKEN"),
-                        help="identity token for a private function (default: $GENRE_TOKEN)")
+                        help="identity token for a private function, sent as it is (default: $GENRE_TOKEN)")
+    parser.add_argument("--token-command", metavar="CMD", default=os.environ.get("GENRE_TOKEN_COMMAND"),
+                        help="prints an identity token; run at the start and again when the token is refused or "
+                             "about to expire, e.g. 'gcloud auth print-identity-token' (default: "
+                             "$GENRE_TOKEN_COMMAND; without either: google-auth's credentials, for an https "
+                             "endpoint)")
     parser.add_argument("--jobs", type=int, help="items at once (default: the core count; 8 with --endpoint)")
     parser.add_argument("--retries", type=int, default=6, help="retries per request (--endpoint)")
+    parser.add_argument("--shard", type=Shard.parse, metavar="I/N",
+                        help="this run's share of the items: those whose digest is I modulo N, whatever the listing's "
+                             "order (default: CLOUD_RUN_TASK_INDEX/CLOUD_RUN_TASK_COUNT in a Cloud Run job, else all)")
     parser.add_argument("--start", type=_seconds, help=WINDOW_HELP["start"])
     parser.add_argument("--duration", type=_seconds, help=WINDOW_HELP["duration"])
     client_options(parser)
     return parser
+
+
+class Todo:
+    """The items of one shard not answered before (`done`: digests), each once, as an iterator; each
+    item is in `done` or in `sent`, never both, so the two sets hold one digest per distinct item."""
+
+    def __init__(self, items: Iterator[str], shard: Shard, done: set[int]):
+        self.items, self.shard, self.done, self.sent, self.skipped = items, shard, done, set(), 0
+
+    def __iter__(self) -> Iterator[str]:
+        for item in self.items:
+            if item not in self.shard:
+                continue
+            key = digest(item)
+            if key in self.done:
+                self.skipped += 1
+            elif key not in self.sent:
+                self.sent.add(key)
+                yield item
+
+
+def _work(args):
+    """What answers an item: the function's client with --endpoint, else this process (which reads any
+    bucket the caller's credentials may: GENRE_ALLOWED_BUCKETS is the function's guard)."""
+    if args.endpoint:
+        return remote(args, start=args.start, duration=args.duration)
+    settings = dataclasses.replace(config.load(), allowed_buckets=None)
+    pipeline.check_window(args.start, args.duration, settings)
+    return Local(settings, args.start, args.duration)
+
+
+def _first(items: Iterator[str], inputs: list[str], parser) -> Iterator[str]:
+    """The items, once one is known to exist (none: bad arguments, before any output is opened)."""
+    first = next(items, None)
+    if first is None:
+        parser.error("no audio files or links found in " + " ".join(inputs))
+    return itertools.chain([first], items)
+
+
+def _output(args, shard: Shard):
+    """Where the rows go: part files under a gs:// prefix, a local file, or stdout."""
+    if not (args.out and storage.is_gs(args.out)):
+        return Output(Path(args.out) if args.out else None, args.csv)
+    if args.csv:
+        raise ValueError("--csv writes a local file; results in a bucket are JSON lines")
+    return parts.Parts(args.out, index=shard.index, count=shard.count, digest=digest, answered=answered)
 
 
 def main(argv=None, stdin=sys.stdin) -> int:
@@ -274,30 +408,28 @@ def main(argv=None, stdin=sys.stdin) -> int:
     if args.endpoint and not args.endpoint.startswith(("http://", "https://")):
         parser.error("--endpoint must be an http(s) URL")
     try:
-        items = find_items(args.inputs, stdin)
-        if args.endpoint:
-            work = remote(args, start=args.start, duration=args.duration)
-        else:
-            settings = config.load()
-            pipeline.check_window(args.start, args.duration, settings)
-            work = Local(settings, args.start, args.duration)
+        check_inputs(args.inputs)
+        shard, work = args.shard or default_shard(), _work(args)
+        items = _first(find_items(args.inputs, stdin), args.inputs, parser)
+        began, output = time.monotonic(), _output(args, shard)
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
     except ClassifyError as exc:
         parser.error(exc.message)
-    if not items:
-        parser.error("no audio files or links found in " + " ".join(args.inputs))
-    began = time.monotonic()
-    output = Output(args.out, args.csv)
-    todo = [item for item in items if item not in output.done]
-    progress, rows = Progress(len(todo)), []
+    todo, progress, tally = Todo(items, shard, output.done), Progress(), Tally()
     try:
         for row in run(work, todo, jobs):
             output.write(row)
             progress.step(row)
-            rows.append({k: row[k] for k in ("genre", "error") if k in row} | {"ok": answered(row)})
+            tally.add(row)
+    except (ValueError, OSError, ClassifyError) as exc:  # the inputs, read as the run goes
+        print(f"{parser.prog}: error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    except tokens.Refused as exc:  # the items in flight are not written: a resume sends them again
+        print(f"{parser.prog}: stopped: {exc}", file=sys.stderr)
+        return 1
     finally:
         progress.finish()
         output.close()
-    print(summary(rows, len(items) - len(todo), time.monotonic() - began), file=sys.stderr)
-    return 0 if all(row["ok"] for row in rows) else 1
+    print(tally.summary(todo.skipped, time.monotonic() - began), file=sys.stderr)
+    return 0 if tally.all_answered else 1

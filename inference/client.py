@@ -7,7 +7,8 @@ the answer is capped at MAX_ANSWER_BYTES; a 200 is checked against the answer's 
 anyone writes or caches it (a bad one is the item's error, never an answer) and the row's input is
 always the item; redirects are followed only within the endpoint's origin; 429, 503, connection
 errors and timeouts are retried with back-off, Retry-After honoured, but an item waits at most
-max_wait_s in all between its attempts."""
+max_wait_s in all between its attempts; a token the function's front end refuses is renewed once
+(inference/tokens.py), and the run told (tokens.Refused) when it cannot be: never an item's answer."""
 import contextlib
 import http.client
 import json
@@ -24,7 +25,7 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from inference import errors
+from inference import errors, tokens
 
 MAX_ANSWER_BYTES = 4 * 2**20  # an answer with features (60 s, 20 segments x 250) is ~0.1 MB
 CONNECT_TIMEOUT_S = 10.0
@@ -53,14 +54,14 @@ class Reply:
 class Client:
     """The function at `endpoint`; call it with an item (a file's path or a link) and the fields to send."""
 
-    def __init__(self, endpoint: str, *, token: str | None = None, timeout_s: float = 120.0, retries: int = 6,
-                 max_wait_s: float = DEFAULT_MAX_WAIT_S, max_upload_bytes: int, fields: dict | None = None,
-                 on_retry=None):
+    def __init__(self, endpoint: str, *, token: "str | tokens.Token | None" = None, timeout_s: float = 120.0,
+                 retries: int = 6, max_wait_s: float = DEFAULT_MAX_WAIT_S, max_upload_bytes: int,
+                 fields: dict | None = None, on_retry=None):
         self.endpoint, self.timeout_s, self.retries, self.max_wait_s = endpoint, timeout_s, retries, max_wait_s
         self.max_upload_bytes, self.fields = max_upload_bytes, dict(fields or {})
         self.on_retry = on_retry  # told each retry and why, e.g. to say so on stderr
         self.origin = _origin(endpoint)
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.token = tokens.Fixed(token) if isinstance(token, str) else token
 
     def __call__(self, item: str) -> dict:
         try:
@@ -70,7 +71,24 @@ class Client:
         except OSError as exc:
             error = unreadable(exc, item)
             return error_row(item, error.code, error.message)
-        return self._row(item, self._send(body, headers))
+        return self._row(item, self._authorized(body, headers))
+
+    def _authorized(self, body: bytes, headers: dict) -> "Reply | errors.ClassifyError":
+        """The last reply; the token renewed once where the function's front end refused it (a 401 or 403
+        that is not the function's answer). tokens.Refused where it refuses the new one too, or there is none
+        to renew: never an item's answer."""
+        for attempt in range(2):
+            used = self.token.current() if self.token else None
+            reply = self._send(body, {**headers, **({"Authorization": f"Bearer {used}"} if used else {})})
+            if not _front_end_refusal(reply):
+                return reply
+            if self.token is None:
+                raise tokens.Refused(f"{self.endpoint} refused the call (HTTP {reply.status}) and no token was given: "
+                                     f"a private function needs --token-command, --token or google-auth's "
+                                     f"credentials ({_text(reply)})")
+            if not attempt:
+                self.token.refresh(used)
+        raise tokens.Refused(f"{self.endpoint} refused a renewed token too (HTTP {reply.status}: {_text(reply)})")
 
     def _body(self, item: str) -> tuple[bytes, dict]:
         """A link as JSON, a file as a multipart upload with its name."""
@@ -119,7 +137,7 @@ class Client:
         """One attempt, following redirects within the endpoint's origin only."""
         url, deadline = self.endpoint, time.monotonic() + self.timeout_s
         for _ in range(MAX_REDIRECTS + 1):
-            reply = _exchange(url, body, {**self.headers, **headers}, deadline, self.timeout_s)
+            reply = _exchange(url, body, headers, deadline, self.timeout_s)
             if reply.location is None:
                 return reply
             url = urljoin(url, reply.location)
@@ -144,9 +162,8 @@ class Client:
         error = body.get("error") if isinstance(body, dict) else None
         if 400 <= reply.status < 600 and isinstance(error, dict) and isinstance(error.get("code"), str):
             return error_row(item, error["code"], str(error.get("message")), reply.status)
-        text = reply.data[:200].decode("utf-8", "replace").strip()  # a proxy's or a login page, not an answer
         return error_row(item, "unreachable", f"HTTP {reply.status} from {self.endpoint}, not the function's "
-                                              f"answer (a missing or expired --token gives 403): {text}")
+                                              f"answer: {_text(reply)}")
 
 
 class _Transient(Exception):
@@ -155,6 +172,23 @@ class _Transient(Exception):
     def __init__(self, error: errors.ClassifyError, final: bool = False):
         super().__init__(error.message)
         self.error, self.final = error, final
+
+
+def _function_error(reply: Reply) -> bool:
+    """Whether the reply is one of the function's error answers ({"error": {"code": a code of its catalogue}})."""
+    with contextlib.suppress(ValueError, RecursionError, KeyError, TypeError):
+        return json.loads(reply.data)["error"]["code"] in errors.CATALOGUE
+    return False
+
+
+def _front_end_refusal(reply) -> bool:
+    """A 401 or 403 that is not the function's own answer (storage_forbidden is): the token was refused."""
+    return isinstance(reply, Reply) and reply.status in (401, 403) and not _function_error(reply)
+
+
+def _text(reply: Reply) -> str:
+    """What a page that is not the function's answer (a proxy's, a login page) begins with."""
+    return reply.data[:200].decode("utf-8", "replace").strip()
 
 
 def error_row(item: str, code: str, message: str, status: int | None = None) -> dict:

@@ -36,6 +36,8 @@ VARIABLES = {v.name: v for v in (
                                         "inference) or a fetch worker (a link) before it is answered 503 `busy`"),
     Variable("GENRE_ALLOWED_SITES", "", "comma-separated domains, e.g. `youtube.com,youtu.be,soundcloud.com`; "
                                         "unset: any"),
+    Variable("GENRE_ALLOWED_BUCKETS", "", "comma-separated Cloud Storage buckets whose `gs://BUCKET/OBJECT` links "
+                                          "the function reads with its own identity (docs/batch.md); unset: none"),
     Variable("GENRE_CORS_ORIGIN", "*", "the `Access-Control-Allow-Origin` answered"),
     Variable("YTDLP_COOKIES", "", "path to a cookies.txt (Netscape format) of a signed-in browser, for YouTube's "
                                   "bot check; `deploy.sh` sets it from `YTDLP_COOKIES_SECRET`", deployed=False),
@@ -70,6 +72,8 @@ class Settings:
     time_budget: float = field(default_factory=lambda: _float("GENRE_TIME_BUDGET_S"))
     max_queue_s: float | None = field(default_factory=lambda: _float("GENRE_MAX_QUEUE_S"))  # None: no limit
     allowed_sites: tuple[str, ...] = field(default_factory=lambda: _list("GENRE_ALLOWED_SITES"))
+    # None: any bucket (the command line reads with its caller's own credentials)
+    allowed_buckets: tuple[str, ...] | None = field(default_factory=lambda: _list("GENRE_ALLOWED_BUCKETS"))
     cors_origin: str = field(default_factory=lambda: _text("GENRE_CORS_ORIGIN"))
     cookies_file: str | None = field(default_factory=lambda: _text("YTDLP_COOKIES") or None)
     proxy: str | None = field(default_factory=lambda: _text("YTDLP_PROXY") or None)

@@ -18,12 +18,14 @@ CATALOGUE = {
     "invalid_url": Code(400, "the link is not a valid URL"),
     "url_not_allowed": Code(400, "the link leads to a private or reserved address"),
     "site_not_allowed": Code(400, "links to this site are not accepted here"),
+    "bucket_not_allowed": Code(400, "gs:// links to this bucket are not accepted here"),
     "bad_parameter": Code(400, "start and duration must be numbers of seconds"),
     "empty_upload": Code(400, "the upload is empty"),
     "missing_file": Code(400, 'the form has no field "file"'),
     "bad_form": Code(400, "the form has too many parts or too large a field"),
     "bad_request": Code(400, "the HTTP request could not be parsed"),
     "not_found": Code(404, "the function answers at / only"),
+    "storage_forbidden": Code(403, "Cloud Storage refused the function's read of this object"),
     "method_not_allowed": Code(405, "use GET ?url=..., or POST"),
     "upload_too_large": Code(413, "the upload is too large"),
     "body_too_large": Code(413, "the body is too large for a link request"),
@@ -78,6 +80,7 @@ not_found = functools.partial(ClassifyError, "not_found")
 method_not_allowed = functools.partial(ClassifyError, "method_not_allowed")
 unsupported_url = functools.partial(ClassifyError, "unsupported_url")
 source_unavailable = functools.partial(ClassifyError, "source_unavailable")
+storage_forbidden = functools.partial(ClassifyError, "storage_forbidden")
 not_audio = functools.partial(ClassifyError, "not_audio")
 no_audio = functools.partial(ClassifyError, "no_audio")
 live_stream = functools.partial(ClassifyError, "live_stream")
@@ -94,6 +97,11 @@ unreachable = functools.partial(ClassifyError, "unreachable")
 
 def site_not_allowed(host: str, allowed: tuple[str, ...]) -> ClassifyError:
     return ClassifyError("site_not_allowed", f"links to {host} are not accepted here; allowed: {', '.join(allowed)}")
+
+
+def bucket_not_allowed(bucket: str, allowed: tuple[str, ...]) -> ClassifyError:
+    return ClassifyError("bucket_not_allowed", f"gs:// links to the bucket {bucket} are not accepted here; allowed: "
+                                               f"{', '.join(allowed) or 'none (GENRE_ALLOWED_BUCKETS is empty)'}")
 
 
 def upload_too_large(cap_bytes: int) -> ClassifyError:

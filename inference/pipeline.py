@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from inference import decode, errors, model, remote, resolve
+from inference import decode, errors, model, remote, resolve, storage
 from inference.config import Settings
 from inference.errors import ClassifyError
 
@@ -206,6 +206,8 @@ def link(url: str, settings: Settings, start=None, duration=None, features: bool
     client left: before the fetch, during it (checked every CLIENT_CHECK_S) and before the inference."""
     started = time.perf_counter()
     check_window(start, duration, settings)
+    if storage.is_gs(url):
+        storage.check(url, settings)  # a bucket not allowed is refused before any wait
     genre_model = _model(settings, features)
     if not _fetch_slots.acquire(timeout=settings.max_queue_s):
         raise errors.busy(RETRY_AFTER_S)
@@ -262,14 +264,23 @@ class _Watched(io.RawIOBase):
         return self._media.read(size)
 
 
+def _resolve(url: str, settings: Settings, deadline: float) -> resolve.Source:
+    """What is known of a link's source before it is read: yt-dlp's findings, or a gs:// object's name."""
+    if storage.is_gs(url):
+        return resolve.Source(media_url=url, title=storage.parse(url).name.rsplit("/", 1)[-1], site="storage")
+    return resolve.resolve(url, settings, deadline - time.monotonic())
+
+
 def _fetch(url, settings, genre_model, job: _Job, deadline, started, *, start, duration) -> _Fetched:
     if job.abandoned.is_set():  # the client left while this waited for a worker
         raise ClientGone
-    found = resolve.resolve(url, settings, deadline - time.monotonic())
+    found = _resolve(url, settings, deadline)
     resolved, began = _ms(started), time.perf_counter()
     if job.abandoned.is_set():
         raise ClientGone
-    with remote.RemoteFile(found.media_url, settings, deadline, found.headers) as media:
+    opened = storage.open_object(url, settings, deadline) if storage.is_gs(url) else \
+        remote.RemoteFile(found.media_url, settings, deadline, found.headers)
+    with opened as media:
         job.media = media
         if job.abandoned.is_set():  # abandoned while the connection opened
             raise ClientGone

@@ -18,12 +18,16 @@ USER_AGENT = "genre-classifier/1.0"
 
 
 class RemoteFile(io.RawIOBase):
-    """The bytes of `url`, fetched on demand."""
+    """The bytes of `url`, fetched on demand. `check` passes each URL (the link's policy by default),
+    `refused` is the error for a status other than 200 and 206, and `ranged` asks for a range from the
+    first request on (a server that answers Accept-Ranges only to a Range)."""
 
-    def __init__(self, url: str, settings: Settings, deadline: float, headers: dict | None = None):
+    def __init__(self, url: str, settings: Settings, deadline: float, headers: dict | None = None, *,
+                 check=urlpolicy.check, refused=errors.upstream_status, ranged: bool = False):
         super().__init__()
         self.url, self.settings, self.deadline = url, settings, deadline
         self.headers = dict(headers or {})
+        self.check, self.refused, self.ranged_first = check, refused, ranged
         self.position, self.fetched, self.size, self.ranges = 0, 0, None, False
         self.cut = False  # the source hung up before the end
         self._response, self._at = None, 0  # the open response and the offset it will read next
@@ -61,13 +65,13 @@ class RemoteFile(io.RawIOBase):
                 continue
             if response.status not in (200, 206):
                 response.release_conn()
-                raise errors.upstream_status(response.status)
+                raise self.refused(response.status)
             return url, response
         raise errors.source_unreachable("the audio link redirects too many times")
 
     def _get(self, url: str, offset: int) -> urllib3.HTTPResponse:
         """One GET of `url` from `offset` on, to the address the URL policy checked; no redirect followed."""
-        host, port, address = urlpolicy.check(url, self.settings)
+        host, port, address = self.check(url, self.settings)
         timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT_S, self._remaining()), read=self._remaining())
         parts = urlsplit(url)
         if parts.scheme == "https":
@@ -78,7 +82,7 @@ class RemoteFile(io.RawIOBase):
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = {"User-Agent": USER_AGENT, **self.headers,
                    "Host": parts.netloc.rsplit("@", 1)[-1], "Accept-Encoding": "identity"}
-        if offset:
+        if offset or self.ranged_first:
             headers["Range"] = f"bytes={offset}-"
         try:
             return pool.urlopen("GET", path, headers=headers, redirect=False, preload_content=False, release_conn=False)

@@ -144,3 +144,42 @@ def encode(source, target, codec: str, fmt: str, seconds: float = 30, **options:
             for chunk in resampler.resample(frame):
                 out.mux(stream.encode(chunk))
         out.mux(stream.encode(None))
+
+
+MANY_OBJECTS = 10_000
+TRAIN_LABELS, TRAIN_PER_LABEL = ("classical", "hiphop", "metal"), 6
+BUCKET_CLIPS = ("rock/rock.00000.flac", "rock/rock.00001.flac", "jazz/jazz.00000.flac", "jazz/jazz.00001.flac",
+                "classical/classical.00000.flac", "classical/classical.00001.flac")
+
+
+@pytest.fixture(scope="session")
+def gcs(gtzan, tmp_path_factory):
+    """A real Cloud Storage emulator on 127.0.0.1 (tests/gcs.py) holding the buckets `library` (tracks/
+    LABEL/*.flac: GTZAN clips, and list.txt naming two; train/LABEL/: TRAIN_PER_LABEL clips of each of
+    TRAIN_LABELS, and GTZAN's artists.csv; bad/: random bytes named .mp3, an empty .flac;
+    many/: MANY_OBJECTS tiny objects), `private` (a clip, in no allowed bucket) and `results` (empty)."""
+    import gcs as emulator
+    root = tmp_path_factory.mktemp("buckets")
+    tracks = root / "library" / "tracks"
+    for clip in BUCKET_CLIPS:
+        (tracks / clip).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(gtzan / clip, tracks / clip)
+    (tracks / "list.txt").write_text(f"# two of them\n{BUCKET_CLIPS[0]}\ngs://library/tracks/{BUCKET_CLIPS[2]}\n")
+    for label in TRAIN_LABELS:
+        (root / "library" / "train" / label).mkdir(parents=True)
+        for clip in sorted((gtzan / label).glob("*.flac"))[:TRAIN_PER_LABEL]:
+            shutil.copy(clip, root / "library" / "train" / label / clip.name)
+    shutil.copy(gtzan / "artists.csv", root / "library" / "train" / "artists.csv")
+    (root / "library" / "bad").mkdir()
+    (root / "library" / "bad" / "noise.mp3").write_bytes(np.random.default_rng(0).bytes(50_000))
+    (root / "library" / "bad" / "empty.flac").write_bytes(b"")
+    many = root / "library" / "many"
+    many.mkdir()
+    for i in range(MANY_OBJECTS):
+        (many / f"{i:05d}.mp3").write_bytes(b"x")
+    (root / "private").mkdir()
+    shutil.copy(gtzan / CLIP, root / "private" / "song.flac")
+    (root / "results").mkdir()
+    (root / "results" / "README").write_text("results land here")  # an empty folder makes no bucket
+    with emulator.start(root) as running:
+        yield running

@@ -67,3 +67,19 @@ def test_in_labels_benchmark_smoke_run():
     for line in ("without in_labels: classify 30 s", "with in_labels: classify 30 s", "the detector's nodes alone"):
         assert line in done.stdout, done.stdout
     assert "Removing initializer" not in done.stderr  # every constant the detector adds is used
+
+
+def test_million_benchmark_smoke_run():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "million.py"), "--items", "300", "--missing", "20",
+                           "--dispatch", "50"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "resume: " in done.stdout and "20 items in" in done.stdout and "280 skipped" in done.stdout, done.stdout
+    assert "dispatch: " in done.stdout and "50 items in" in done.stdout and "peak RSS" in done.stdout, done.stdout
+
+
+def test_bucket_benchmark_smoke_run():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "bucket.py"), "--per-label", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "10 gs:// clips of 30 s, --jobs 1" in done.stdout and "errors 0" in done.stdout, done.stdout
+    assert "worker CPU" in done.stdout and "GETs" in done.stdout, done.stdout

@@ -1,5 +1,6 @@
 """deploy.sh with a fake `gcloud` that records its arguments, and what .gcloudignore lets through."""
 import re
+import shlex
 import shutil
 import subprocess
 
@@ -220,3 +221,34 @@ def test_gcloud_agrees_where_it_is_installed():
     out = subprocess.run(["gcloud", "meta", "list-files-for-upload", "."], cwd=ROOT, capture_output=True,
                          text=True, timeout=120).stdout.split()
     assert set(out) == UPLOAD
+
+
+JOB = {"LIBRARY": "gs://my-music/catalogue/", "RESULTS": "gs://my-results/run-1/",
+       "ENDPOINT": "https://genre-classifier-abc-uc.a.run.app"}
+
+
+def test_a_job_over_a_bucket_is_one_command_and_its_dry_run_shows_it(tmp_path):
+    done, args = deploy(tmp_path, "--job", "--dry-run", TASKS="20", **JOB)
+    assert done.returncode == 0 and args is None, done.stderr
+    printed = shlex.split(done.stdout)  # as a shell runs it
+    assert printed[:5] == ["gcloud", "run", "jobs", "deploy", "genre-batch"]
+    for expected in ("--tasks=20", "--parallelism=20", "--max-retries=3", "--execute-now", "--command=python",
+                     "--args=-m,inference,batch,gs://my-music/catalogue/,--endpoint,"
+                     "https://genre-classifier-abc-uc.a.run.app,--out,gs://my-results/run-1/,--jobs,16"):
+        assert expected in printed
+    (tmp_path / "run").mkdir()
+    done, args = deploy(tmp_path / "run", "--job", REGION="europe-west1", PROJECT="p", **JOB)
+    assert done.returncode == 0 and args[:4] == ["run", "jobs", "deploy", "genre-batch"], done.stderr
+    assert "--region=europe-west1" in args and "--project=p" in args and "--tasks=10" in args
+
+
+@pytest.mark.parametrize("missing, says", [("LIBRARY", "set LIBRARY=gs://"), ("RESULTS", "set RESULTS=gs://"),
+                                           ("ENDPOINT", "set ENDPOINT to the function's https URL")])
+def test_a_job_without_its_bucket_or_endpoint_is_refused(tmp_path, missing, says):
+    done, args = deploy(tmp_path, "--job", **{k: v for k, v in JOB.items() if k != missing})
+    assert done.returncode == 2 and args is None and says in done.stderr
+
+
+def test_the_function_is_given_its_allowed_buckets(tmp_path):
+    done, args = deploy(tmp_path, "--dry-run", GENRE_ALLOWED_BUCKETS="my-music")
+    assert done.returncode == 0 and "@GENRE_ALLOWED_BUCKETS=my-music" in done.stdout

@@ -49,6 +49,9 @@ TARGETS = {
     "inference/config.py": ("tests/test_config.py tests/test_deploy.py tests/test_function.py", 120),
     "inference/batch.py": ("tests/test_batch.py", 150),
     "inference/__main__.py": ("tests/test_batch.py tests/test_server.py", 150),
+    "inference/storage.py": ("tests/test_storage.py tests/test_batch_bucket.py", 150),
+    "inference/tokens.py": ("tests/test_tokens.py", 120),
+    "inference/parts.py": ("tests/test_batch_bucket.py", 150),
     "main.py": ("tests/test_function.py tests/test_server.py tests/test_hostile_clients.py", 150),
 }
 # Operators left out: random or redundant ones. A binary operator is replaced by its natural

@@ -79,7 +79,8 @@ def add_arguments(parser):
 def extractor(options) -> extract.Extractor:
     """Where the features come from: a served model of this family, here or deployed."""
     return extract.Extractor(options.extractor, options.endpoint, options.token, options.jobs, retries=options.retries,
-                             cache=options.cache, timeout=options.timeout, max_wait=options.max_wait)
+                             cache=options.cache, timeout=options.timeout, max_wait=options.max_wait,
+                             token_command=options.token_command)
 
 
 def inputs(library, options) -> tuple[list, list[np.ndarray]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from export.library import clips, folders, manifest
 from export.library.clips import MIN_CLIPS, Clip, Library, LibraryError, check_sizes, checked_label
+from inference import storage
 from inference.batch import is_link
 
 __all__ = ["MIN_CLIPS", "Clip", "Library", "LibraryError", "check_sizes", "checked_label", "read"]
@@ -23,7 +24,11 @@ SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")  # what lies there is not a recording
 def read(data, labels_from: str = "folders", artists=None, progress=None) -> Library:
     """The library at `data`: a CSV manifest, or a folder whose labels come from its label folders or
     from its files' genre tags; artists from `artists` (default: the folder's artists.csv, else the
-    files' artist tags). Files are hashed (progress wraps the iteration) and duplicates resolved."""
+    files' artist tags). Files are hashed (progress wraps the iteration) and duplicates resolved. A gs://
+    prefix's label folders are prefixes; its objects are links (keyed by their URL, read where the
+    features are computed)."""
+    if storage.is_gs(str(data)):
+        return _finished(folders.by_prefix(str(data)), folders.prefix_artists(str(data), artists), progress)
     data = Path(data)
     if not data.exists():
         raise LibraryError(f"{data}: no such file or folder")
@@ -36,6 +41,14 @@ def read(data, labels_from: str = "folders", artists=None, progress=None) -> Lib
     else:
         library = folders.by_folder(data)
     library = _with_artists(library, Path(artists) if artists else data / ARTISTS_FILE, labels_from == "tags")
+    return _finished(library, None, progress)
+
+
+def _finished(library: Library, artists: dict | None, progress) -> Library:
+    """The clips given their artists (stem -> artist, where known here), keyed and de-duplicated."""
+    if artists:
+        library.clips = [c if c.artist else Clip(c.item, c.label, artists.get(c.stem, ""), c.origin)
+                         for c in library.clips]
     library = _deduplicated(library, progress or (lambda items, _: items))
     library.warnings += clips.look_alikes(library.labels)
     return library

@@ -1,10 +1,14 @@
 """Label folders: <label>/<any depth>/<audio file>, the label the folder's name (GTZAN is one; a
-label with a slash, "Hip-Hop/Rap", is a folder named with %2F for it: "Hip-Hop%2FRap"); or, with
-the labels from the files' genre tags, every audio file below a folder."""
+label with a slash, "Hip-Hop/Rap", is a folder named with %2F for it: "Hip-Hop%2FRap"), on this
+machine or as prefixes of a bucket; or, with the labels from the files' genre tags, every audio file
+below a folder."""
+import csv
+import io
+from collections import defaultdict
 from pathlib import Path
 
 from export.library.clips import Clip, Library, LibraryError, checked_label
-from inference import decode
+from inference import decode, storage
 from inference.errors import ClassifyError
 
 
@@ -29,6 +33,39 @@ def by_folder(root: Path) -> Library:
     if not clips:
         raise LibraryError(f"{root}: no label folders with audio files (expected {root}/<label>/<files>)")
     return Library(clips, skipped)
+
+
+def by_prefix(root: str) -> Library:
+    """gs://BUCKET/PREFIX/<label>/<any depth>/<audio object>: the label the first prefix below root."""
+    root = root if root.endswith("/") else root + "/"
+    found, skipped = defaultdict(list), []
+    for item in storage.under(root):
+        label, _, rest = item.removeprefix(root).partition("/")
+        if not rest or label.startswith("."):
+            skipped.append(f"{item}: not in a label prefix ({root}<label>/...)")
+            continue
+        found[label].append(item)
+    if not found:
+        raise LibraryError(f"{root}: no label prefixes with audio objects (expected {root}<label>/<objects>)")
+    clips = [Clip(item, checked_label(label.replace("%2F", "/").replace("%2f", "/"), f"{root}{label}/"), "", item)
+             for label in sorted(found) for item in found[label]]
+    return Library(clips, skipped)
+
+
+def prefix_artists(root: str, given=None) -> dict[str, str]:
+    """stem -> artist of the --artists CSV, else of root's artists.csv where there is one (else none)."""
+    try:
+        if given:
+            text = Path(given).read_text(encoding="utf-8-sig")
+        else:
+            with storage.open_text(root.rstrip("/") + "/artists.csv") as f:
+                text = f.read()
+    except FileNotFoundError:
+        return {}
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if "stem" not in (reader.fieldnames or []):
+        raise LibraryError(f"{given or root + 'artists.csv'}: the header has no stem column (it needs stem,artist)")
+    return {row["stem"]: (row.get("artist") or "").strip() for row in reader}
 
 
 def by_tags(root: Path) -> Library:

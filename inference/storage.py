@@ -1,0 +1,199 @@
+"""Cloud Storage, behind the same small interface as local folders.
+
+The function reads a `gs://BUCKET/OBJECT` link through remote.RemoteFile, the reader of every other
+link: the JSON API's media download, ranged from the first byte, so that only the window is fetched,
+within the byte cap and the time budget, with an access token of the function's own identity
+(Application Default Credentials). Only buckets in GENRE_ALLOWED_BUCKETS are read.
+
+batch and export ask `under(where)` what audio lies under a folder or a gs:// prefix (streamed page by
+page), and read and write small text objects (lists, results) with google-cloud-storage, imported on
+first use. STORAGE_EMULATOR_HOST points both at an emulator, as the Google client libraries do."""
+import contextlib
+import functools
+import io
+import os
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from inference import decode, errors, remote
+from inference.config import Settings
+
+SCHEME = "gs://"
+API = "https://storage.googleapis.com"
+READ_SCOPE = "https://www.googleapis.com/auth/devstorage.read_only"
+BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")  # Cloud Storage's bucket names
+MAX_NAME_BYTES = 1024  # Cloud Storage's longest object name
+LIST_PAGE = 1000  # objects a listing page holds (the API's most)
+CALL_TIMEOUT_S = (10.0, 60.0)  # google-cloud-storage's (connect, read) per call, for batch and export
+EMPTY_RANGE = 416  # what a ranged read of an empty object answers
+
+
+@dataclass(frozen=True)
+class Location:
+    bucket: str
+    name: str  # an object's name, or a prefix ("" for the whole bucket)
+
+    def __str__(self) -> str:
+        return f"{SCHEME}{self.bucket}/{self.name}"
+
+
+def is_gs(item: str) -> bool:
+    return item.startswith(SCHEME)
+
+
+def parse(url: str, *, prefix: bool = False) -> Location:
+    """The bucket and object (or, with prefix, the prefix) of a gs:// URL; ClassifyError invalid_url."""
+    bucket, _, name = url[len(SCHEME):].partition("/")
+    if not is_gs(url) or not BUCKET.fullmatch(bucket):
+        raise errors.invalid_url("a gs:// link is gs://BUCKET/OBJECT, with a valid bucket name")
+    if (not name and not prefix) or len(name.encode()) > MAX_NAME_BYTES or "\n" in name or "\r" in name:
+        raise errors.invalid_url("a gs:// link names an object: gs://BUCKET/OBJECT")
+    return Location(bucket, name)
+
+
+def check(url: str, settings: Settings) -> Location:
+    """The object of an allowed gs:// link; 400 invalid_url or bucket_not_allowed otherwise."""
+    found = parse(url)
+    if settings.allowed_buckets is not None and found.bucket not in settings.allowed_buckets:
+        raise errors.bucket_not_allowed(found.bucket, settings.allowed_buckets)
+    return found
+
+
+def emulator() -> str | None:
+    """STORAGE_EMULATOR_HOST as a URL, as the Google client libraries read it (a scheme optional)."""
+    host = os.environ.get("STORAGE_EMULATOR_HOST", "").rstrip("/")
+    return (host if "://" in host else f"http://{host}") if host else None
+
+
+def media_url(found: Location) -> str:
+    return f"{emulator() or API}/storage/v1/b/{found.bucket}/o/{quote(found.name, safe='')}?alt=media"
+
+
+def open_object(url: str, settings: Settings, deadline: float) -> remote.RemoteFile:
+    """The object of an allowed gs:// link as a seekable file: its bytes fetched as the decoder asks, in
+    ranges, within settings.max_fetch_bytes and the deadline."""
+    return remote.RemoteFile(media_url(check(url, settings)), settings, deadline, _authorization(),
+                             check=_api_only, refused=_refused, ranged=True)
+
+
+def _api_only(url: str, settings: Settings) -> tuple[str, int, str]:
+    """remote.RemoteFile's check: the Storage API (or the emulator) only, never a redirect elsewhere."""
+    root = emulator() or API
+    if not url.startswith(root + "/"):
+        raise errors.url_not_allowed("Cloud Storage redirected the read elsewhere")
+    parts = urlsplit(url)
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), parts.hostname
+
+
+def _refused(status: int) -> errors.ClassifyError:
+    """The error for a status other than 200 or 206 from the Storage API."""
+    if status in (401, 403):
+        return errors.storage_forbidden()
+    if status == 404:
+        return errors.source_unavailable("no such object in the bucket")
+    if status == EMPTY_RANGE:
+        return errors.not_audio("the object is empty")
+    return errors.upstream_status(status)
+
+
+_credentials_lock = threading.Lock()
+
+
+def _authorization() -> dict:
+    """The function's own access token as a header (refreshed when stale); none for an emulator."""
+    if emulator():
+        return {}
+    import google.auth
+    import google.auth.exceptions
+    import google.auth.transport.urllib3
+    import urllib3
+    try:
+        with _credentials_lock:
+            credentials = _credentials()
+            if not credentials.valid:
+                credentials.refresh(google.auth.transport.urllib3.Request(urllib3.PoolManager()))
+            return {"Authorization": f"Bearer {credentials.token}"}
+    except google.auth.exceptions.GoogleAuthError as exc:
+        raise errors.source_unreachable(f"no credentials to read Cloud Storage with: {type(exc).__name__}") from None
+
+
+@functools.cache
+def _credentials():
+    import google.auth
+    return google.auth.default(scopes=[READ_SCOPE])[0]
+
+
+# batch and export: listing, small objects (google-cloud-storage, with the caller's credentials)
+
+def client():
+    """google-cloud-storage's client: the caller's Application Default Credentials, or the emulator's."""
+    return _client(emulator())
+
+
+@functools.cache
+def _client(emulator_url: str | None):
+    from google.cloud import storage
+    return storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT") or None)
+
+
+@contextlib.contextmanager
+def _api_errors(url: str):
+    """google-cloud-storage's errors as OSErrors that name the object or prefix."""
+    from google.api_core import exceptions
+    from google.auth.exceptions import GoogleAuthError
+    try:
+        yield
+    except exceptions.NotFound:
+        raise FileNotFoundError(f"no such bucket or object: {url}") from None
+    except exceptions.Forbidden as exc:
+        raise PermissionError(f"Cloud Storage refused access to {url}: {exc.message}") from None
+    except (exceptions.GoogleAPIError, GoogleAuthError) as exc:
+        raise OSError(f"Cloud Storage failed on {url}: {exc}") from None
+
+
+def under(where: str, suffixes=decode.SUFFIXES) -> Iterator[str]:
+    """The files (paths) or objects (gs:// URLs) under a folder or a gs:// prefix whose names end in one
+    of `suffixes`: a folder's sorted, a prefix's in the API's order, page by page as they come."""
+    if not is_gs(where):
+        yield from sorted(str(p) for p in Path(where).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+        return
+    found = parse(where, prefix=True)
+    with _api_errors(where):
+        for blob in client().list_blobs(found.bucket, prefix=found.name, page_size=LIST_PAGE,
+                                        timeout=CALL_TIMEOUT_S):
+            if Path(blob.name).suffix.lower() in suffixes:
+                yield str(Location(found.bucket, blob.name))
+
+
+@contextlib.contextmanager
+def open_text(url: str) -> Iterator[io.TextIOBase]:
+    """An object as text, read in chunks as it is consumed (a list of a million lines is never whole)."""
+    found = parse(url)
+    with _api_errors(url), client().bucket(found.bucket).blob(found.name).open(
+            "rt", encoding="utf-8", timeout=CALL_TIMEOUT_S) as f:
+        yield f
+
+
+def names(where: str) -> Iterator[str]:
+    """Every object's name under a gs:// prefix, page by page."""
+    found = parse(where, prefix=True)
+    with _api_errors(where):
+        for blob in client().list_blobs(found.bucket, prefix=found.name, page_size=LIST_PAGE,
+                                        timeout=CALL_TIMEOUT_S):
+            yield blob.name
+
+
+def create(url: str, data: bytes, *, content_type: str):
+    """Writes a new object, never one that exists: FileExistsError where `url` is taken."""
+    from google.api_core.exceptions import PreconditionFailed
+    found = parse(url)
+    with _api_errors(url):
+        try:
+            client().bucket(found.bucket).blob(found.name).upload_from_string(
+                data, content_type=content_type, if_generation_match=0, timeout=CALL_TIMEOUT_S)
+        except PreconditionFailed:
+            raise FileExistsError(f"{url} exists: another run writes these results") from None
