@@ -1,7 +1,13 @@
 """A seekable, read-only file over HTTP(S) for the decoder: every connection (and every redirect)
 passes the URL policy and goes to the address it checked; bytes and time are capped. Seeks use
 Range requests where the server offers them; otherwise what was read is kept in memory (within
-the byte cap) so that seeking back costs no second download."""
+the byte cap) so that seeking back costs no second download.
+
+With ranges, what was read is kept too (up to KEEP_BYTES), and a seek asks for a new range only
+where nothing kept or on its way covers it: FFmpeg probes a file's end by stepping back from it
+(1, 2, 4, 8 KiB...) and then returns to the start, which cost a GET each (10 for a 30-s FLAC).
+A seek a little ahead of the open response reads on through it (READ_ON_BYTES), and a new range
+starts BACK_BYTES before the seek, for the steps back that follow."""
 import io
 import time
 from urllib.parse import urljoin, urlsplit
@@ -14,6 +20,9 @@ from inference.config import Settings
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT_S = 5.0
 CHUNK = 2**16
+KEEP_BYTES = 8 * 2**20  # with ranges, bytes kept for seeks back (all of a 30-s window's, compressed)
+READ_ON_BYTES = 2**16  # a seek at most this far ahead of the open response reads on through it
+BACK_BYTES = 2**16  # a new range starts this far before the seek (FFmpeg's probes step back from it)
 USER_AGENT = "genre-classifier/1.0"
 
 
@@ -32,6 +41,7 @@ class RemoteFile(io.RawIOBase):
         self.cut = False  # the source hung up before the end
         self._response, self._at = None, 0  # the open response and the offset it will read next
         self._kept = bytearray()  # bytes [0, len) when the server offers no ranges
+        self._spans: dict[int, bytearray] = {}  # with ranges: start -> the bytes read from there on
         self._open(0)
 
     def _remaining(self) -> float:
@@ -49,7 +59,7 @@ class RemoteFile(io.RawIOBase):
         if response.status == 206 or (not offset and response.headers.get("Accept-Ranges") == "bytes"):
             self.ranges = True
         elif self.ranges:  # it offered ranges, then ignored one: from here on, keep what is read
-            self.ranges, self._kept = False, bytearray()
+            self.ranges, self._kept, self._spans = False, bytearray(), {}
         length = response.headers.get("Content-Length")
         if self.size is None and length and length.isdigit():
             self.size = int(length) + self._at
@@ -114,10 +124,39 @@ class RemoteFile(io.RawIOBase):
         self.fetched += len(data)
         if self.fetched > self.settings.max_fetch_bytes:
             raise errors.source_too_large(self.settings.max_fetch_bytes)
-        self._at += len(data)
         if not self.ranges:
             self._kept += data
+        elif sum(map(len, self._spans.values())) + len(data) <= KEEP_BYTES:
+            self._keep(self._at, data)
+        self._at += len(data)
         return data
+
+    def _keep(self, offset: int, data: bytes):
+        """Keeps data read from `offset`, joined to the span that ends there."""
+        start = next((s for s, kept in self._spans.items() if s + len(kept) == offset), None)
+        if start is None:
+            self._spans[offset] = bytearray(data)
+        else:
+            self._spans[start] += data
+
+    def _from_kept(self, size: int) -> bytes:
+        """Up to `size` kept bytes from the position on (b"" where none are kept)."""
+        for start, kept in self._spans.items():
+            if start <= self.position < start + len(kept):
+                return bytes(kept[self.position - start:self.position - start + size])
+        return b""
+
+    def _seek_to_position(self):
+        """The open response brought to the position: read on through a short gap ahead, else a new range
+        from BACK_BYTES before it (not before what is kept below it)."""
+        gap = self.position - self._at
+        if self.size is None:  # a range from the position on: its answer states the size
+            self._open(self.position)
+        elif self._response is None or not 0 <= gap <= READ_ON_BYTES:
+            below = [s + len(kept) for s, kept in self._spans.items() if s + len(kept) <= self.position]
+            self._open(max(0, self.position - BACK_BYTES, *below))
+        while self.ranges and self._at < self.position and self._fetch(self.position - self._at):
+            pass
 
     def readable(self) -> bool:
         return True
@@ -131,8 +170,13 @@ class RemoteFile(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         """Up to `size` bytes; a chunk for -1 (this file has no end to read all to)."""
         size = size if size >= 0 else CHUNK
-        if self.ranges and self._at != self.position:
-            self._open(self.position)  # a server that ignores the range turns this to keeping mode
+        if self.ranges:
+            data = self._from_kept(size)
+            if data or not size or (self.size is not None and self.position >= self.size):
+                self.position += len(data)
+                return data
+            if self._at != self.position:
+                self._seek_to_position()  # a server that ignores the range turns this to keeping mode
         if not self.ranges:
             while self.position >= len(self._kept) and self._fetch(CHUNK):
                 pass
@@ -160,5 +204,5 @@ class RemoteFile(io.RawIOBase):
 
     def close(self):
         self._release()
-        self._kept = bytearray()
+        self._kept, self._spans = bytearray(), {}
         super().close()

@@ -67,14 +67,42 @@ def test_what_it_sends(settings, recorded):
     with open_remote(f"{url}/song.flac", settings, headers={"Referer": "https://site.example/", "User-Agent": "UA"}) \
             as media_file:
         media_file.seek(1000)
+        media_file.read(10)  # a little ahead: read on through the open response
+        media_file.seek(300_000)
         media_file.read(10)
         media_file.read(10)  # on from there: the same response
     (first_path, first), (_, second) = requests
     assert first_path == "/song.flac" and "Range" not in first
-    assert second["Range"] == "bytes=1000-"
+    assert second["Range"] == f"bytes={300_000 - remote.BACK_BYTES}-"
     for headers in (first, second):
         assert headers["Referer"] == "https://site.example/" and headers["User-Agent"] == "UA"
         assert headers["Accept-Encoding"] == "identity" and headers["Host"] == urllib.parse.urlsplit(url).netloc
+
+
+def test_what_was_read_is_kept_for_the_seeks_that_follow(settings, recorded, media):
+    """FFmpeg's probe of a FLAC's end, then its return to the start: one range for the end (from
+    BACK_BYTES before it), the steps back and the start from what was kept (was: a GET a seek, 10)."""
+    url, requests = recorded
+    data = (media / "song.flac").read_bytes()
+    with open_remote(f"{url}/song.flac", settings) as media_file:
+        assert exactly(media_file, 40_000) == data[:40_000]
+        for back in (1_000, 3_000, 7_000, 15_000, 11_000, 4_000):
+            media_file.seek(-back, io.SEEK_END)
+            assert exactly(media_file, back) == data[-back:]
+        media_file.seek(8_000)
+        assert exactly(media_file, 100) == data[8_000:8_100]
+        media_file.seek(0)
+        assert exactly(media_file, 30_000) == data[:30_000]
+    tail = len(data) - 1_000 - remote.BACK_BYTES
+    assert [headers.get("Range") for _, headers in requests] == [None, f"bytes={tail}-"]
+
+
+def exactly(media_file, size: int) -> bytes:
+    """`size` bytes, read as the decoder reads: as many calls as it takes (a read gives what has come)."""
+    data = b""
+    while len(data) < size and (more := media_file.read(size - len(data))):
+        data += more
+    return data
 
 
 def test_a_user_agent_of_its_own_when_the_site_names_none(settings, recorded):
