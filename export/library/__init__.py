@@ -28,37 +28,32 @@ def read(data, labels_from: str = "folders", artists=None, progress=None) -> Lib
     prefix's label folders are prefixes; its objects are links (keyed by their URL, read where the
     features are computed)."""
     if storage.is_gs(str(data)):
-        return _finished(folders.by_prefix(str(data)), folders.prefix_artists(str(data), artists), progress)
-    data = Path(data)
-    if not data.exists():
-        raise LibraryError(f"{data}: no such file or folder")
-    if not (data.is_file() or data.is_dir()) or _system(data):
-        raise LibraryError(f"{data}: not a CSV manifest or a folder")
-    if data.is_file():
-        library = manifest.read(data)
-    elif labels_from == "tags":
-        library = folders.by_tags(data)
+        root = str(data).rstrip("/") + "/"
+        library, at = folders.by_prefix(root), Path(artists) if artists else root + ARTISTS_FILE
     else:
-        library = folders.by_folder(data)
-    library = _with_artists(library, Path(artists) if artists else data / ARTISTS_FILE, labels_from == "tags")
-    return _finished(library, None, progress)
-
-
-def _finished(library: Library, artists: dict | None, progress) -> Library:
-    """The clips given their artists (stem -> artist, where known here), keyed and de-duplicated."""
-    if artists:
-        library.clips = [c if c.artist else Clip(c.item, c.label, artists.get(c.stem, ""), c.origin)
-                         for c in library.clips]
-    library = _deduplicated(library, progress or (lambda items, _: items))
+        data = Path(data)
+        if not data.exists():
+            raise LibraryError(f"{data}: no such file or folder")
+        if not (data.is_file() or data.is_dir()) or _system(data):
+            raise LibraryError(f"{data}: not a CSV manifest or a folder")
+        if data.is_file():
+            library = manifest.read(data)
+        elif labels_from == "tags":
+            library = folders.by_tags(data)
+        else:
+            library = folders.by_folder(data)
+        at = None if labels_from == "tags" else Path(artists) if artists else data / ARTISTS_FILE  # tags gave theirs
+    library = _deduplicated(_with_artists(library, at), progress or (lambda items, _: items))
     library.warnings += clips.look_alikes(library.labels)
     return library
 
 
-def _with_artists(library: Library, artists: Path, from_tags: bool) -> Library:
-    """Artists from an artists.csv (stem, artist) where there is one; tags already gave theirs."""
-    if from_tags or not artists.is_file():
+def _with_artists(library: Library, artists: Path | str | None) -> Library:
+    """Artists from an artists.csv (stem, artist), a file or a bucket's object, where there is one."""
+    text = _artists_text(artists)
+    if text is None:
         return library
-    reader = csv.DictReader(io.StringIO(clips.read_text(artists), newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         if "stem" not in (reader.fieldnames or []):
             raise LibraryError(f"{artists}: the header has no stem column (it needs stem,artist; found "
@@ -68,6 +63,17 @@ def _with_artists(library: Library, artists: Path, from_tags: bool) -> Library:
         raise LibraryError(f"{artists} line {reader.line_num + 1}: {exc}") from None  # the line it could not read
     library.clips = [c if c.artist else Clip(c.item, c.label, known.get(c.stem, ""), c.origin) for c in library.clips]
     return library
+
+
+def _artists_text(artists: Path | str | None) -> str | None:
+    """The text of an artists.csv: a file (UTF-8 or UTF-16), or a gs:// object; None where there is none."""
+    if isinstance(artists, str):
+        try:
+            with storage.open_text(artists) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+    return clips.read_text(artists) if artists is not None and artists.is_file() else None
 
 
 def _deduplicated(library: Library, progress) -> Library:

@@ -2,8 +2,6 @@
 label with a slash, "Hip-Hop/Rap", is a folder named with %2F for it: "Hip-Hop%2FRap"), on this
 machine or as prefixes of a bucket; or, with the labels from the files' genre tags, every audio file
 below a folder."""
-import csv
-import io
 from collections import defaultdict
 from pathlib import Path
 
@@ -50,22 +48,6 @@ def by_prefix(root: str) -> Library:
     clips = [Clip(item, checked_label(label.replace("%2F", "/").replace("%2f", "/"), f"{root}{label}/"), "", item)
              for label in sorted(found) for item in found[label]]
     return Library(clips, skipped)
-
-
-def prefix_artists(root: str, given=None) -> dict[str, str]:
-    """stem -> artist of the --artists CSV, else of root's artists.csv where there is one (else none)."""
-    try:
-        if given:
-            text = Path(given).read_text(encoding="utf-8-sig")
-        else:
-            with storage.open_text(root.rstrip("/") + "/artists.csv") as f:
-                text = f.read()
-    except FileNotFoundError:
-        return {}
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if "stem" not in (reader.fieldnames or []):
-        raise LibraryError(f"{given or root + 'artists.csv'}: the header has no stem column (it needs stem,artist)")
-    return {row["stem"]: (row.get("artist") or "").strip() for row in reader}
 
 
 def by_tags(root: Path) -> Library:
