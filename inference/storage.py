@@ -161,12 +161,8 @@ def under(where: str, suffixes=decode.SUFFIXES) -> Iterator[str]:
     if not is_gs(where):
         yield from sorted(str(p) for p in Path(where).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
         return
-    found = parse(where, prefix=True)
-    with _api_errors(where):
-        for blob in client().list_blobs(found.bucket, prefix=found.name, page_size=LIST_PAGE,
-                                        timeout=CALL_TIMEOUT_S):
-            if Path(blob.name).suffix.lower() in suffixes:
-                yield str(Location(found.bucket, blob.name))
+    bucket = parse(where, prefix=True).bucket
+    yield from (str(Location(bucket, name)) for name in names(where) if Path(name).suffix.lower() in suffixes)
 
 
 @contextlib.contextmanager
