@@ -1,6 +1,6 @@
 """A seekable, read-only file over HTTP(S) for the decoder: every connection (and every redirect)
 passes the URL policy and goes to the address it checked; bytes and time are capped. Seeks use
-Range requests where the server offers them; otherwise what was read is kept in memory (within
+Range requests where the server offers them; otherwise all that was read is kept in memory (within
 the byte cap) so that seeking back costs no second download.
 
 With ranges, what was read is kept too (up to KEEP_BYTES), and a seek asks for a new range only
@@ -40,8 +40,7 @@ class RemoteFile(io.RawIOBase):
         self.position, self.fetched, self.size, self.ranges = 0, 0, None, False
         self.cut = False  # the source hung up before the end
         self._response, self._at = None, 0  # the open response and the offset it will read next
-        self._kept = bytearray()  # bytes [0, len) when the server offers no ranges
-        self._spans: dict[int, bytearray] = {}  # with ranges: start -> the bytes read from there on
+        self._spans: dict[int, bytearray] = {}  # start -> the bytes read from there on (without ranges: one, at 0)
         self._open(0)
 
     def _remaining(self) -> float:
@@ -59,7 +58,7 @@ class RemoteFile(io.RawIOBase):
         if response.status == 206 or (not offset and response.headers.get("Accept-Ranges") == "bytes"):
             self.ranges = True
         elif self.ranges:  # it offered ranges, then ignored one: from here on, keep what is read
-            self.ranges, self._kept, self._spans = False, bytearray(), {}
+            self.ranges, self._spans = False, {}
         length = response.headers.get("Content-Length")
         if self.size is None and length and length.isdigit():
             self.size = int(length) + self._at
@@ -124,9 +123,7 @@ class RemoteFile(io.RawIOBase):
         self.fetched += len(data)
         if self.fetched > self.settings.max_fetch_bytes:
             raise errors.source_too_large(self.settings.max_fetch_bytes)
-        if not self.ranges:
-            self._kept += data
-        elif sum(map(len, self._spans.values())) + len(data) <= KEEP_BYTES:
+        if not self.ranges or sum(map(len, self._spans.values())) + len(data) <= KEEP_BYTES:
             self._keep(self._at, data)
         self._at += len(data)
         return data
@@ -170,19 +167,18 @@ class RemoteFile(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         """Up to `size` bytes; a chunk for -1 (this file has no end to read all to)."""
         size = size if size >= 0 else CHUNK
+        data = self._from_kept(size)
+        if data or not size or (self.size is not None and self.position >= self.size):
+            self.position += len(data)
+            return data
+        if self.ranges and self._at != self.position:
+            self._seek_to_position()  # a server that ignores the range turns this to keeping mode
         if self.ranges:
-            data = self._from_kept(size)
-            if data or not size or (self.size is not None and self.position >= self.size):
-                self.position += len(data)
-                return data
-            if self._at != self.position:
-                self._seek_to_position()  # a server that ignores the range turns this to keeping mode
-        if not self.ranges:
-            while self.position >= len(self._kept) and self._fetch(CHUNK):
-                pass
-            data = bytes(self._kept[self.position:self.position + size])
-        else:
             data = self._fetch(size)
+        else:  # everything from the start is kept: read on to the position
+            while self.position >= self._at and self._fetch(CHUNK):
+                pass
+            data = self._from_kept(size)
         self.position += len(data)
         return data
 
@@ -204,5 +200,5 @@ class RemoteFile(io.RawIOBase):
 
     def close(self):
         self._release()
-        self._kept, self._spans = bytearray(), {}
+        self._spans = {}
         super().close()
