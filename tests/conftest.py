@@ -1,5 +1,6 @@
 """Shared fixtures: the GTZAN clips in ../shared, read-only; and the network fence (loopback only)."""
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -183,3 +184,26 @@ def gcs(gtzan, tmp_path_factory):
     (root / "results" / "README").write_text("results land here")  # an empty folder makes no bucket
     with emulator.start(root) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def bucket_function(gcs, model_path, tmp_path_factory):
+    """The function in its own process, reading the emulator's bucket `library`."""
+    import function_server
+    with function_server.start(tmp_path_factory.mktemp("function"), GENRE_MODEL=str(model_path),
+                               GENRE_ALLOWED_BUCKETS="library", **gcs.env) as server:
+        yield server
+
+
+def service_account_key(folder: Path, token_url: str, email: str) -> Path:
+    """A service account's key file (a new RSA key) whose token_uri is a local token endpoint
+    (local_http.TokenEndpoint), as GOOGLE_APPLICATION_CREDENTIALS names one."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    path = folder / "key.json"
+    path.write_text(json.dumps({"type": "service_account", "project_id": "p", "private_key_id": "k",
+                                "private_key": key, "client_email": email, "client_id": "1",
+                                "token_uri": f"{token_url}/token"}))
+    return path

@@ -2,6 +2,7 @@
 yt-dlp hands us) unless told otherwise."""
 import contextlib
 import http.server
+import json
 import re
 import sys
 import threading
@@ -83,6 +84,26 @@ class QuietServer(http.server.ThreadingHTTPServer):
         """A client that hangs up early (the function stops reading once it has its window) is normal."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
+
+
+class TokenEndpoint(http.server.BaseHTTPRequestHandler):
+    """Google's OAuth token endpoint as a service account's key names it (token_uri): each POST (a signed
+    assertion) answered with grant() as JSON."""
+
+    def grant(self) -> dict:
+        raise NotImplementedError
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps(self.grant()).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
 
 
 @contextlib.contextmanager

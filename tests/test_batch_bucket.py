@@ -13,7 +13,6 @@ import pytest
 
 from inference import batch
 
-import function_server
 import stand_in
 from conftest import BUCKET_CLIPS, MANY_OBJECTS, ROOT
 
@@ -29,17 +28,9 @@ def rows(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-@pytest.fixture(scope="module")
-def function(gcs, model_path, tmp_path_factory):
-    """The function in its own process, reading the bucket `library`."""
-    with function_server.start(tmp_path_factory.mktemp("function"), GENRE_MODEL=str(model_path),
-                               GENRE_ALLOWED_BUCKETS="library", **gcs.env) as server:
-        yield server
-
-
-def test_a_prefix_is_sent_as_gs_links_and_answered_by_the_function(gcs, function, tmp_path):
+def test_a_prefix_is_sent_as_gs_links_and_answered_by_the_function(gcs, bucket_function, tmp_path):
     out = tmp_path / "results.jsonl"
-    done = run_batch("gs://library/tracks/", "--endpoint", function.url, "--out", str(out), env=gcs.env)
+    done = run_batch("gs://library/tracks/", "--endpoint", bucket_function.url, "--out", str(out), env=gcs.env)
     assert done.returncode == 0, done.stderr
     found = rows(out.read_text())
     assert sorted(row["input"] for row in found) == sorted(TRACKS)  # list.txt is not audio: not an item

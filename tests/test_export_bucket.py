@@ -10,7 +10,6 @@ import pytest
 
 from export import library
 
-import function_server
 from conftest import ROOT, TRAIN_LABELS, TRAIN_PER_LABEL
 
 CLIPS = len(TRAIN_LABELS) * TRAIN_PER_LABEL
@@ -19,13 +18,6 @@ CLIPS = len(TRAIN_LABELS) * TRAIN_PER_LABEL
 def export(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "export", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=600, env={**os.environ, **env})
-
-
-@pytest.fixture(scope="module")
-def function(gcs, model_path, tmp_path_factory):
-    with function_server.start(tmp_path_factory.mktemp("function"), GENRE_MODEL=str(model_path),
-                               GENRE_ALLOWED_BUCKETS="library", **gcs.env) as server:
-        yield server
 
 
 def test_label_prefixes_and_their_artists_are_read_from_the_bucket(gcs, gtzan, monkeypatch):
@@ -42,12 +34,13 @@ def test_label_prefixes_and_their_artists_are_read_from_the_bucket(gcs, gtzan, m
         library.read("gs://library/nothing/")
 
 
-def test_crossval_on_a_bucket_computes_the_features_in_the_function_and_caches_them(gcs, gtzan, function, tmp_path):
+def test_crossval_on_a_bucket_computes_the_features_in_the_function_and_caches_them(gcs, gtzan, bucket_function,
+                                                                                   tmp_path):
     cache = tmp_path / "cache"
-    args = ["crossval", "genre_musicnn", "--cache", str(cache), "--endpoint", function.url, "--jobs", "2"]
+    args = ["crossval", "genre_musicnn", "--cache", str(cache), "--endpoint", bucket_function.url, "--jobs", "2"]
     by_prefix = export(*args, "--data", "gs://library/train/", "--out", str(tmp_path / "a"), env=gcs.env)
     assert by_prefix.returncode == 0, by_prefix.stderr[-3000:]
-    assert f"features of {CLIPS} clips (0 cached) from {function.url}" in by_prefix.stdout
+    assert f"features of {CLIPS} clips (0 cached) from {bucket_function.url}" in by_prefix.stdout
     assert len(list(cache.rglob("*.npy"))) == CLIPS
     rows = [f"gs://library/train/{label}/{clip.name},{label}" for label in TRAIN_LABELS
             for clip in sorted((gtzan / label).glob("*.flac"))[:TRAIN_PER_LABEL]]

@@ -11,7 +11,7 @@ from inference import storage
 
 import function_server
 import local_http
-from conftest import BUCKET_CLIPS, GTZAN
+from conftest import BUCKET_CLIPS, GTZAN, service_account_key
 
 ROCK = "gs://library/tracks/" + BUCKET_CLIPS[0]
 
@@ -149,37 +149,22 @@ def test_parse_names_bucket_and_object():
     assert storage.media_url(storage.Location("b", "a/b c.flac")).endswith("/storage/v1/b/b/o/a%2Fb%20c.flac?alt=media")
 
 
-class AccessTokens(http.server.BaseHTTPRequestHandler):
-    """Google's OAuth token endpoint as a service account's key names it: access-1, access-2... of an hour."""
+class AccessTokens(local_http.TokenEndpoint):
+    """Access tokens access-1, access-2... of an hour."""
     issued: list
 
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    def grant(self) -> dict:
         self.issued.append(f"access-{len(self.issued) + 1}")
-        body = json.dumps({"access_token": self.issued[-1], "expires_in": 3600, "token_type": "Bearer"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        return {"access_token": self.issued[-1], "expires_in": 3600, "token_type": "Bearer"}
 
 
 def test_the_function_reads_with_its_own_identitys_access_token(tmp_path, monkeypatch):
     """Application Default Credentials (here a service account's key whose token_uri is on 127.0.0.1):
     one token for the reads until it is stale, read-only scope; none for an emulator."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
     handler = type("Issuing", (AccessTokens,), {"issued": []})
     with local_http.serving(handler) as token_url:
-        (tmp_path / "key.json").write_text(json.dumps({
-            "type": "service_account", "project_id": "p", "private_key_id": "k", "private_key": key,
-            "client_email": "fn@p.iam.gserviceaccount.com", "client_id": "1", "token_uri": f"{token_url}/token"}))
-        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "key.json"))
+        key = service_account_key(tmp_path, token_url, "fn@p.iam.gserviceaccount.com")
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
         monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
         storage._credentials.cache_clear()
         try:

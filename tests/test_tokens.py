@@ -3,7 +3,6 @@
 refused token is renewed by --token-command; a 401 or 403 is never written as an answer; a failed
 renewal stops the run (exit 1) and the resume answers the rest, each item once."""
 import base64
-import http.server
 import json
 import os
 import subprocess
@@ -16,7 +15,7 @@ from inference import client, tokens
 
 import local_http
 import stand_in
-from conftest import ROOT
+from conftest import ROOT, service_account_key
 
 ITEMS = "".join(f"https://example.com/{i}\n" for i in range(60))
 
@@ -145,42 +144,24 @@ def test_export_stops_clearly_when_its_token_cannot_be_renewed(tmp_path):
     assert "Traceback" not in done.stderr and runs(tmp_path) == 2 and {t for _, _, t in endpoint.seen} == {"tok-1"}
 
 
-class TokenEndpoint(http.server.BaseHTTPRequestHandler):
-    """Google's OAuth token endpoint as a service account's key names it (token_uri): an ID token for each
-    signed assertion, id-1, id-2... as JWTs of an hour."""
+class IdTokens(local_http.TokenEndpoint):
+    """An ID token for each signed assertion, id-1, id-2... as JWTs of an hour."""
     minted: list
 
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    def grant(self) -> dict:
         self.minted.append(len(self.minted) + 1)
         claims = {"exp": int(time.time()) + 3600, "iat": int(time.time()), "sub": f"id-{len(self.minted)}"}
-        token = ".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
-                         for part in ({"alg": "RS256", "typ": "JWT"}, claims)) + ".c2ln"
-        body = json.dumps({"id_token": token}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        return {"id_token": ".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+                                     for part in ({"alg": "RS256", "typ": "JWT"}, claims)) + ".c2ln"}
 
 
 def test_without_token_options_google_auth_mints_and_renews_id_tokens(tmp_path, monkeypatch):
     """A service account's key (GOOGLE_APPLICATION_CREDENTIALS) whose token_uri is a local token endpoint:
     google-auth signs an assertion, gets an ID token, and a new one when the function refuses the first."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
-    handler = type("Minting", (TokenEndpoint,), {"minted": []})
+    handler = type("Minting", (IdTokens,), {"minted": []})
     with local_http.serving(handler) as token_url, stand_in.StandIn() as endpoint:
-        account = {"type": "service_account", "project_id": "p", "private_key_id": "k", "private_key": key,
-                   "client_email": "batch@p.iam.gserviceaccount.com", "client_id": "1",
-                   "token_uri": f"{token_url}/token"}
-        (tmp_path / "key.json").write_text(json.dumps(account))
-        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "key.json"))
+        key = service_account_key(tmp_path, token_url, "batch@p.iam.gserviceaccount.com")
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
         token = tokens.choose(token=None, command=None, endpoint="https://genre-classifier-abc-uc.a.run.app")
         assert isinstance(token, tokens.Minted)
         first = token.current()
