@@ -5,7 +5,8 @@ layer [200] and its tag scores [50]).
 The method (chosen by export/outside.py's protocol, docs/outside-labels.md): for each view of the
 features (the tag scores; the square root of the penultimate layer beside the tags' logits), the
 squared Mahalanobis distance of a segment to the nearest label's mean, with one covariance shared by
-the labels (Ledoit-Wolf shrinkage, fitted on every segment's deviation from its label's mean); a
+the labels (the segments' deviations from their label's mean plus the artists', Ledoit-Wolf shrinkage
+on each); a
 segment's logit is b + sum_v a_v log(distance_v). a and b are a logistic regression (classes
 balanced, so 0.5 is where a clip is as likely inside as outside) fitted on the library itself: its
 clips scored out of fold (artists grouped) as the inside, and each label's clips scored by the
@@ -61,13 +62,25 @@ class Distance:
         return ((z[:, None, :] - self.centres[None]) ** 2).sum(axis=2).min(axis=1)
 
 
-def distance(view: str, features: list[np.ndarray], y: np.ndarray) -> Distance:
-    """The Distance of a view fitted on clips' segment features [segments, n] and their labels y."""
+def _covariance(deviations: np.ndarray) -> np.ndarray:
+    """Ledoit-Wolf's shrunk covariance of deviations [n, d] from their means (zeros if they are all 0)."""
+    if not np.any(deviations):
+        return np.zeros((deviations.shape[1],) * 2)
+    return ledoit_wolf(deviations, assume_centered=True)[0]
+
+
+def distance(view: str, features: list[np.ndarray], y: np.ndarray, groups: list[str]) -> Distance:
+    """The Distance of a view fitted on clips' segment features [segments, n], their labels y and artists.
+    The covariance is the segments' around their label's mean plus the artists' (each artist's mean
+    around its label's): a new artist of a label differs from the label's mean the way its artists
+    differ from each other, which the segments of a few artists alone understate."""
     x = [VIEWS[view](np.asarray(f, np.float64)) for f in features]
-    labels = np.unique(y)
+    labels, groups = np.unique(y), np.asarray(groups)
     means = np.stack([np.concatenate([x[i] for i in np.flatnonzero(y == k)]).mean(axis=0) for k in labels])
     deviations = np.concatenate([x[i] - means[np.searchsorted(labels, y[i])] for i in range(len(x))])
-    lower = np.linalg.cholesky(ledoit_wolf(deviations, assume_centered=True)[0])  # covariance = lower @ lower.T
+    artists = np.stack([np.concatenate([x[i] for i in np.flatnonzero((y == k) & (groups == artist))]).mean(axis=0)
+                        - means[j] for j, k in enumerate(labels) for artist in np.unique(groups[y == k])])
+    lower = np.linalg.cholesky(_covariance(deviations) + _covariance(artists))  # covariance = lower @ lower.T
     root = solve_triangular(lower, np.eye(len(lower)), lower=True).T
     return Distance(view, root, means @ root)
 
@@ -92,8 +105,8 @@ class Detector:
         return expit(self.logits(features))
 
 
-def _fit_distances(features, y, views) -> tuple[Distance, ...]:
-    return tuple(distance(view, features, y) for view in views)
+def _fit_distances(features, y, groups, views) -> tuple[Distance, ...]:
+    return tuple(distance(view, features, y, groups) for view in views)
 
 
 def grouped_folds(y: np.ndarray, groups: list[str]):
@@ -112,11 +125,13 @@ def calibration_scores(features: list[np.ndarray], y: np.ndarray, groups: list[s
     pick = lambda idx: [features[i] for i in idx]  # noqa: E731
     inside = np.zeros((len(y), len(views)))
     for fit_on, score in grouped_folds(y, groups):
-        inside[score] = scores(_fit_distances(pick(fit_on), y[fit_on], views), pick(score))
+        inside[score] = scores(_fit_distances(pick(fit_on), y[fit_on], [groups[i] for i in fit_on], views),
+                               pick(score))
     outside = np.zeros_like(inside)
     for label in np.unique(y):
         others, these = np.flatnonzero(y != label), np.flatnonzero(y == label)
-        outside[these] = scores(_fit_distances(pick(others), y[others], views), pick(these))
+        outside[these] = scores(_fit_distances(pick(others), y[others], [groups[i] for i in others], views),
+                                pick(these))
     return inside, outside
 
 
@@ -127,7 +142,7 @@ def fit(features: list[np.ndarray], y: np.ndarray, groups: list[str], views=tupl
         raise ValueError("the in-labels detector needs at least 2 labels")
     with threadpool_limits(1):  # matrices of a few hundred: BLAS threads only contend (20 times slower here)
         inside, outside = calibration_scores(features, y, groups, views)
-        distances = _fit_distances(features, y, views)
+        distances = _fit_distances(features, y, groups, views)
     weights, bias = calibration(np.concatenate([inside, outside]), np.r_[np.ones(len(inside)), np.zeros(len(outside))])
     return Detector(distances, weights, bias)
 
