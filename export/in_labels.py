@@ -2,17 +2,18 @@
 the model's labels, read from the same segment features as the genre head (musicnn's penultimate
 layer [200] and its tag scores [50]).
 
-The method (chosen by export/outside.py's protocol, docs/outside-labels.md): for each view of the
-features (the tag scores; the square root of the penultimate layer beside the tags' logits), the
-squared Mahalanobis distance of a segment to the nearest label's mean, with one covariance shared by
-the labels (the segments' deviations from their label's mean plus the artists', Ledoit-Wolf shrinkage
-on each); a
-segment's logit is b + sum_v a_v log(distance_v). a and b are a logistic regression (classes
-balanced, so 0.5 is where a clip is as likely inside as outside) fitted on the library itself: its
-clips scored out of fold (artists grouped) as the inside, and each label's clips scored by the
-distances of the other labels as the outside (leave one label out). A window's in_labels pools its
-segments' logits by their mean, as `music` does. append() adds it to an exported model's graph as
-the output IN_LABELS_OUTPUT [segments], fed by FEATURES_OUTPUT.
+The method (chosen by export/outside.py's protocol, docs/outside-labels.md): in a view of the
+features (the tag scores; the square root of the penultimate layer beside the tags' logits), a segment's squared Mahalanobis distance to each label's
+mean, with one covariance shared by the labels: the segments' deviations from their label's mean
+plus the artists' (Ledoit-Wolf shrinkage on each). Its score is the log of the distance to the
+nearest mean less the mean log distance to all of them: how much nearer it is to one label than to
+the labels at large (music of a label is near it and far from the rest; music of none is about as
+far from each). A segment's logit is b + sum_v a_v score_v; a and b are a logistic regression
+(classes balanced, so 0.5 is where a clip is as likely inside as outside) fitted on the library
+itself: its clips scored out of fold (artists grouped) as the inside, and each label's clips scored
+by the distances of the other labels as the outside (leave one label out). A window's in_labels
+pools its segments' logits by their mean, as `music` does. append() adds it to an exported model's
+graph as the output IN_LABELS_OUTPUT [segments], fed by FEATURES_OUTPUT.
 """
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from inference.contract import FEATURES_OUTPUT, IN_LABELS_OUTPUT
 TAGS = 50  # the last columns of the features are the network's tag scores (genre_musicnn.FEATURES)
 TAG_CLIP = 1e-4  # tag scores clipped to [TAG_CLIP, 1 - TAG_CLIP] before their logit
 FLOOR = 1e-6  # distances floored before their log
-C = 1.0  # inverse L2 strength of the calibration (on standardised log distances): keeps its slope sane
+C = 1.0  # inverse L2 strength of the calibration (on standardised scores): keeps its slope sane
 FOLDS = 5  # the inside's out-of-fold scores: grouped folds, at most this many
 SEED = 0
 
@@ -51,15 +52,19 @@ VIEWS = {"tags": tags, "shape": shape}
 
 @dataclass(frozen=True)
 class Distance:
-    """The squared Mahalanobis distance of a view of segment features to the nearest of its means."""
+    """How much nearer a segment is to its nearest label than to the labels at large, in one view: the
+    log of its squared Mahalanobis distance to the nearest label's mean less the mean of the logs of
+    its distances to every label's mean (0 when all are as near; the more negative, the more it is
+    one label's)."""
     view: str
     root: np.ndarray  # [d, d]: the shared precision is root @ root.T, so a distance is one in `view @ root`
     centres: np.ndarray  # [labels, d]: the labels' means @ root
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        """[segments]: each segment's distance to its nearest mean."""
+        """[segments]: each segment's log distance to its nearest mean relative to the mean log distance."""
         z = VIEWS[self.view](np.asarray(features, np.float64)) @ self.root
-        return ((z[:, None, :] - self.centres[None]) ** 2).sum(axis=2).min(axis=1)
+        logs = np.log(np.maximum(((z[:, None, :] - self.centres[None]) ** 2).sum(axis=2), FLOOR))
+        return logs.min(axis=1) - logs.mean(axis=1)
 
 
 def _covariance(deviations: np.ndarray) -> np.ndarray:
@@ -86,8 +91,8 @@ def distance(view: str, features: list[np.ndarray], y: np.ndarray, groups: list[
 
 
 def scores(distances: list[Distance], features: list[np.ndarray]) -> np.ndarray:
-    """[clips, views]: each clip's mean over segments of log(distance) per view."""
-    return np.array([[np.log(np.maximum(d(f), FLOOR)).mean() for d in distances] for f in features])
+    """[clips, views]: each clip's mean over segments of each view's relative log distance."""
+    return np.array([[d(f).mean() for d in distances] for f in features])
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,7 @@ class Detector:
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         """Each segment's logit [segments] from its features [segments, n]."""
-        logs = np.stack([np.log(np.maximum(d(features), FLOOR)) for d in self.distances], axis=1)
-        return logs @ self.weights + self.bias
+        return np.stack([d(features) for d in self.distances], axis=1) @ self.weights + self.bias
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         return expit(self.logits(features))
@@ -148,7 +152,7 @@ def fit(features: list[np.ndarray], y: np.ndarray, groups: list[str], views=tupl
 
 
 def calibration(x: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, float]:
-    """(a, b) of P(in) = sigmoid(x @ a + b), x [clips, views] of log distances, inside 1 or 0; a view
+    """(a, b) of P(in) = sigmoid(x @ a + b), x [clips, views] of scores, inside 1 or 0; a view
     whose weight comes out >= 0 (farther, more inside: noise) is left out and the rest refitted, so
     that P(in) never grows with a distance."""
     kept = np.ones(x.shape[1], bool)
@@ -202,10 +206,12 @@ def append(model: onnx.ModelProto, detector: Detector) -> onnx.ModelProto:
                   node("Unsqueeze", [f"{p}_z", f"{p}_one_axis"], [f"{p}_z3"]),
                   node("Sub", [f"{p}_z3", f"{p}_centres"], [f"{p}_diff"]),
                   node("ReduceSumSquare", [f"{p}_diff", f"{p}_two_axis"], [f"{p}_d"], keepdims=0),
-                  node("ReduceMin", [f"{p}_d", f"{p}_one_axis"], [f"{p}_nearest"], keepdims=0),
-                  node("Max", [f"{p}_nearest", f"{p}_floor"], [f"{p}_floored"]),
-                  node("Log", [f"{p}_floored"], [f"{p}_log"]),
-                  node("Mul", [f"{p}_log", f"{p}_weight"], [f"{p}_term"])]
+                  node("Max", [f"{p}_d", f"{p}_floor"], [f"{p}_floored"]),
+                  node("Log", [f"{p}_floored"], [f"{p}_logs"]),
+                  node("ReduceMin", [f"{p}_logs", f"{p}_one_axis"], [f"{p}_nearest"], keepdims=0),
+                  node("ReduceMean", [f"{p}_logs", f"{p}_one_axis"], [f"{p}_all"], keepdims=0),
+                  node("Sub", [f"{p}_nearest", f"{p}_all"], [f"{p}_relative"]),
+                  node("Mul", [f"{p}_relative", f"{p}_weight"], [f"{p}_term"])]
         model.graph.node.extend(nodes)
         model.graph.initializer.extend(constants)
         logs.append(f"{p}_term")
