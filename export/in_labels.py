@@ -3,7 +3,7 @@ the model's labels, read from the same segment features as the genre head (music
 layer [200] and its tag scores [50]).
 
 The method (chosen by export/outside.py's protocol, docs/outside-labels.md): in a view of the
-features (the tag scores; the square root of the penultimate layer beside the tags' logits), a segment's squared Mahalanobis distance to each label's
+features (DEFAULT_VIEWS: the 50 tag scores), a segment's squared Mahalanobis distance to each label's
 mean, with one covariance shared by the labels: the segments' deviations from their label's mean
 plus the artists' (Ledoit-Wolf shrinkage on each). Its score is the log of the distance to the
 nearest mean less the mean log distance to all of them: how much nearer it is to one label than to
@@ -48,6 +48,7 @@ def shape(features: np.ndarray) -> np.ndarray:
 
 
 VIEWS = {"tags": tags, "shape": shape}
+DEFAULT_VIEWS = ("tags",)  # chosen by export/outside.py's protocol (docs/outside-labels.md)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def grouped_folds(y: np.ndarray, groups: list[str]):
 
 
 def calibration_scores(features: list[np.ndarray], y: np.ndarray, groups: list[str],
-                       views=tuple(VIEWS)) -> tuple[np.ndarray, np.ndarray]:
+                       views=DEFAULT_VIEWS) -> tuple[np.ndarray, np.ndarray]:
     """The library's own evidence, [clips, views] each: its clips scored out of fold (artists grouped)
     and each label's clips scored by the other labels' distances."""
     pick = lambda idx: [features[i] for i in idx]  # noqa: E731
@@ -139,9 +140,9 @@ def calibration_scores(features: list[np.ndarray], y: np.ndarray, groups: list[s
     return inside, outside
 
 
-def fit(features: list[np.ndarray], y: np.ndarray, groups: list[str], views=tuple(VIEWS)) -> Detector:
+def fit(features: list[np.ndarray], y: np.ndarray, groups: list[str], views=DEFAULT_VIEWS) -> Detector:
     """The detector of a library of at least 2 labels: clips' segment features, label indices, artists
-    (views: which of VIEWS, all by default)."""
+    (views: which of VIEWS)."""
     if len(np.unique(y)) < 2:
         raise ValueError("the in-labels detector needs at least 2 labels")
     with threadpool_limits(1):  # matrices of a few hundred: BLAS threads only contend (20 times slower here)

@@ -52,7 +52,7 @@ def _pooled(detector, features: np.ndarray) -> float:
 
 
 def leave_one_label_out(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels,
-                        views=tuple(in_labels.VIEWS)) -> dict:
+                        views=in_labels.DEFAULT_VIEWS) -> dict:
     """Per left-out label: (P(in) of the inside out of fold, P(in) of the left-out clips)."""
     results = {}
     for k, label in enumerate(labels):
@@ -65,7 +65,7 @@ def leave_one_label_out(features: list[np.ndarray], y: np.ndarray, groups: list[
 
 
 def inside_outside(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels, inside_labels,
-                   views=tuple(in_labels.VIEWS)) -> dict:
+                   views=in_labels.DEFAULT_VIEWS) -> dict:
     """A taxonomy of `inside_labels` only: its clips out of fold, every other clip as the outside."""
     chosen = np.isin(y, [labels.index(name) for name in inside_labels])
     rest, left = np.flatnonzero(chosen), np.flatnonzero(~chosen)
@@ -139,7 +139,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data", required=True, type=Path, help="a folder of label folders, or a CSV manifest")
     parser.add_argument("--inside", help="comma-separated labels of a smaller taxonomy (the rest: its outside)")
     parser.add_argument("--diagram", type=Path, help="draw the reliability diagram here (.png)")
-    parser.add_argument("--views", default=",".join(in_labels.VIEWS),
+    parser.add_argument("--views", default=",".join(in_labels.DEFAULT_VIEWS),
                         help="comma-separated views of the features to measure distances in (default: %(default)s)")
     parser.add_argument("--cache", type=Path, default=extract.CACHE, help="the features' cache (default: %(default)s)")
     args = parser.parse_args(argv)
