@@ -59,6 +59,24 @@ def test_the_default_card_quotes_its_segment_accuracy_and_what_uncertain_buys():
     assert missing(card("genre_musicnn"), quoted) == []
 
 
+def test_the_card_readme_and_outside_page_quote_the_in_labels_figures():
+    """What crossval scored by leaving each label out, as the card, the README and the method's page
+    quote it."""
+    scored = figures("genre_musicnn")["in_labels"]
+    outside, inside = scored["outside_under_half"], scored["inside_at_half_or_above"]
+    auroc = scored["auroc"]
+    low, high = min(auroc, key=auroc.get), max(auroc, key=auroc.get)
+    page = (ROOT / "docs" / "outside-labels.md").read_text()
+    assert missing(card("genre_musicnn"), [f"mean AUROC **{scored['auroc_mean']:.3f}**", percent(outside),
+                                           f"{percent(inside)} of known music",
+                                           f"{low} {auroc[low]:.3f} to {high} {auroc[high]:.3f}"]) == []
+    assert missing(README, [f"mean AUROC of {scored['auroc_mean']:.2f}", f"puts {outside * 100:.0f}% of them",
+                            f"keeps {inside * 100:.0f}% of known music"]) == []
+    assert missing(page, [f"**{scored['auroc_mean']:.3f}**", f"**{percent(outside)}**", f"**{percent(inside)}**",
+                          f"balanced ECE {scored['ece_balanced']:.3f}",
+                          *(f"{a:.3f}" for a in auroc.values())]) == []
+
+
 def test_the_readme_quotes_the_crossval_figures():
     musicnn, cnn = figures("genre_musicnn"), figures("genre_cnn")
     grouped = musicnn["grouped"]

@@ -26,7 +26,7 @@ from export.folds import class_weights
 from inference.config import DEFAULT_MODEL
 from inference.contract import FEATURES_OUTPUT, OUTPUT, SEGMENT_SECONDS, TAGS_OUTPUT, ModelMeta
 
-NAME, VERSION = "genre_musicnn", "2.1.0"
+NAME, VERSION = "genre_musicnn", "2.2.0"
 SAMPLE_RATE = musicnn.SAMPLE_RATE
 SEGMENT_SAMPLES = SAMPLE_RATE * SEGMENT_SECONDS  # 48000
 FEATURES = {"kind": "log_mel", "n_fft": musicnn.N_FFT, "hop_length": musicnn.HOP_LENGTH,
