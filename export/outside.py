@@ -27,7 +27,7 @@ PROTOCOL = (f"leave one label out: each label's clips scored by a detector fitte
             f"out of fold, StratifiedGroupKFold({in_labels.FOLDS}) by artist (seed {in_labels.SEED})")
 
 
-def _out_of_fold(features, y, groups, extra, views) -> tuple[np.ndarray, list[np.ndarray]]:
+def _out_of_fold(features, y, groups, extra) -> tuple[np.ndarray, list[np.ndarray]]:
     """P(in) of each clip by a detector fitted without its fold; and, per fold, of the `extra` clips. A
     fold whose rest holds a single label (one artist made a whole label) has no detector: its clips
     are not scored (NaN)."""
@@ -36,7 +36,7 @@ def _out_of_fold(features, y, groups, extra, views) -> tuple[np.ndarray, list[np
     for fit_on, score in in_labels.grouped_folds(y, groups):
         if len(np.unique(y[fit_on])) < 2:
             continue
-        detector = in_labels.fit(pick(fit_on), y[fit_on], [groups[i] for i in fit_on], views)
+        detector = in_labels.fit(pick(fit_on), y[fit_on], [groups[i] for i in fit_on])
         inside[score] = [_pooled(detector, features[i]) for i in score]
         others.append(np.array([_pooled(detector, f) for f in extra]))
     return inside, others
@@ -51,26 +51,24 @@ def _pooled(detector, features: np.ndarray) -> float:
     return segments.pool_yes(detector.probabilities(features))
 
 
-def leave_one_label_out(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels,
-                        views=in_labels.DEFAULT_VIEWS) -> dict:
+def leave_one_label_out(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels) -> dict:
     """Per left-out label: (P(in) of the inside out of fold, P(in) of the left-out clips)."""
     results = {}
     for k, label in enumerate(labels):
         rest, left = np.flatnonzero(y != k), np.flatnonzero(y == k)
         inside, outside = _out_of_fold([features[i] for i in rest], y[rest], [groups[i] for i in rest],
-                                       [features[i] for i in left], views)
+                                       [features[i] for i in left])
         results[label] = (inside, _mean(outside, len(left)))
         print(f"  left out {label}: AUROC {_auroc(*results[label]):.3f}", flush=True)
     return results
 
 
-def inside_outside(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels, inside_labels,
-                   views=in_labels.DEFAULT_VIEWS) -> dict:
+def inside_outside(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels, inside_labels) -> dict:
     """A taxonomy of `inside_labels` only: its clips out of fold, every other clip as the outside."""
     chosen = np.isin(y, [labels.index(name) for name in inside_labels])
     rest, left = np.flatnonzero(chosen), np.flatnonzero(~chosen)
     inside, outside = _out_of_fold([features[i] for i in rest], y[rest], [groups[i] for i in rest],
-                                   [features[i] for i in left], views)
+                                   [features[i] for i in left])
     return {"+".join(inside_labels): (inside, _mean(outside, len(left)))}
 
 
@@ -139,13 +137,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", required=True, type=Path, help="a folder of label folders, or a CSV manifest")
     parser.add_argument("--inside", help="comma-separated labels of a smaller taxonomy (the rest: its outside)")
     parser.add_argument("--diagram", type=Path, help="draw the reliability diagram here (.png)")
-    parser.add_argument("--views", default=",".join(in_labels.DEFAULT_VIEWS),
-                        help="comma-separated views of the features to measure distances in (default: %(default)s)")
     parser.add_argument("--cache", type=Path, default=extract.CACHE, help="the features' cache (default: %(default)s)")
     args = parser.parse_args(argv)
-    views = tuple(v.strip() for v in args.views.split(","))
-    if not views or set(views) - set(in_labels.VIEWS):
-        raise SystemExit(f"--views takes some of {list(in_labels.VIEWS)}")
     found = library.read(args.data, progress=extract.progress)
     clips, features = extract.features(found, extract.Extractor(config.DEFAULT_MODEL, cache=args.cache,
                                                                 jobs=1))
@@ -156,11 +149,11 @@ def main(argv=None) -> None:
         unknown = sorted(set(wanted) - set(labels))
         if unknown or len(wanted) < 2:
             raise SystemExit(f"--inside needs 2 or more of the library's labels {list(labels)}; not {unknown}")
-        results, what = inside_outside(features, y, groups, labels, wanted, views), f"inside {wanted}, the rest outside"
+        results, what = inside_outside(features, y, groups, labels, wanted), f"inside {wanted}, the rest outside"
     elif len(labels) < MIN_LABELS:
         raise SystemExit(f"leaving one label out needs {MIN_LABELS} labels or more; the library has {len(labels)}")
     else:
-        results, what = leave_one_label_out(features, y, groups, labels, views), "leave one label out"
+        results, what = leave_one_label_out(features, y, groups, labels), "leave one label out"
     result = figures(results)
     print(f"== in_labels, {what}, artists grouped ({len(clips)} clips)\n{report(result)}")
     if args.diagram:
