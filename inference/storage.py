@@ -6,8 +6,9 @@ within the byte cap and the time budget, with an access token of the function's 
 (Application Default Credentials). Only buckets in GENRE_ALLOWED_BUCKETS are read.
 
 batch and export ask `under(where)` what audio lies under a folder or a gs:// prefix (streamed page by
-page), and read and write small text objects (lists, results) with google-cloud-storage, imported on
-first use. STORAGE_EMULATOR_HOST points both at an emulator, as the Google client libraries do."""
+page), export which version of each object it is (`versions`, `version`: its features are cached by
+it), and both read and write small text objects (lists, results) with google-cloud-storage, imported
+on first use. STORAGE_EMULATOR_HOST points both at an emulator, as the Google client libraries do."""
 import contextlib
 import functools
 import io
@@ -176,11 +177,35 @@ def open_text(url: str) -> Iterator[io.TextIOBase]:
 
 def names(where: str) -> Iterator[str]:
     """Every object's name under a gs:// prefix, page by page."""
+    yield from (blob.name for blob in _blobs(where))
+
+
+def versions(where: str, suffixes=decode.SUFFIXES) -> Iterator[tuple[str, str]]:
+    """(gs:// URL, version()) of each object under a prefix whose name ends in one of `suffixes`, from
+    the listing itself (no request per object)."""
+    yield from ((str(Location(blob.bucket.name, blob.name)), _version(blob)) for blob in _blobs(where)
+                if Path(blob.name).suffix.lower() in suffixes)
+
+
+def version(url: str) -> str:
+    """What identifies the bytes of the object at `url` now (one metadata request): see _version."""
+    found = parse(url)
+    with _api_errors(url):
+        blob = client().bucket(found.bucket).get_blob(found.name, timeout=CALL_TIMEOUT_S)
+    if blob is None:
+        raise FileNotFoundError(f"no such bucket or object: {url}")
+    return _version(blob)
+
+
+def _version(blob) -> str:
+    """Its URL and generation, which every rewrite of the object changes (and nothing else does)."""
+    return f"{Location(blob.bucket.name, blob.name)}#{blob.generation}"
+
+
+def _blobs(where: str):
     found = parse(where, prefix=True)
     with _api_errors(where):
-        for blob in client().list_blobs(found.bucket, prefix=found.name, page_size=LIST_PAGE,
-                                        timeout=CALL_TIMEOUT_S):
-            yield blob.name
+        yield from client().list_blobs(found.bucket, prefix=found.name, page_size=LIST_PAGE, timeout=CALL_TIMEOUT_S)
 
 
 def create(url: str, data: bytes, *, content_type: str):

@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from export import library
+from export import extract, library
+from inference import storage
 
 from conftest import ROOT, TRAIN_LABELS, TRAIN_PER_LABEL
 
@@ -49,3 +51,33 @@ def test_crossval_on_a_bucket_computes_the_features_in_the_function_and_caches_t
     assert by_manifest.returncode == 0, by_manifest.stderr[-3000:]
     assert "features of" not in by_manifest.stdout  # the same objects: their features all cached, none asked
     assert len(list(cache.rglob("*.npy"))) == CLIPS
+
+
+def test_an_object_rewritten_under_its_name_is_new_audio_and_its_features_are_computed_again(
+        gcs, gtzan, model_path, monkeypatch, tmp_path, capsys):
+    """A bucket's clips are keyed by URL and generation (by prefix and by manifest alike): a rewritten
+    object's cached features are not reused, the others' are; a manifest's missing object is skipped."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+    bucket, one, two = storage.client().bucket("results"), "gs://results/rewrite/a/one.flac", "gs://results/rewrite/b/two.flac"
+    bucket.blob("rewrite/a/one.flac").upload_from_filename(gtzan / "rock/rock.00000.flac")
+    bucket.blob("rewrite/b/two.flac").upload_from_filename(gtzan / "jazz/jazz.00000.flac")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"path,label\n{one},a\n{two},b\ngs://results/rewrite/a/none.flac,a\n")
+    extractor = extract.Extractor(model_path, cache=tmp_path / "cache")
+
+    def features(data):
+        found = library.read(data)
+        clips, arrays = extract.features(found, extractor)
+        return {c.item: c.key for c in clips}, {c.item: a for c, a in zip(clips, arrays, strict=True)}, found.skipped
+
+    keys, before, _ = features("gs://results/rewrite/")
+    assert "features of 2 clips (0 cached)" in capsys.readouterr().out
+    by_manifest, _, skipped = features(manifest)
+    assert by_manifest == keys and "features of" not in capsys.readouterr().out
+    assert skipped == [f"{manifest} line 4: gs://results/rewrite/a/none.flac: cannot be read "
+                       "(no such bucket or object: gs://results/rewrite/a/none.flac) (left out)"]
+    bucket.blob("rewrite/a/one.flac").upload_from_filename(gtzan / "rock/rock.00001.flac")
+    after, features_after, _ = features("gs://results/rewrite/")
+    assert "features of 1 clips (1 cached)" in capsys.readouterr().out
+    assert after[two] == keys[two] and after[one] != keys[one]
+    assert np.array_equal(features_after[two], before[two]) and not np.array_equal(features_after[one], before[one])

@@ -12,9 +12,10 @@ import stat
 from pathlib import Path
 
 from export.library import clips, folders, manifest
-from export.library.clips import MIN_CLIPS, Clip, Library, LibraryError, check_sizes, checked_label
+from export.library.clips import MIN_CLIPS, Clip, Library, LibraryError, check_sizes, checked_label, version_key
 from inference import storage
 from inference.batch import is_link
+from inference.errors import ClassifyError
 
 __all__ = ["MIN_CLIPS", "Clip", "Library", "LibraryError", "check_sizes", "checked_label", "read"]
 ARTISTS_FILE = "artists.csv"  # beside label folders: stem (file name without suffix), artist
@@ -25,8 +26,8 @@ def read(data, labels_from: str = "folders", artists=None, progress=None) -> Lib
     """The library at `data`: a CSV manifest, or a folder whose labels come from its label folders or
     from its files' genre tags; artists from `artists` (default: the folder's artists.csv, else the
     files' artist tags). Files are hashed (progress wraps the iteration) and duplicates resolved. A gs://
-    prefix's label folders are prefixes; its objects are links (keyed by their URL, read where the
-    features are computed)."""
+    prefix's label folders are prefixes; its objects are links, read where the features are computed and
+    keyed by their URL and generation (a rewritten object's cached features are not reused)."""
     if storage.is_gs(str(data)):
         root = str(data).rstrip("/") + "/"
         library, at = folders.by_prefix(root), Path(artists) if artists else root + ARTISTS_FILE
@@ -81,7 +82,7 @@ def _deduplicated(library: Library, progress) -> Library:
     labels it is an error naming both."""
     first, kept = {}, []
     for clip in progress(library.clips, "hashing"):
-        key, why = _key(clip)
+        key, why = (clip.key, None) if clip.key else _key(clip)
         if why:
             library.skipped.append(f"{clip.origin}: {clip.item}: {why} (left out)")
             continue
@@ -99,7 +100,13 @@ def _deduplicated(library: Library, progress) -> Library:
 
 
 def _key(clip: Clip) -> tuple[str, str | None]:
-    """(sha256 of a file's bytes or of a link's URL, None), or ("", why it cannot be read)."""
+    """(sha256 of a file's bytes, of a gs:// object's version or of a link's URL, None), or ("", why it
+    cannot be read)."""
+    if storage.is_gs(clip.item):
+        try:
+            return version_key(storage.version(clip.item)), None
+        except (OSError, ClassifyError) as exc:
+            return "", f"cannot be read ({exc})"
     if is_link(clip.item):
         return hashlib.sha256(clip.item.encode()).hexdigest(), None
     try:

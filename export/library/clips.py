@@ -22,12 +22,17 @@ class Clip:
     label: str
     artist: str  # "" when unknown: the clip is then its own group in cross-validation
     origin: str  # where it was named, for messages
-    key: str = ""  # sha256 of the file's bytes (of a link's URL): the same audio is found by it
+    key: str = ""  # sha256 of a file's bytes, a gs:// object's URL#generation or a link's URL: its audio
 
     @property
     def stem(self) -> str:
         """The file name without suffix (GTZAN's split lists and artists.csv name clips so)."""
         return Path(self.item).stem
+
+
+def version_key(version: str) -> str:
+    """The key of a gs:// object of this version (storage.version): a rewritten object is new audio."""
+    return hashlib.sha256(version.encode()).hexdigest()
 
 
 @dataclass

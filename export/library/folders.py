@@ -5,7 +5,7 @@ below a folder."""
 from collections import defaultdict
 from pathlib import Path
 
-from export.library.clips import Clip, Library, LibraryError, checked_label
+from export.library.clips import Clip, Library, LibraryError, checked_label, version_key
 from inference import decode, storage
 from inference.errors import ClassifyError
 
@@ -37,16 +37,16 @@ def by_prefix(root: str) -> Library:
     """gs://BUCKET/PREFIX/<label>/<any depth>/<audio object>: the label the first prefix below root."""
     root = root if root.endswith("/") else root + "/"
     found, skipped = defaultdict(list), []
-    for item in storage.under(root):
+    for item, version in storage.versions(root):
         label, _, rest = item.removeprefix(root).partition("/")
         if not rest or label.startswith("."):
             skipped.append(f"{item}: not in a label prefix ({root}<label>/...)")
             continue
-        found[label].append(item)
+        found[label].append((item, version))
     if not found:
         raise LibraryError(f"{root}: no label prefixes with audio objects (expected {root}<label>/<objects>)")
-    clips = [Clip(item, checked_label(label.replace("%2F", "/").replace("%2f", "/"), f"{root}{label}/"), "", item)
-             for label in sorted(found) for item in found[label]]
+    clips = [Clip(item, checked_label(label.replace("%2F", "/").replace("%2f", "/"), f"{root}{label}/"), "", item,
+                  version_key(version)) for label in sorted(found) for item, version in found[label]]
     return Library(clips, skipped)
 
 
