@@ -129,9 +129,18 @@ def diagram(result: dict, path: Path, title: str) -> None:
         "in_labels (P(in the model's labels))", "share of the music inside the labels (balanced)")
 
 
-def main(argv=None) -> None:
+def load(data: Path, cache: Path) -> tuple[list[np.ndarray], np.ndarray, list[str], tuple[str, ...]]:
+    """A library's cached features (computed where missing), label indices, artists and labels."""
     from export import extract, library
     from inference import config
+    found = library.read(data, progress=extract.progress)
+    clips, features = extract.features(found, extract.Extractor(config.DEFAULT_MODEL, cache=cache, jobs=1))
+    labels = tuple(sorted({c.label for c in clips}))
+    return features, np.array([labels.index(c.label) for c in clips]), library.Library(clips, []).groups, labels
+
+
+def main(argv=None) -> None:
+    from export import extract
     parser = argparse.ArgumentParser(prog="python -m export.outside", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="a folder of label folders, or a CSV manifest")
@@ -139,11 +148,7 @@ def main(argv=None) -> None:
     parser.add_argument("--diagram", type=Path, help="draw the reliability diagram here (.png)")
     parser.add_argument("--cache", type=Path, default=extract.CACHE, help="the features' cache (default: %(default)s)")
     args = parser.parse_args(argv)
-    found = library.read(args.data, progress=extract.progress)
-    clips, features = extract.features(found, extract.Extractor(config.DEFAULT_MODEL, cache=args.cache,
-                                                                jobs=1))
-    labels = tuple(sorted({c.label for c in clips}))
-    y, groups = np.array([labels.index(c.label) for c in clips]), library.Library(clips, []).groups
+    features, y, groups, labels = load(args.data, args.cache)
     if args.inside:
         wanted = [name.strip() for name in args.inside.split(",")]
         unknown = sorted(set(wanted) - set(labels))
@@ -155,7 +160,7 @@ def main(argv=None) -> None:
     else:
         results, what = leave_one_label_out(features, y, groups, labels), "leave one label out"
     result = figures(results)
-    print(f"== in_labels, {what}, artists grouped ({len(clips)} clips)\n{report(result)}")
+    print(f"== in_labels, {what}, artists grouped ({len(y)} clips)\n{report(result)}")
     if args.diagram:
         diagram(result, args.diagram, f"in_labels, {what}")
 

@@ -151,6 +151,27 @@ def test_a_far_label_left_out_is_outside_even_where_the_near_ones_look_alike():
     assert outside.figures(scored)["auroc"]["far"] == 1.0 and (scored["far"][1] < 0.5).all()
 
 
+def test_the_candidates_swap_one_part_and_put_it_back():
+    """export/outside_compare.py: the shipped candidate prints outside.py's own figures, a candidate
+    changes what it names while it runs, and the shipped parts are back after it, even after an error."""
+    from export import outside_compare
+    rng = np.random.default_rng(1)
+    labels = ("classical", "hiphop", "metal", "rock")
+    centres = np.abs(rng.normal(1.0, 0.5, (4, 250)))
+    features = [np.abs(c + rng.normal(0, 0.3, (4, 250))) * 0.1 for c in centres for _ in range(10)]
+    y, groups = np.repeat([0, 1, 2, 3], 10), [f"artist {i // 2}" for i in range(40)]
+    shipped = outside.figures(outside.leave_one_label_out(features, y, groups, labels))
+    line = outside_compare.compare("shipped", features, y, groups, labels)
+    assert line.startswith(f"shipped: mean AUROC {shipped['auroc_mean']:.3f} (") and "classical+metal+hiphop" in line
+    with outside_compare.swapped(outside_compare.METHODS["not calibrated (its ranking alone)"]):
+        assert in_labels.fit(features, y, groups).weight == -1.0
+    with pytest.raises(ZeroDivisionError), outside_compare.swapped(outside_compare.METHODS["view: sqrt(tags)"]):
+        assert np.allclose(in_labels.tags(features[0]), np.sqrt(features[0][:, -in_labels.TAGS:]))
+        raise ZeroDivisionError
+    assert (in_labels.tags, in_labels.distance) == (outside_compare.TAGS, outside_compare.DISTANCE)
+    assert in_labels.fit(features, y, groups).weight < 0
+
+
 def test_a_label_of_a_single_artist_is_named(capsys):
     clips = [library.Clip(f"/x/{i}.wav", label, artist, f"row {i}") for i, (label, artist) in
              enumerate([("rock", "A"), ("rock", "B"), ("jazz", "C"), ("jazz", "C"), ("pop", ""), ("pop", "")])]
