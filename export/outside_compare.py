@@ -11,6 +11,7 @@ taxonomy classical, metal, hiphop against the other seven (where the library has
 import argparse
 import contextlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +30,8 @@ class Scored:
     """A fitted Distance whose score is `form` of each segment's log distances [segments, labels], and
     whose squared distances are `distances` of the whitened segments."""
     fitted: in_labels.Distance
-    form: callable
-    distances: callable = None
+    form: Callable
+    distances: Callable | None = None
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         z = in_labels.tags(features) @ self.fitted.root
@@ -93,9 +94,10 @@ def per_label(share: float):
         shared = np.linalg.inv(shipped.root @ shipped.root.T)
         segments = in_labels._covariance(np.concatenate(deviation))
         precisions = [np.linalg.inv(shared + share * (in_labels._covariance(d) - segments)) for d in deviation]
+        to_tags = np.linalg.inv(shipped.root)
 
         def distances(scored, z):
-            t = z @ np.linalg.inv(shipped.root)  # back to the tags
+            t = z @ to_tags
             return np.stack([np.einsum("ij,jk,ik->i", t - m, p, t - m) for m, p in zip(means, precisions, strict=True)],
                             axis=1)
         return Scored(shipped, relative, distances)
