@@ -4,7 +4,8 @@ docs/outside-labels.md's "What was tried" that are one change away from export/i
     python -m export.outside_compare --data ../shared/data/gtzan [--methods NAME ...]
 
 Each candidate changes one part of the shipped method (the view of the features, the covariance,
-the distance to a label, the score, how a window pools its segments, the calibration) and is fitted
+the distance to a label, the score, a second view, how a window pools its segments, the
+calibration) and is fitted
 and scored exactly as the shipped one: leave one label out with artists grouped, then the
 taxonomy classical, metal, hiphop against the other seven (where the library has those labels).
 """
@@ -104,6 +105,35 @@ def per_label(share: float):
     return fit
 
 
+def shape(features: np.ndarray) -> np.ndarray:
+    """The view `shape` of 2.1.0: the square root of the penultimate layer beside the tags' logits."""
+    tags = np.clip(TAGS(features), 1e-4, 1 - 1e-4)
+    penultimate = np.asarray(features, np.float64)[:, :-in_labels.TAGS]
+    return np.hstack([np.sqrt(np.maximum(penultimate, 0)), np.log(tags) - np.log1p(-tags)])
+
+
+@dataclass(frozen=True)
+class Summed:
+    """The tags' score plus `weight` times the score of the view `shape`."""
+    tags: in_labels.Distance
+    shape: in_labels.Distance
+    weight: float
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        with swapped({(in_labels, "tags"): shape}):
+            other = self.shape(features)
+        return self.tags(features) + self.weight * other
+
+
+def two_views(weight: float):
+    """Both views' scores summed with a fixed weight: one input to the calibration, not two."""
+    def fit(features, y, groups):
+        with swapped({(in_labels, "tags"): shape}):
+            other = DISTANCE(features, y, groups)
+        return Summed(DISTANCE(features, y, groups), other, weight)
+    return fit
+
+
 def view(transform):
     return {(in_labels, "tags"): lambda f: transform(TAGS(f))}
 
@@ -136,7 +166,7 @@ def mean_tags(fitted: in_labels.Distance, features: np.ndarray) -> np.ndarray:
 def uncalibrated():
     """The score itself as the logit (weight -1, bias 0): its ranking without a calibration fitted per
     fold (the shares at 0.5 mean nothing then)."""
-    return {(in_labels, "fit"): lambda f, y, g: in_labels.Detector(DISTANCE(f, y, g), -1.0, 0.0)}
+    return {(in_labels, "fit"): lambda f, y, g: in_labels.Detector(in_labels.distance(f, y, g), -1.0, 0.0)}
 
 
 METHODS = {
@@ -163,6 +193,10 @@ METHODS = {
     "distance: the artists' means, soft min": fitted_by(artists("soft", 1.0)),
     "distance: the artists' means, geometric mean": fitted_by(artists("geometric", 1.0)),
     "distance: half the artists' geometric mean": fitted_by(artists("geometric", 0.5)),
+    "views: tags + shape, 1:1": fitted_by(two_views(1.0)),
+    "views: tags + shape, 1:1, not calibrated": fitted_by(two_views(1.0)) | uncalibrated(),
+    "views: tags + shape, 2:1": fitted_by(two_views(0.5)),
+    "views: tags + shape, 2:1, not calibrated": fitted_by(two_views(0.5)) | uncalibrated(),
     "pooling: the window's mean tags": {(in_labels.Distance, "__call__"): mean_tags},
     "pooling: the median segment": pooled(np.median),
 }
@@ -187,12 +221,15 @@ def compare(name: str, features, y, groups, labels) -> str:
         r = outside.figures(outside.leave_one_label_out(features, y, groups, labels))
         three = outside.figures(outside.inside_outside(features, y, groups, labels, list(THREE))) \
             if set(THREE) <= set(labels) else None
+    calibrated = (in_labels, "fit") not in METHODS[name]
+
+    def shares(f: dict) -> str:
+        """Under 0.5 and at or above it: of no meaning where the score is not calibrated."""
+        return f"{f['outside_under_half']:.1%}, {f['inside_at_half_or_above']:.1%}" if calibrated else "-, -"
     line = (f"{name}: mean AUROC {r['auroc_mean']:.3f} (" + " ".join(f"{a:.2f}" for a in r["auroc"].values())
-            + f"); outside under 0.5 {r['outside_under_half']:.1%}, inside at 0.5 or above "
-            f"{r['inside_at_half_or_above']:.1%}")
+            + f"); outside under 0.5, inside at 0.5 or above: {shares(r)}")
     if three:
-        line += (f"; {'+'.join(THREE)}: AUROC {three['auroc_mean']:.3f}, {three['outside_under_half']:.1%}, "
-                 f"{three['inside_at_half_or_above']:.1%}")
+        line += f"; {'+'.join(THREE)}: AUROC {three['auroc_mean']:.3f}, {shares(three)}"
     return line
 
 

@@ -165,6 +165,8 @@ def test_the_candidates_swap_one_part_and_put_it_back():
     assert line.startswith(f"shipped: mean AUROC {shipped['auroc_mean']:.3f} (") and "classical+metal+hiphop" in line
     with outside_compare.swapped(outside_compare.METHODS["not calibrated (its ranking alone)"]):
         assert in_labels.fit(features, y, groups).weight == -1.0
+    assert line.endswith("%") and outside_compare.compare(  # no shares at 0.5 where they mean nothing
+        "not calibrated (its ranking alone)", features, y, groups, labels).endswith("-, -")
     with pytest.raises(ZeroDivisionError), outside_compare.swapped(outside_compare.METHODS["view: sqrt(tags)"]):
         assert np.allclose(in_labels.tags(features[0]), np.sqrt(features[0][:, -in_labels.TAGS:]))
         raise ZeroDivisionError
