@@ -162,8 +162,7 @@ def under(where: str, suffixes=decode.SUFFIXES) -> Iterator[str]:
     if not is_gs(where):
         yield from sorted(str(p) for p in Path(where).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
         return
-    bucket = parse(where, prefix=True).bucket
-    yield from (str(Location(bucket, name)) for name in names(where) if Path(name).suffix.lower() in suffixes)
+    yield from (url for url, _ in versions(where, suffixes))
 
 
 @contextlib.contextmanager
