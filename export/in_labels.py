@@ -51,9 +51,16 @@ class Distance:
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """[segments]: each segment's log distance to its nearest mean relative to the mean log distance."""
-        z = tags(features) @ self.root
-        logs = np.log(np.maximum(((z[:, None, :] - self.centres[None]) ** 2).sum(axis=2), FLOOR))
-        return logs.min(axis=1) - logs.mean(axis=1)
+        return relative(self.log_distances(tags(features) @ self.root))
+
+    def log_distances(self, z: np.ndarray) -> np.ndarray:
+        """[segments, labels]: the log squared distances of whitened tags z [segments, TAGS] to the means."""
+        return np.log(np.maximum(((z[:, None, :] - self.centres[None]) ** 2).sum(axis=2), FLOOR))
+
+
+def relative(logs: np.ndarray) -> np.ndarray:
+    """[segments]: the nearest label's log distance less the mean over labels, from logs [segments, labels]."""
+    return logs.min(axis=1) - logs.mean(axis=1)
 
 
 def _covariance(deviations: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from scipy.special import expit, logsumexp
 from sklearn.covariance import empirical_covariance, oas, shrunk_covariance
 
 from export import extract, in_labels, outside
+from export.in_labels import relative
 
 THREE = ("classical", "metal", "hiphop")
 TAGS, DISTANCE = in_labels.tags, in_labels.distance  # the shipped ones, before any swap
@@ -36,16 +37,9 @@ class Scored:
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         z = in_labels.tags(features) @ self.fitted.root
-        d = (self.distances or _to_means)(self, z)
-        return self.form(np.log(np.maximum(d, in_labels.FLOOR)))
-
-
-def _to_means(scored: Scored, z: np.ndarray) -> np.ndarray:
-    return ((z[:, None, :] - scored.fitted.centres[None]) ** 2).sum(axis=2)
-
-
-def relative(logs: np.ndarray) -> np.ndarray:
-    return logs.min(axis=1) - logs.mean(axis=1)
+        if self.distances is None:
+            return self.form(self.fitted.log_distances(z))
+        return self.form(np.log(np.maximum(self.distances(self, z), in_labels.FLOOR)))
 
 
 def residual(gamma: float):
@@ -159,8 +153,7 @@ def pooled(aggregate):
 def mean_tags(fitted: in_labels.Distance, features: np.ndarray) -> np.ndarray:
     """The window's tags averaged before the distance, one score for all its segments."""
     z = (in_labels.tags(features) @ fitted.root).mean(axis=0, keepdims=True)
-    return np.repeat(relative(np.log(np.maximum(((z[:, None] - fitted.centres[None]) ** 2).sum(axis=2),
-                                                   in_labels.FLOOR))), len(features))
+    return np.repeat(relative(fitted.log_distances(z)), len(features))
 
 
 def uncalibrated():
