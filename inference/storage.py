@@ -162,7 +162,7 @@ def under(where: str, suffixes=decode.SUFFIXES) -> Iterator[str]:
     if not is_gs(where):
         yield from sorted(str(p) for p in Path(where).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
         return
-    yield from (url for url, _ in versions(where, suffixes))
+    yield from (str(Location(blob.bucket.name, blob.name)) for blob in _audio_blobs(where, suffixes))
 
 
 @contextlib.contextmanager
@@ -182,8 +182,7 @@ def names(where: str) -> Iterator[str]:
 def versions(where: str, suffixes=decode.SUFFIXES) -> Iterator[tuple[str, str]]:
     """(gs:// URL, version()) of each object under a prefix whose name ends in one of `suffixes`, from
     the listing itself (no request per object)."""
-    yield from ((str(Location(blob.bucket.name, blob.name)), _version(blob)) for blob in _blobs(where)
-                if Path(blob.name).suffix.lower() in suffixes)
+    yield from ((str(Location(blob.bucket.name, blob.name)), _version(blob)) for blob in _audio_blobs(where, suffixes))
 
 
 def version(url: str) -> str:
@@ -199,6 +198,10 @@ def version(url: str) -> str:
 def _version(blob) -> str:
     """Its URL and generation, which every rewrite of the object changes (and nothing else does)."""
     return f"{Location(blob.bucket.name, blob.name)}#{blob.generation}"
+
+
+def _audio_blobs(where: str, suffixes):
+    yield from (blob for blob in _blobs(where) if Path(blob.name).suffix.lower() in suffixes)
 
 
 def _blobs(where: str):
