@@ -116,7 +116,7 @@ def features(library: Library, extractor: Extractor) -> tuple[list[Clip], list[n
     folder, (most, width) = extractor.folder(), extractor.shape()
     folder.mkdir(parents=True, exist_ok=True)
     found = {c.item: _cached(folder / f"{c.key}.npy", most, width) for c in library.clips}
-    todo = {c.item: c for c in library.clips if found[c.item] is None}
+    todo = {c.read_as: c for c in library.clips if found[c.item] is None}
     if todo:
         where = extractor.endpoint or f"this process ({extractor.jobs} at once)"
         print(f"features of {len(todo)} clips ({len(library.clips) - len(todo)} cached) from {where}", flush=True)

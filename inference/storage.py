@@ -28,6 +28,7 @@ API = "https://storage.googleapis.com"
 READ_SCOPE = "https://www.googleapis.com/auth/devstorage.read_only"
 BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")  # Cloud Storage's bucket names
 MAX_NAME_BYTES = 1024  # Cloud Storage's longest object name
+GENERATION = re.compile(r"(.*)#([1-9][0-9]{0,18})", re.DOTALL)  # OBJECT#GENERATION: one version of an object
 LIST_PAGE = 1000  # objects a listing page holds (the API's most)
 CALL_TIMEOUT_S = (10.0, 60.0)  # google-cloud-storage's (connect, read) per call, for batch and export
 EMPTY_RANGE = 416  # what a ranged read of an empty object answers
@@ -37,9 +38,10 @@ EMPTY_RANGE = 416  # what a ranged read of an empty object answers
 class Location:
     bucket: str
     name: str  # an object's name, or a prefix ("" for the whole bucket)
+    generation: int | None = None  # the one version of the object to read (gs://B/O#N); None: the live one
 
     def __str__(self) -> str:
-        return f"{SCHEME}{self.bucket}/{self.name}"
+        return f"{SCHEME}{self.bucket}/{self.name}" + (f"#{self.generation}" if self.generation else "")
 
 
 def is_gs(item: str) -> bool:
@@ -47,13 +49,16 @@ def is_gs(item: str) -> bool:
 
 
 def parse(url: str, *, prefix: bool = False) -> Location:
-    """The bucket and object (or, with prefix, the prefix) of a gs:// URL; ClassifyError invalid_url."""
+    """The bucket and object (or, with prefix, the prefix) of a gs:// URL; ClassifyError invalid_url. An
+    object's URL may end in #GENERATION (gsutil's spelling of one version of it): that version is read."""
     bucket, _, name = url[len(SCHEME):].partition("/")
     if not is_gs(url) or not BUCKET.fullmatch(bucket):
-        raise errors.invalid_url("a gs:// link is gs://BUCKET/OBJECT, with a valid bucket name")
+        raise errors.invalid_url("a gs:// link is gs://BUCKET/OBJECT[#GENERATION], with a valid bucket name")
+    pinned = None if prefix else GENERATION.fullmatch(name)
+    name, generation = (pinned[1], int(pinned[2])) if pinned else (name, None)
     if (not name and not prefix) or len(name.encode()) > MAX_NAME_BYTES or "\n" in name or "\r" in name:
-        raise errors.invalid_url("a gs:// link names an object: gs://BUCKET/OBJECT")
-    return Location(bucket, name)
+        raise errors.invalid_url("a gs:// link names an object: gs://BUCKET/OBJECT[#GENERATION]")
+    return Location(bucket, name, generation)
 
 
 def check(url: str, settings: Settings) -> Location:
@@ -71,14 +76,16 @@ def emulator() -> str | None:
 
 
 def media_url(found: Location) -> str:
-    return f"{emulator() or API}/storage/v1/b/{found.bucket}/o/{quote(found.name, safe='')}?alt=media"
+    pinned = f"&generation={found.generation}" if found.generation else ""
+    return f"{emulator() or API}/storage/v1/b/{found.bucket}/o/{quote(found.name, safe='')}?alt=media{pinned}"
 
 
 def open_object(url: str, settings: Settings, deadline: float) -> remote.RemoteFile:
     """The object of an allowed gs:// link as a seekable file: its bytes fetched as the decoder asks, in
     ranges, within settings.max_fetch_bytes and the deadline."""
-    return remote.RemoteFile(media_url(check(url, settings)), settings, deadline, _authorization(),
-                             check=_api_only, refused=_refused, ranged=True)
+    found = check(url, settings)
+    return remote.RemoteFile(media_url(found), settings, deadline, _authorization(),
+                             check=_api_only, refused=functools.partial(_refused, found), ranged=True)
 
 
 def _api_only(url: str, settings: Settings) -> tuple[str, int, str]:
@@ -90,12 +97,13 @@ def _api_only(url: str, settings: Settings) -> tuple[str, int, str]:
     return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), parts.hostname
 
 
-def _refused(status: int) -> errors.ClassifyError:
-    """The error for a status other than 200 or 206 from the Storage API."""
+def _refused(found: Location, status: int) -> errors.ClassifyError:
+    """The error for a status other than 200 or 206 from the Storage API, reading `found`."""
     if status in (401, 403):
         return errors.storage_forbidden()
     if status == 404:
-        return errors.source_unavailable("no such object in the bucket")
+        return errors.source_unavailable("no such object in the bucket" + (
+            f" at generation {found.generation} (rewritten or deleted since)" if found.generation else ""))
     if status == EMPTY_RANGE:
         return errors.not_audio("the object is empty")
     return errors.upstream_status(status)
@@ -169,7 +177,7 @@ def under(where: str, suffixes=decode.SUFFIXES) -> Iterator[str]:
 def open_text(url: str) -> Iterator[io.TextIOBase]:
     """An object as text, read in chunks as it is consumed (a list of a million lines is never whole)."""
     found = parse(url)
-    with _api_errors(url), client().bucket(found.bucket).blob(found.name).open(
+    with _api_errors(url), client().bucket(found.bucket).blob(found.name, generation=found.generation).open(
             "rt", encoding="utf-8", timeout=CALL_TIMEOUT_S) as f:
         yield f
 
@@ -186,18 +194,20 @@ def versions(where: str, suffixes=decode.SUFFIXES) -> Iterator[tuple[str, str]]:
 
 
 def version(url: str) -> str:
-    """What identifies the bytes of the object at `url` now (one metadata request): see _version."""
+    """What identifies the bytes of the object at `url` now, or of the version it names (one metadata
+    request): see _version."""
     found = parse(url)
     with _api_errors(url):
-        blob = client().bucket(found.bucket).get_blob(found.name, timeout=CALL_TIMEOUT_S)
+        blob = client().bucket(found.bucket).get_blob(found.name, generation=found.generation, timeout=CALL_TIMEOUT_S)
     if blob is None:
         raise FileNotFoundError(f"no such bucket or object: {url}")
     return _version(blob)
 
 
 def _version(blob) -> str:
-    """Its URL and generation, which every rewrite of the object changes (and nothing else does)."""
-    return f"{Location(blob.bucket.name, blob.name)}#{blob.generation}"
+    """Its URL and generation, gs://B/O#N, which every rewrite of the object changes (and nothing else
+    does): a link the function reads that version by, or answers 404 once it is rewritten."""
+    return str(Location(blob.bucket.name, blob.name, blob.generation))
 
 
 def _audio_blobs(where: str, suffixes):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from inference import batch
+from inference import batch, storage
 
 import stand_in
 from conftest import BUCKET_CLIPS, MANY_OBJECTS, ROOT
@@ -47,14 +47,17 @@ def test_a_prefix_is_read_here_without_an_endpoint(gcs, model_path, tmp_path):
     assert found["gs://library/bad/empty.flac"]["error"]["code"] == "not_audio"
 
 
-def test_lists_in_the_bucket_and_here_hold_gs_items(gcs, tmp_path):
+def test_lists_in_the_bucket_and_here_hold_gs_items(gcs, tmp_path, monkeypatch):
+    """And an object pinned to its generation (gs://B/O#N) is an item as it is given."""
     (tmp_path / "mine.txt").write_text("gs://library/tracks/rock/rock.00001.flac\n")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+    pinned = storage.version(TRACKS[3])
     with stand_in.StandIn() as endpoint:
-        done = run_batch("gs://library/tracks/list.txt", str(tmp_path / "mine.txt"), "--endpoint", endpoint.url,
-                         env=gcs.env)
+        done = run_batch("gs://library/tracks/list.txt", str(tmp_path / "mine.txt"), pinned, "--endpoint",
+                         endpoint.url, env=gcs.env)
     assert done.returncode == 0, done.stderr
     assert [row["input"] for row in rows(done.stdout)] != []
-    assert sorted(link for _, link, _ in endpoint.seen) == sorted([TRACKS[0], TRACKS[1], TRACKS[2]])
+    assert sorted(link for _, link, _ in endpoint.seen) == sorted([TRACKS[0], TRACKS[1], TRACKS[2], pinned])
 
 
 @pytest.mark.parametrize("where, says", [

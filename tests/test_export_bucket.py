@@ -23,8 +23,13 @@ def export(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 
 def test_label_prefixes_and_their_artists_are_read_from_the_bucket(gcs, gtzan, monkeypatch):
+    """From the listing and artists.csv alone: no request per object (its version is in the listing)."""
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+    before = len(gcs.requests())
     found = library.read("gs://library/train/")
+    asked = gcs.requests()[before:]
+    assert len(asked) == 2 and "/o?" in asked[0] and "/o/train%2Fartists.csv?alt=media" in asked[1], asked
+    assert all(c.version == f"{c.item}#{storage.version(c.item).rpartition('#')[2]}" for c in found.clips)
     assert found.labels == TRAIN_LABELS and len(found.clips) == CLIPS
     with open(gtzan / "artists.csv", newline="") as f:
         artists = {row["stem"]: row["artist"] for row in csv.DictReader(f)}
@@ -81,3 +86,24 @@ def test_an_object_rewritten_under_its_name_is_new_audio_and_its_features_are_co
     assert "features of 1 clips (1 cached)" in capsys.readouterr().out
     assert after[two] == keys[two] and after[one] != keys[one]
     assert np.array_equal(features_after[two], before[two]) and not np.array_equal(features_after[one], before[one])
+
+
+def test_an_object_rewritten_while_its_features_are_computed_is_left_out_not_cached_as_its_listed_version(
+        gcs, gtzan, model_path, monkeypatch, tmp_path):
+    """The function reads the version the listing keyed (gs://B/O#GENERATION): an object rewritten in
+    between is refused and left out, so no other audio's features are cached under that version."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+    bucket = storage.client().bucket("results")
+    for name, clip in (("race/a/one.flac", "rock/rock.00000.flac"), ("race/b/two.flac", "jazz/jazz.00000.flac")):
+        bucket.blob(name).upload_from_filename(gtzan / clip)
+    extractor = extract.Extractor(model_path, cache=tmp_path / "cache")
+    listed = library.read("gs://results/race/")
+    bucket.blob("race/a/one.flac").upload_from_filename(gtzan / "rock/rock.00001.flac")
+    clips, _ = extract.features(listed, extractor)
+    assert [c.item for c in clips] == ["gs://results/race/b/two.flac"]
+    assert listed.skipped == [f"gs://results/race/a/one.flac: no such object in the bucket at generation "
+                              f"{listed.clips[0].version.rpartition('#')[2]} (rewritten or deleted since)"]
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 1
+    again = library.read("gs://results/race/")
+    clips, arrays = extract.features(again, extractor)
+    assert len(clips) == 2 and not again.skipped and len(list((tmp_path / "cache").rglob("*.npy"))) == 2

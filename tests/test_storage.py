@@ -60,6 +60,25 @@ def test_bad_gs_links_get_their_code(in_bucket, gcs, url, status, code):
         assert len(gcs.requests()) == before  # refused before any read
 
 
+def test_a_link_to_one_generation_reads_that_version_and_not_a_rewrite(in_bucket, gcs, gtzan):
+    """gs://B/O#GENERATION (gsutil's spelling): that version is read; once rewritten, it is no more."""
+    blob = storage.client().bucket("library").blob("pinned/one.flac")
+    blob.upload_from_filename(gtzan / BUCKET_CLIPS[0])
+    first = storage.version("gs://library/pinned/one.flac")
+    assert first == f"gs://library/pinned/one.flac#{blob.generation}"
+    live = in_bucket.post("/", json={"url": "gs://library/pinned/one.flac", "duration": 6}).json
+    answer = in_bucket.post("/", json={"url": first, "duration": 6})
+    assert answer.status_code == 200 and answer.json["scores"] == live["scores"], answer.json
+    assert answer.json["source"]["title"] == "one.flac"
+    assert any(f"generation={blob.generation}" in line for line in gcs.requests()[-3:])
+    blob.upload_from_filename(gtzan / BUCKET_CLIPS[2])
+    gone = in_bucket.post("/", json={"url": first, "duration": 6})
+    assert (gone.status_code, gone.json["error"]["code"]) == (422, "source_unavailable")
+    assert gone.json["error"]["message"].endswith(
+        f"at generation {first.rpartition('#')[2]} (rewritten or deleted since)")
+    assert storage.version("gs://library/pinned/one.flac") != first
+
+
 def test_no_bucket_is_read_by_default(client, gcs, monkeypatch):
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
     answer = client.post("/", json={"url": ROCK})
@@ -146,6 +165,11 @@ def test_the_deployed_function_reads_the_bucket_its_setting_names(gcs, model_pat
 def test_parse_names_bucket_and_object():
     assert storage.parse("gs://b-1.x/a/b c.flac") == storage.Location("b-1.x", "a/b c.flac")
     assert storage.parse("gs://bkt/", prefix=True) == storage.Location("bkt", "")
+    assert storage.parse("gs://bkt/a/x.flac#1796295289997305") == storage.Location("bkt", "a/x.flac", 1796295289997305)
+    assert str(storage.Location("b", "a/x.flac", 12)) == "gs://b/a/x.flac#12"
+    assert storage.parse("gs://bkt/a#b.flac").name == "a#b.flac" and storage.parse("gs://bkt/x#0").name == "x#0"
+    assert storage.parse("gs://bkt/p#3", prefix=True) == storage.Location("bkt", "p#3")
+    assert storage.media_url(storage.Location("b", "x", 12)).endswith("/o/x?alt=media&generation=12")
     assert storage.media_url(storage.Location("b", "a/b c.flac")).endswith("/storage/v1/b/b/o/a%2Fb%20c.flac?alt=media")
 
 

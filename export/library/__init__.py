@@ -5,6 +5,7 @@ label and an artist, and what it skipped and why; read() adds the artists of an 
 keys each clip by its content and resolves duplicates. Only regular files are read: a row naming a
 device, a FIFO, a folder or a file of /proc, /sys or /dev is left out with the reason."""
 import csv
+import dataclasses
 import hashlib
 import io
 import os
@@ -12,7 +13,7 @@ import stat
 from pathlib import Path
 
 from export.library import clips, folders, manifest
-from export.library.clips import MIN_CLIPS, Clip, Library, LibraryError, check_sizes, checked_label, version_key
+from export.library.clips import MIN_CLIPS, Clip, Library, LibraryError, check_sizes, checked_label, versioned
 from inference import storage
 from inference.batch import is_link
 from inference.errors import ClassifyError
@@ -62,7 +63,7 @@ def _with_artists(library: Library, artists: Path | str | None) -> Library:
         known = {row["stem"]: (row.get("artist") or "").strip() for row in reader}
     except csv.Error as exc:
         raise LibraryError(f"{artists} line {reader.line_num + 1}: {exc}") from None  # the line it could not read
-    library.clips = [c if c.artist else Clip(c.item, c.label, known.get(c.stem, ""), c.origin) for c in library.clips]
+    library.clips = [c if c.artist else dataclasses.replace(c, artist=known.get(c.stem, "")) for c in library.clips]
     return library
 
 
@@ -82,11 +83,10 @@ def _deduplicated(library: Library, progress) -> Library:
     labels it is an error naming both."""
     first, kept = {}, []
     for clip in progress(library.clips, "hashing"):
-        key, why = (clip.key, None) if clip.key else _key(clip)
+        keyed, why = (clip, None) if clip.key else _keyed(clip)
         if why:
             library.skipped.append(f"{clip.origin}: {clip.item}: {why} (left out)")
             continue
-        keyed = Clip(clip.item, clip.label, clip.artist, clip.origin, key)
         if keyed.key in first:
             other = first[keyed.key]
             if other.label != keyed.label:
@@ -99,25 +99,25 @@ def _deduplicated(library: Library, progress) -> Library:
     return Library(kept, library.skipped, library.warnings)
 
 
-def _key(clip: Clip) -> tuple[str, str | None]:
-    """(sha256 of a file's bytes, of a gs:// object's version or of a link's URL, None), or ("", why it
-    cannot be read)."""
+def _keyed(clip: Clip) -> tuple[Clip | None, str | None]:
+    """(The clip keyed by the sha256 of a file's bytes, of a gs:// object's version or of a link's URL,
+    None), or (None, why it cannot be read)."""
     if storage.is_gs(clip.item):
         try:
-            return version_key(storage.version(clip.item)), None
+            return versioned(clip, storage.version(clip.item)), None
         except (OSError, ClassifyError) as exc:
-            return "", f"cannot be read ({exc})"
+            return None, f"cannot be read ({exc})"
     if is_link(clip.item):
-        return hashlib.sha256(clip.item.encode()).hexdigest(), None
+        return dataclasses.replace(clip, key=hashlib.sha256(clip.item.encode()).hexdigest()), None
     try:
         if not stat.S_ISREG(os.stat(clip.item).st_mode):  # stat, not open: a FIFO's open waits for a writer
-            return "", "not a regular file (a device, a FIFO or a folder)"
+            return None, "not a regular file (a device, a FIFO or a folder)"
         if _system(Path(clip.item)):
-            return "", f"a file of {', '.join(SYSTEM_FOLDERS)}, not a recording"
+            return None, f"a file of {', '.join(SYSTEM_FOLDERS)}, not a recording"
         with open(clip.item, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest(), None
+            return dataclasses.replace(clip, key=hashlib.file_digest(f, "sha256").hexdigest()), None
     except OSError as exc:
-        return "", f"cannot be read ({exc.strerror or exc})"
+        return None, f"cannot be read ({exc.strerror or exc})"
 
 
 def _system(path: Path) -> bool:

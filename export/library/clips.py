@@ -1,5 +1,6 @@
 """What every reader of a library gives: clips with a label and an artist, and what was skipped."""
 import codecs
+import dataclasses
 import hashlib
 import unicodedata
 from collections import Counter
@@ -23,6 +24,13 @@ class Clip:
     artist: str  # "" when unknown: the clip is then its own group in cross-validation
     origin: str  # where it was named, for messages
     key: str = ""  # sha256 of a file's bytes, a gs:// object's URL#generation or a link's URL: its audio
+    version: str = ""  # a gs:// object's URL#generation (storage.version): the one version keyed and read
+
+    @property
+    def read_as(self) -> str:
+        """What the function is given to read: a gs:// object's version (a rewrite of it is refused, not
+        read under the old version's key), else the item."""
+        return self.version or self.item
 
     @property
     def stem(self) -> str:
@@ -30,9 +38,9 @@ class Clip:
         return Path(self.item).stem
 
 
-def version_key(version: str) -> str:
-    """The key of a gs:// object of this version (storage.version): a rewritten object is new audio."""
-    return hashlib.sha256(version.encode()).hexdigest()
+def versioned(clip: Clip, version: str) -> Clip:
+    """The clip of a gs:// object keyed by its version (storage.version): a rewritten object is new audio."""
+    return dataclasses.replace(clip, key=hashlib.sha256(version.encode()).hexdigest(), version=version)
 
 
 @dataclass

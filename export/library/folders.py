@@ -5,7 +5,7 @@ below a folder."""
 from collections import defaultdict
 from pathlib import Path
 
-from export.library.clips import Clip, Library, LibraryError, checked_label, version_key
+from export.library.clips import Clip, Library, LibraryError, checked_label, versioned
 from inference import decode, storage
 from inference.errors import ClassifyError
 
@@ -45,8 +45,8 @@ def by_prefix(root: str) -> Library:
         found[label].append((item, version))
     if not found:
         raise LibraryError(f"{root}: no label prefixes with audio objects (expected {root}<label>/<objects>)")
-    clips = [Clip(item, checked_label(label.replace("%2F", "/").replace("%2f", "/"), f"{root}{label}/"), "", item,
-                  version_key(version)) for label in sorted(found) for item, version in found[label]]
+    clips = [versioned(Clip(item, checked_label(label.replace("%2F", "/").replace("%2f", "/"), f"{root}{label}/"), "",
+                            item), version) for label in sorted(found) for item, version in found[label]]
     return Library(clips, skipped)
 
 
