@@ -2,6 +2,7 @@
 them, on a library's cached features; crossval prints the same figures.
 
     python -m export.outside --data ../shared/data/gtzan [--inside classical,metal,hiphop] [--diagram F.png]
+                             [--curve 0.4,0.55,0.7,0.85]
 
 Protocol (leave one label out, artists grouped): for each label L, a detector fitted on the other
 labels' clips (its calibration fitted on them alone) scores L's clips: the outside; the other
@@ -10,9 +11,11 @@ detectors fitted without their fold and without L: the inside. Printed: AUROC pe
 and their mean, the share of the outside under 0.5 and of the inside at 0.5 or above, and a
 reliability diagram (inside and outside weighed equally, the prior in_labels is calibrated for).
 --inside names the labels of a smaller taxonomy: the rest of the library is its outside, scored by
-each fold's detector; the inside out of fold.
+each fold's detector; the inside out of fold. --curve runs the protocol on random shares of each
+label's clips: how the figures grow with the library.
 """
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,8 @@ from export import calibrate, in_labels
 from inference import segments
 
 MIN_LABELS = 3  # leaving one out must leave two labels to calibrate on
+CURVE_DRAWS = 5  # random draws of each share of the library (--curve)
+CURVE_MIN_CLIPS = 4  # of each label in a draw (or all it has): two grouped folds need a few
 BINS = 10
 PROTOCOL = (f"leave one label out: each label's clips scored by a detector fitted on the other labels; those scored "
             f"out of fold, StratifiedGroupKFold({in_labels.FOLDS}) by artist (seed {in_labels.SEED})")
@@ -51,16 +56,44 @@ def _pooled(detector, features: np.ndarray) -> float:
     return segments.pool_yes(detector.probabilities(features))
 
 
-def leave_one_label_out(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels) -> dict:
-    """Per left-out label: (P(in) of the inside out of fold, P(in) of the left-out clips)."""
+def leave_one_label_out(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels, say=print) -> dict:
+    """Per left-out label: (P(in) of the inside out of fold, P(in) of the left-out clips); say() is told
+    each label's AUROC as it comes."""
     results = {}
     for k, label in enumerate(labels):
         rest, left = np.flatnonzero(y != k), np.flatnonzero(y == k)
         inside, outside = _out_of_fold([features[i] for i in rest], y[rest], [groups[i] for i in rest],
                                        [features[i] for i in left])
         results[label] = (inside, _mean(outside, len(left)))
-        print(f"  left out {label}: AUROC {_auroc(*results[label]):.3f}", flush=True)
+        say(f"  left out {label}: AUROC {_auroc(*results[label]):.3f}", flush=True)
     return results
+
+
+def drawn(y: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """Sorted indices of a random `share` of each label's clips (at least CURVE_MIN_CLIPS, or all)."""
+    rng, each = np.random.default_rng(seed), [np.flatnonzero(y == k) for k in np.unique(y)]
+    return np.sort(np.concatenate([rng.choice(idx, min(len(idx), max(CURVE_MIN_CLIPS, round(share * len(idx)))),
+                                              replace=False) for idx in each]))
+
+
+def curve(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels, shares) -> list[dict]:
+    """Leave-one-label-out figures on each share of every label's clips, over CURVE_DRAWS draws: the
+    mean AUROC's mean and spread, and the mean shares at 0.5."""
+    rows = []
+    for share in shares:
+        found = []
+        for seed in range(CURVE_DRAWS):
+            keep = drawn(y, share, seed)
+            with warnings.catch_warnings():  # a fold with one clip of a label: small draws are meant to hold some
+                warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+                found.append(figures(leave_one_label_out([features[i] for i in keep], y[keep],
+                                                         [groups[i] for i in keep], labels, say=lambda *_, **__: None)))
+        means = [f["auroc_mean"] for f in found]
+        rows.append({"share": share, "clips": len(keep), "auroc_mean": round(float(np.mean(means)), 3),
+                     "auroc_sd": round(float(np.std(means)), 3),
+                     **{k: round(float(np.mean([f[k] for f in found])), 3)
+                        for k in ("outside_under_half", "inside_at_half_or_above")}})
+    return rows
 
 
 def inside_outside(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels, inside_labels) -> dict:
@@ -146,6 +179,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", required=True, type=Path, help="a folder of label folders, or a CSV manifest")
     parser.add_argument("--inside", help="comma-separated labels of a smaller taxonomy (the rest: its outside)")
     parser.add_argument("--diagram", type=Path, help="draw the reliability diagram here (.png)")
+    parser.add_argument("--curve", help="comma-separated shares (0-1) of each label's clips to run the protocol "
+                                        f"on too, {CURVE_DRAWS} random draws each")
     parser.add_argument("--cache", type=Path, default=extract.CACHE, help="the features' cache (default: %(default)s)")
     args = parser.parse_args(argv)
     features, y, groups, labels = load(args.data, args.cache)
@@ -158,6 +193,12 @@ def main(argv=None) -> None:
     elif len(labels) < MIN_LABELS:
         raise SystemExit(f"leaving one label out needs {MIN_LABELS} labels or more; the library has {len(labels)}")
     else:
+        if args.curve:
+            print(f"== in_labels on shares of each label's clips, leave one label out, {CURVE_DRAWS} draws each")
+            for row in curve(features, y, groups, labels, [float(s) for s in args.curve.split(",")]):
+                print(f"  share {row['share']:.2f} ({row['clips']} clips): mean AUROC {row['auroc_mean']:.3f} (sd "
+                      f"{row['auroc_sd']:.3f}); outside under 0.5: {row['outside_under_half']:.1%}; inside at 0.5 "
+                      f"or above: {row['inside_at_half_or_above']:.1%}", flush=True)
         results, what = leave_one_label_out(features, y, groups, labels), "leave one label out"
     result = figures(results)
     print(f"== in_labels, {what}, artists grouped ({len(y)} clips)\n{report(result)}")

@@ -151,6 +151,20 @@ def test_a_far_label_left_out_is_outside_even_where_the_near_ones_look_alike():
     assert outside.figures(scored)["auroc"]["far"] == 1.0 and (scored["far"][1] < 0.5).all()
 
 
+def test_the_curve_draws_shares_of_each_label_and_its_whole_share_is_the_protocol():
+    rng = np.random.default_rng(2)
+    centres = np.abs(rng.normal(1.0, 0.5, (3, 250)))
+    features = [np.abs(c + rng.normal(0, 0.3, (4, 250))) * 0.1 for c in centres for _ in range(10)]
+    y, groups, labels = np.repeat([0, 1, 2], 10), [f"artist {i // 2}" for i in range(30)], ("a", "b", "c")
+    assert np.bincount(y[outside.drawn(y, 0.1, 0)]).tolist() == [outside.CURVE_MIN_CLIPS] * 3
+    assert np.bincount(y[outside.drawn(y, 0.55, 0)]).tolist() == [6, 6, 6]
+    assert not np.array_equal(outside.drawn(y, 0.5, 0), outside.drawn(y, 0.5, 1))
+    full = outside.figures(outside.leave_one_label_out(features, y, groups, labels))
+    whole, half = outside.curve(features, y, groups, labels, [1.0, 0.5])
+    assert (whole["clips"], whole["auroc_mean"], whole["auroc_sd"]) == (30, full["auroc_mean"], 0.0)
+    assert whole["inside_at_half_or_above"] == full["inside_at_half_or_above"] and half["clips"] == 15
+
+
 def test_the_candidates_swap_one_part_and_put_it_back():
     """export/outside_compare.py: the shipped candidate prints outside.py's own figures, a candidate
     changes what it names while it runs, and the shipped parts are back after it, even after an error."""
