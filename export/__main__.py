@@ -184,7 +184,7 @@ def run_crossval(args, family) -> dict:
     if hasattr(family, "extractor") and len(labels) >= outside.MIN_LABELS:  # features: in_labels, left-out labels
         print("in_labels: leave one label out", flush=True)
         scored = outside.leave_one_label_out(inputs, y, groups, labels)
-        results["in_labels"] = dict(outside.figures(scored), protocol=outside.PROTOCOL)
+        results["in_labels"] = dict(outside.figures(scored, y), protocol=outside.PROTOCOL)
         outside.diagram(results["in_labels"], out / f"in_labels_{family.NAME}.png",
                         f"{family.NAME}: in_labels, leave one label out")
     results["calibration"] = crossval.calibration(answers, family.meta(labels).pooling,

@@ -119,9 +119,10 @@ def _scored(results: dict) -> tuple[np.ndarray, np.ndarray]:
     return inside[~np.isnan(inside)], outside[~np.isnan(outside)]
 
 
-def figures(results: dict) -> dict:
+def figures(results: dict, y: np.ndarray | None = None) -> dict:
     """AUROC per left-out label and their mean; the shares under and at-or-above 0.5; the balanced
-    reliability table (per bin of P(in): the share of the weight that is inside)."""
+    reliability table (per bin of P(in): the share of the weight that is inside). With the label
+    indices y of leave_one_label_out's clips, the inside's share at or above 0.5 per label too."""
     inside, outside = _scored(results)
     p, truth = np.r_[inside, outside], np.r_[np.ones(len(inside)), np.zeros(len(outside))]
     weight = np.r_[np.full(len(inside), 0.5 / len(inside)), np.full(len(outside), 0.5 / len(outside))]
@@ -138,16 +139,32 @@ def figures(results: dict) -> dict:
             "outside_under_half": round(float(np.mean(outside < 0.5)), 3),
             "inside_at_half_or_above": round(float(np.mean(inside >= 0.5)), 3),
             "ece_balanced": round(float(sum(t["weight"] * abs(t["inside"] - t["mean_p"]) for t in table)), 3),
-            "outside_clips": int(len(outside)), "inside_answers": int(len(inside)), "reliability": table}
+            "outside_clips": int(len(outside)), "inside_answers": int(len(inside)), "reliability": table,
+            **({} if y is None else {"inside_at_half_or_above_by_label": _by_label(results, y)})}
+
+
+def _by_label(results: dict, y: np.ndarray) -> dict:
+    """Per label (results' keys, in the order of y's indices), the share of its clips' inside answers
+    (scored out of fold in every round that kept it) at 0.5 or above; None where none was scored."""
+    answers = {label: [] for label in results}
+    for k, (inside, _) in enumerate(results.values()):
+        for i, p in zip(np.flatnonzero(y != k), inside, strict=True):
+            if not np.isnan(p):
+                answers[list(results)[y[i]]].append(p)
+    return {label: round(float(np.mean(np.array(a) >= 0.5)), 3) if a else None for label, a in answers.items()}
 
 
 def report(result: dict) -> str:
+    by_label = result.get("inside_at_half_or_above_by_label")
     lines = ["  AUROC per left-out label: " + ", ".join(f"{k} {'-' if v is None else f'{v:.3f}'}"
                                                      for k, v in result["auroc"].items()),
              f"  mean AUROC {result['auroc_mean']:.3f}; outside under 0.5: {result['outside_under_half']:.1%} of "
              f"{result['outside_clips']}; inside at 0.5 or above: {result['inside_at_half_or_above']:.1%} of "
              f"{result['inside_answers']}; balanced ECE {result['ece_balanced']:.3f}"
              + (f"; {result['unscored']} not scored (a fold left one label)" if result["unscored"] else ""),
+             *(["  inside at 0.5 or above per label (its clips, by detectors that never heard their artist): "
+                + ", ".join(f"{k} {'-' if v is None else f'{v:.0%}'}" for k, v in by_label.items())]
+               if by_label else []),
              "  reliability (P(in) bin: mean P(in), share inside, weight): " + "; ".join(
                  f"{t['bin']}: {t['mean_p']:.2f}, {t['inside']:.2f}, {t['weight']:.2f}" for t in result["reliability"])]
     return "\n".join(lines)
@@ -200,7 +217,7 @@ def main(argv=None) -> None:
                       f"{row['auroc_sd']:.3f}); outside under 0.5: {row['outside_under_half']:.1%}; inside at 0.5 "
                       f"or above: {row['inside_at_half_or_above']:.1%}", flush=True)
         results, what = leave_one_label_out(features, y, groups, labels), "leave one label out"
-    result = figures(results)
+    result = figures(results, None if args.inside else y)
     print(f"== in_labels, {what}, artists grouped ({len(y)} clips)\n{report(result)}")
     if args.diagram:
         diagram(result, args.diagram, f"in_labels, {what}")

@@ -138,6 +138,19 @@ def test_the_protocol_figures_on_known_answers():
     assert sum(t["weight"] for t in found["reliability"]) == pytest.approx(1.0, abs=0.01)  # each rounded
 
 
+def test_the_inside_share_per_label_gathers_each_labels_answers_from_every_round():
+    """Three labels of two clips: a round's inside is the other labels' clips, in order; NaN unscored."""
+    y, nan = np.array([0, 0, 1, 1, 2, 2]), np.nan
+    results = {"a": (np.array([0.9, 0.4, 0.6, nan]), np.array([0.1, 0.2])),
+               "b": (np.array([0.7, 0.2, 0.8, 0.1]), np.array([0.3, 0.4])),
+               "c": (np.array([0.6, 0.6, 0.3, 0.5]), np.array([0.2, 0.6]))}
+    found = outside.figures(results, y)
+    assert found["inside_at_half_or_above_by_label"] == {"a": 0.75, "b": 0.5, "c": pytest.approx(0.667, abs=1e-3)}
+    assert "per label (its clips, by detectors that never heard their artist): a 75%, b 50%, c 67%" in \
+        outside.report(found)
+    assert "inside_at_half_or_above_by_label" not in outside.figures(results)
+
+
 def test_a_far_label_left_out_is_outside_even_where_the_near_ones_look_alike():
     """Three clusters of segment features, two nearly alike and one far from both: the calibration
     learns from the near pair that distance says little, yet the far label, left out, must still come
