@@ -31,6 +31,7 @@ from inference import batch, storage
 
 RUNS = Path("runs")  # crossval's and train's default --out: untracked (.gitignore), never the shipped models
 MUSIC_WARNING = 0.98  # issue 20's target: music called music out of fold at least this often
+IN_LABELS_WARNING = 0.5  # a label whose music, by artists unheard, is kept inside less often is named
 
 
 def _data(parser, split: bool):
@@ -121,6 +122,17 @@ def _report_skipped(found: library.Library):
         print(f"warning: {warning}", file=sys.stderr)
 
 
+def _warn_thin_labels(kept: dict):
+    """Names the labels whose music in_labels keeps inside less often than IN_LABELS_WARNING when it
+    has not heard the artist."""
+    thin = [f"{label!r} ({share:.0%})" for label, share in kept.items()
+            if share is not None and share < IN_LABELS_WARNING]
+    if thin:
+        print(f"warning: in_labels calls most music of {', '.join(thin)} outside the labels when it has not heard "
+              "the artist (the share kept inside in brackets): add clips of more artists to these labels "
+              "(docs/outside-labels.md)", file=sys.stderr)
+
+
 def _warn_one_artist(found: library.Library):
     """Name each label whose clips all come from one known artist: grouped folds cannot keep it apart."""
     artists = {}
@@ -209,6 +221,7 @@ def run_crossval(args, family) -> dict:
                   "(the answers' `music` and `uncertain` will be too), docs/music-detection.md", file=sys.stderr)
     if "in_labels" in results:
         print(f"== in_labels, {results['in_labels']['protocol']}\n{outside.report(results['in_labels'])}")
+        _warn_thin_labels(results["in_labels"]["inside_at_half_or_above_by_label"])
     else:
         print(f"note: in_labels is scored by leaving one label out: {outside.MIN_LABELS} labels or more "
               "(the model still gets its detector at train)", file=sys.stderr)

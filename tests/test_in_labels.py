@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from export import extract, folds, in_labels, library, music, nonmusic, outside, to_onnx
-from export.__main__ import _warn_one_artist
+from export.__main__ import _warn_one_artist, _warn_thin_labels
 from inference import contract, model
 
 import function_server
@@ -207,3 +207,11 @@ def test_a_label_of_a_single_artist_is_named(capsys):
     _warn_one_artist(library.Library(clips))
     err = capsys.readouterr().err
     assert "'jazz' is by 'C'" in err and "rock" not in err and "pop" not in err
+
+
+def test_labels_whose_unheard_artists_come_back_outside_are_named(capsys):
+    _warn_thin_labels({"pop": 0.3, "rock": 0.5, "jazz": None, "reggae": 0.49})
+    err = capsys.readouterr().err
+    assert "most music of 'pop' (30%), 'reggae' (49%) outside the labels" in err and "rock" not in err
+    _warn_thin_labels({"pop": 0.5, "jazz": None})
+    assert capsys.readouterr().err == ""

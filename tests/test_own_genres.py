@@ -82,6 +82,10 @@ def trained(manifest, cache, tmp_path_factory) -> Path:
     assert (out / "mine.power.onnx").exists()
     # in_labels: scored by leaving each of the 3 labels out, fitted on the library at train
     assert set(results["in_labels"]["auroc"]) == set(results["labels"]) and "== in_labels" in crossval.stdout
+    kept = results["in_labels"]["inside_at_half_or_above_by_label"]
+    assert set(kept) == set(results["labels"]) and "inside at 0.5 or above per label" in crossval.stdout
+    thin = any(v is not None and v < 0.5 for v in kept.values())
+    assert ("outside the labels when it has not heard" in crossval.stderr) == thin
     assert (out / "in_labels_genre_musicnn.png").exists() and card["in_labels"]["crossval"]["auroc"]
     assert "music detector, out of fold: 15 fits" in crossval.stdout  # its step says so (was 12 s of silence)
     written = (out / "mine.json").read_text() + (out / "crossval_genre_musicnn.json").read_text()
