@@ -146,11 +146,12 @@ def figures(results: dict, y: np.ndarray | None = None) -> dict:
 def _by_label(results: dict, y: np.ndarray) -> dict:
     """Per label (results' keys, in the order of y's indices), the share of its clips' inside answers
     (scored out of fold in every round that kept it) at 0.5 or above; None where none was scored."""
-    answers = {label: [] for label in results}
+    labels = list(results)
+    answers = {label: [] for label in labels}
     for k, (inside, _) in enumerate(results.values()):
         for i, p in zip(np.flatnonzero(y != k), inside, strict=True):
             if not np.isnan(p):
-                answers[list(results)[y[i]]].append(p)
+                answers[labels[y[i]]].append(p)
     return {label: round(float(np.mean(np.array(a) >= 0.5)), 3) if a else None for label, a in answers.items()}
 
 
@@ -200,6 +201,8 @@ def main(argv=None) -> None:
                                         f"on too, {CURVE_DRAWS} random draws each")
     parser.add_argument("--cache", type=Path, default=extract.CACHE, help="the features' cache (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.curve and args.inside:
+        parser.error("--curve leaves one label out: it does not go with --inside")
     features, y, groups, labels = load(args.data, args.cache)
     if args.inside:
         wanted = [name.strip() for name in args.inside.split(",")]
