@@ -56,16 +56,18 @@ def _pooled(detector, features: np.ndarray) -> float:
     return segments.pool_yes(detector.probabilities(features))
 
 
-def leave_one_label_out(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels, say=print) -> dict:
-    """Per left-out label: (P(in) of the inside out of fold, P(in) of the left-out clips); say() is told
-    each label's AUROC as it comes."""
+def leave_one_label_out(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels,
+                        quiet: bool = False) -> dict:
+    """Per left-out label: (P(in) of the inside out of fold, P(in) of the left-out clips); each label's
+    AUROC printed as it comes unless quiet."""
     results = {}
     for k, label in enumerate(labels):
         rest, left = np.flatnonzero(y != k), np.flatnonzero(y == k)
         inside, outside = _out_of_fold([features[i] for i in rest], y[rest], [groups[i] for i in rest],
                                        [features[i] for i in left])
         results[label] = (inside, _mean(outside, len(left)))
-        say(f"  left out {label}: AUROC {_auroc(*results[label]):.3f}", flush=True)
+        if not quiet:
+            print(f"  left out {label}: AUROC {_auroc(*results[label]):.3f}", flush=True)
     return results
 
 
@@ -87,7 +89,7 @@ def curve(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels, 
             with warnings.catch_warnings():  # a fold with one clip of a label: small draws are meant to hold some
                 warnings.filterwarnings("ignore", "The least populated class", UserWarning)
                 found.append(figures(leave_one_label_out([features[i] for i in keep], y[keep],
-                                                         [groups[i] for i in keep], labels, say=lambda *_, **__: None)))
+                                                         [groups[i] for i in keep], labels, quiet=True)))
         means = [f["auroc_mean"] for f in found]
         rows.append({"share": share, "clips": len(keep), "auroc_mean": round(float(np.mean(means)), 3),
                      "auroc_sd": round(float(np.std(means)), 3),

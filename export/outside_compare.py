@@ -11,7 +11,6 @@ taxonomy classical, metal, hiphop against the other seven (where the library has
 """
 import argparse
 import contextlib
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,8 +209,8 @@ def swapped(parts: dict):
 
 def compare(name: str, features, y, groups, labels) -> str:
     """One line of figures: both protocols' (the three-genre taxonomy where the library has it)."""
-    with swapped(METHODS[name]), contextlib.redirect_stdout(io.StringIO()):
-        r = outside.figures(outside.leave_one_label_out(features, y, groups, labels))
+    with swapped(METHODS[name]):
+        r = outside.figures(outside.leave_one_label_out(features, y, groups, labels, quiet=True))
         three = outside.figures(outside.inside_outside(features, y, groups, labels, list(THREE))) \
             if set(THREE) <= set(labels) else None
     calibrated = (in_labels, "fit") not in METHODS[name]

@@ -128,8 +128,7 @@ def find_items(inputs: list[str], stdin) -> Iterator[str]:
 def _in_bucket(given: str) -> Iterator[str]:
     """A gs:// input: an audio object (pinned to a #GENERATION or not), a list (its relative lines under the
     list's prefix), or a prefix."""
-    pinned = storage.GENERATION.fullmatch(given)
-    suffix = Path(pinned[1] if pinned else given).suffix.lower()
+    suffix = storage.suffix(given)
     if suffix in decode.SUFFIXES:
         yield given
     elif suffix in LISTS:

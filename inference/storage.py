@@ -28,7 +28,7 @@ API = "https://storage.googleapis.com"
 READ_SCOPE = "https://www.googleapis.com/auth/devstorage.read_only"
 BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")  # Cloud Storage's bucket names
 MAX_NAME_BYTES = 1024  # Cloud Storage's longest object name
-GENERATION = re.compile(r"(.*)#([1-9][0-9]{0,18})", re.DOTALL)  # OBJECT#GENERATION: one version of an object
+_GENERATION = re.compile(r"(.*)#([1-9][0-9]{0,18})", re.DOTALL)  # OBJECT#GENERATION: one version of an object
 LIST_PAGE = 1000  # objects a listing page holds (the API's most)
 CALL_TIMEOUT_S = (10.0, 60.0)  # google-cloud-storage's (connect, read) per call, for batch and export
 EMPTY_RANGE = 416  # what a ranged read of an empty object answers
@@ -54,11 +54,17 @@ def parse(url: str, *, prefix: bool = False) -> Location:
     bucket, _, name = url[len(SCHEME):].partition("/")
     if not is_gs(url) or not BUCKET.fullmatch(bucket):
         raise errors.invalid_url("a gs:// link is gs://BUCKET/OBJECT[#GENERATION], with a valid bucket name")
-    pinned = None if prefix else GENERATION.fullmatch(name)
+    pinned = None if prefix else _GENERATION.fullmatch(name)
     name, generation = (pinned[1], int(pinned[2])) if pinned else (name, None)
     if (not name and not prefix) or len(name.encode()) > MAX_NAME_BYTES or "\n" in name or "\r" in name:
         raise errors.invalid_url("a gs:// link names an object: gs://BUCKET/OBJECT[#GENERATION]")
     return Location(bucket, name, generation)
+
+
+def suffix(url: str) -> str:
+    """The lower-cased suffix of the object or prefix a gs:// URL names, an object's #GENERATION aside."""
+    pinned = _GENERATION.fullmatch(url)
+    return Path(pinned[1] if pinned else url).suffix.lower()
 
 
 def check(url: str, settings: Settings) -> Location:
