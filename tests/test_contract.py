@@ -9,7 +9,7 @@ import yaml
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from inference import errors
+from inference import errors, storage
 
 import function_server
 from conftest import ROOT
@@ -56,6 +56,21 @@ def test_real_answers_match_the_schema(loopback_server, served, media):
     ]
     statuses = [case.call_and_validate(base_url=loopback_server.url, timeout=30).status_code for case in cases]
     assert statuses == [200, 422, 200, 200, 200, 422]
+
+
+def test_the_link_schema_admits_every_kind_of_link_the_function_reads():
+    """A client that validates its requests against the document may send gs:// links too."""
+    pattern = DOCUMENT["components"]["schemas"]["Link"]["pattern"]
+    links = ["https://www.youtube.com/watch?v=x", "http://example.com/a.mp3", f"{storage.SCHEME}bucket/a.flac",
+             f"{storage.SCHEME}bucket/a.flac#1712345678901234"]
+    assert [link for link in links if not re.search(pattern, link)] == []
+    assert not re.search(pattern, "ftp://example.com/a.mp3")
+
+
+def test_a_link_to_a_bucket_not_allowed_gets_its_documented_answer(strict_server):
+    case = SCHEMA["/"]["POST"].Case(body={"url": f"{storage.SCHEME}bucket/a.flac#7"}, media_type="application/json")
+    answer = case.call_and_validate(base_url=strict_server.url, timeout=30)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "bucket_not_allowed")
 
 
 DOCUMENT = yaml.safe_load((ROOT / "openapi.yaml").read_text())
