@@ -75,6 +75,9 @@ def test_the_card_readme_and_outside_page_quote_the_in_labels_figures():
     assert missing(page, [f"**{scored['auroc_mean']:.3f}**", f"**{percent(outside)}**", f"**{percent(inside)}**",
                           f"balanced ECE {scored['ece_balanced']:.3f}",
                           *(f"{a:.3f}" for a in auroc.values())]) == []
+    kept = scored["inside_at_half_or_above_by_label"]
+    row = " | ".join(f"**{v * 100:.0f}%**" if v < 0.5 else f"{v * 100:.0f}%" for v in kept.values())
+    assert missing(page, [f"| inside at 0.5 or above | {row} |"]) == []
 
 
 def test_the_readme_quotes_the_crossval_figures():
