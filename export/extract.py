@@ -24,7 +24,7 @@ import onnx
 from tqdm import tqdm
 
 from export import music, nonmusic
-from export.library import Clip, Library, LibraryError
+from export.library import Clip, Library, LibraryError, unchanged
 from inference import batch, client, config, contract, decode, pipeline, tokens
 from inference.errors import ClassifyError
 
@@ -124,6 +124,8 @@ def features(library: Library, extractor: Extractor) -> tuple[list[Clip], list[n
     for row in _until_refused(rows):
         clip = todo[row["input"]]
         array, why = _answered(row, extractor.features_id(), extractor.endpoint, most, width)
+        if not why and not unchanged(clip):  # its features are not those of the bytes it is keyed by
+            why = "the file changed while it was read (not cached): run again"
         if why:
             library.skipped.append(f"{clip.origin}: {why}")
             continue

@@ -150,6 +150,21 @@ def test_a_cache_write_cut_midway_leaves_nothing_at_the_entry(one_clip, tmp_path
     assert list((tmp_path / "cache").rglob("*")) == [extractor.folder()]  # no entry, no temporary file
 
 
+def test_a_file_changed_after_it_was_keyed_is_skipped_not_cached_under_its_old_key(gtzan, tmp_path, short_window):
+    """Keyed by its bytes when the library is read, decoded later: features of other bytes must not be
+    cached under that key (a later run of the old bytes would get them)."""
+    shutil.copy(gtzan / "rock" / "rock.00000.flac", tmp_path / "song.flac")
+    (tmp_path / "m.csv").write_text("path,label\nsong.flac,rock\n")
+    found = library.read(tmp_path / "m.csv")
+    shutil.copy(gtzan / "jazz" / "jazz.00000.flac", tmp_path / "song.flac")
+    kept, _ = extract.features(found, extract.Extractor(config.DEFAULT_MODEL, cache=tmp_path / "cache"))
+    assert kept == [] and found.skipped == [f"{tmp_path / 'm.csv'} line 2: the file changed while it was read "
+                                            "(not cached): run again"], found.skipped
+    assert not list((tmp_path / "cache").rglob("*.npy"))
+    again = library.read(tmp_path / "m.csv")  # read anew: keyed by the bytes it now holds
+    assert len(extract.features(again, extract.Extractor(config.DEFAULT_MODEL, cache=tmp_path / "cache"))[0]) == 1
+
+
 def test_the_window_is_part_of_the_cache_key(monkeypatch):
     folders = set()
     for start, duration in (("60", "30"), ("0", "30"), ("60", "10")):

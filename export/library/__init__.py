@@ -18,7 +18,7 @@ from inference import storage
 from inference.batch import is_link
 from inference.errors import ClassifyError
 
-__all__ = ["MIN_CLIPS", "Clip", "Library", "LibraryError", "check_sizes", "checked_label", "read"]
+__all__ = ["MIN_CLIPS", "Clip", "Library", "LibraryError", "check_sizes", "checked_label", "read", "unchanged"]
 ARTISTS_FILE = "artists.csv"  # beside label folders: stem (file name without suffix), artist
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")  # what lies there is not a recording, whatever stat says
 
@@ -118,6 +118,15 @@ def _keyed(clip: Clip) -> tuple[Clip | None, str | None]:
             return dataclasses.replace(clip, key=hashlib.file_digest(f, "sha256").hexdigest()), None
     except OSError as exc:
         return None, f"cannot be read ({exc.strerror or exc})"
+
+
+def unchanged(clip: Clip) -> bool:
+    """Whether a file still holds the bytes it was keyed by (a link or a gs:// object's version always
+    does: a link is keyed by its URL, a version is read as it was keyed)."""
+    if is_link(clip.item) or storage.is_gs(clip.item):
+        return True
+    keyed, _ = _keyed(clip)
+    return keyed is not None and keyed.key == clip.key
 
 
 def _system(path: Path) -> bool:
