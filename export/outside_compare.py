@@ -168,8 +168,10 @@ METHODS = {
     "score: less the median, not the mean": score(lambda logs: logs.min(axis=1) - np.median(logs, axis=1)),
     "score: less the second-nearest": score(lambda logs: logs.min(axis=1) - np.sort(logs, axis=1)[:, 1]),
     "score: less the farthest": score(lambda logs: logs.min(axis=1) - logs.max(axis=1)),
-    "score: less the mean of the others": score(lambda logs: logs.min(axis=1) - np.sort(logs, axis=1)[:, 1:].mean(axis=1)),
-    "score: the two nearest less the mean": score(lambda logs: np.sort(logs, axis=1)[:, :2].mean(axis=1) - logs.mean(axis=1)),
+    "score: less the mean of the others": score(
+        lambda logs: logs.min(axis=1) - np.sort(logs, axis=1)[:, 1:].mean(axis=1)),
+    "score: the two nearest less the mean": score(
+        lambda logs: np.sort(logs, axis=1)[:, :2].mean(axis=1) - logs.mean(axis=1)),
     **{f"score: a soft minimum (temperature {t}) less the mean": score(
         lambda logs, t=t: -logsumexp(-t * logs, axis=1) / t - logs.mean(axis=1)) for t in (2, 5)},
     "score: less 0.9 the mean": score(lambda logs: logs.min(axis=1) - 0.9 * logs.mean(axis=1)),
