@@ -2,7 +2,7 @@
 them, on a library's cached features; crossval prints the same figures.
 
     python -m export.outside --data ../shared/data/gtzan [--inside classical,metal,hiphop] [--diagram F.png]
-                             [--curve 0.4,0.55,0.7,0.85]
+                             [--curve 0.4,0.55,0.7,0.85] [--artists country,disco,metal]
 
 Protocol (leave one label out, artists grouped): for each label L, a detector fitted on the other
 labels' clips (its calibration fitted on them alone) scores L's clips: the outside; the other
@@ -12,7 +12,8 @@ and their mean, the share of the outside under 0.5 and of the inside at 0.5 or a
 reliability diagram (inside and outside weighed equally, the prior in_labels is calibrated for).
 --inside names the labels of a smaller taxonomy: the rest of the library is its outside, scored by
 each fold's detector; the inside out of fold. --curve runs the protocol on random shares of each
-label's clips: how the figures grow with the library.
+label's clips: how the figures grow with the library. --artists runs it with only some of a label's
+artists (random draws): how much of its music stays inside as its artists grow.
 """
 import argparse
 import warnings
@@ -27,6 +28,7 @@ from inference import segments
 MIN_LABELS = 3  # leaving one out must leave two labels to calibrate on
 CURVE_DRAWS = 5  # random draws of each share of the library (--curve)
 CURVE_MIN_CLIPS = 4  # of each label in a draw (or all it has): two grouped folds need a few
+ARTIST_COUNTS = (2, 3, 6, 9)  # --artists: how many of a label's artists a draw keeps (then all of them)
 BINS = 10
 PROTOCOL = (f"leave one label out: each label's clips scored by a detector fitted on the other labels; those scored "
             f"out of fold, StratifiedGroupKFold({in_labels.FOLDS}) by artist (seed {in_labels.SEED})")
@@ -182,6 +184,32 @@ def diagram(result: dict, path: Path, title: str) -> None:
         "in_labels (P(in the model's labels))", "share of the music inside the labels (balanced)")
 
 
+def by_artists(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels, label: str) -> list[dict]:
+    """The protocol with only `artists` of a label's artists in the library (each count of ARTIST_COUNTS
+    under its own, CURVE_DRAWS random draws; then all of them): the share of its clips kept inside (at 0.5
+    or above, from detectors that never heard their artist), its spread over the draws, and its AUROC
+    when it is the label left out."""
+    j, groups_of = labels.index(label), np.asarray(groups)
+    artists = np.unique(groups_of[y == j])
+    rows = []
+    for count in [c for c in ARTIST_COUNTS if c < len(artists)] + [len(artists)]:
+        found = []
+        for seed in range(CURVE_DRAWS if count < len(artists) else 1):
+            keep = np.flatnonzero((y != j) | np.isin(groups_of, np.random.default_rng(seed).choice(
+                artists, count, replace=False)))
+            with warnings.catch_warnings():  # a fold with one clip of the label: a few artists are meant to hold few
+                warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+                result = figures(leave_one_label_out([features[i] for i in keep], y[keep],
+                                                     [groups[i] for i in keep], labels, quiet=True), y[keep])
+            found.append((result["inside_at_half_or_above_by_label"][label], result["auroc"][label],
+                          int(np.sum(y[keep] == j))))
+        inside, auroc, clips = np.array(found).T
+        rows.append({"label": label, "artists": count, "clips": round(float(clips.mean()), 1),
+                     "inside_at_half_or_above": round(float(inside.mean()), 3), "inside_low": float(inside.min()),
+                     "inside_high": float(inside.max()), "auroc": round(float(auroc.mean()), 3)})
+    return rows
+
+
 def load(data: Path, cache: Path) -> tuple[list[np.ndarray], np.ndarray, list[str], tuple[str, ...]]:
     """A library's cached features (computed where missing), label indices, artists and labels."""
     from export import extract, library
@@ -190,6 +218,15 @@ def load(data: Path, cache: Path) -> tuple[list[np.ndarray], np.ndarray, list[st
     clips, features = extract.features(found, extract.Extractor(config.DEFAULT_MODEL, cache=cache, jobs=1))
     labels = tuple(sorted({c.label for c in clips}))
     return features, np.array([labels.index(c.label) for c in clips]), library.Library(clips, []).groups, labels
+
+
+def _labels_named(text: str, labels, option: str, least: int = 1) -> list[str]:
+    """The comma-separated labels of an option; SystemExit if fewer than `least` or not the library's."""
+    wanted = [name.strip() for name in text.split(",")]
+    unknown = sorted(set(wanted) - set(labels))
+    if unknown or len(wanted) < least:
+        raise SystemExit(f"{option} needs {least} or more of the library's labels {list(labels)}; not {unknown}")
+    return wanted
 
 
 def main(argv=None) -> None:
@@ -202,15 +239,15 @@ def main(argv=None) -> None:
     parser.add_argument("--curve", help="comma-separated shares (0-1) of each label's clips to run the protocol "
                                         f"on too, {CURVE_DRAWS} random draws each")
     parser.add_argument("--cache", type=Path, default=extract.CACHE, help="the features' cache (default: %(default)s)")
+    parser.add_argument("--artists", help="comma-separated labels to run the protocol on with only some of their "
+                                          f"artists too: {', '.join(map(str, ARTIST_COUNTS))}, then all; "
+                                          f"{CURVE_DRAWS} random draws each")
     args = parser.parse_args(argv)
-    if args.curve and args.inside:
-        parser.error("--curve leaves one label out: it does not go with --inside")
+    if (args.curve or args.artists) and args.inside:
+        parser.error("--curve and --artists leave one label out: they do not go with --inside")
     features, y, groups, labels = load(args.data, args.cache)
     if args.inside:
-        wanted = [name.strip() for name in args.inside.split(",")]
-        unknown = sorted(set(wanted) - set(labels))
-        if unknown or len(wanted) < 2:
-            raise SystemExit(f"--inside needs 2 or more of the library's labels {list(labels)}; not {unknown}")
+        wanted = _labels_named(args.inside, labels, "--inside", least=2)
         results, what = inside_outside(features, y, groups, labels, wanted), f"inside {wanted}, the rest outside"
     elif len(labels) < MIN_LABELS:
         raise SystemExit(f"leaving one label out needs {MIN_LABELS} labels or more; the library has {len(labels)}")
@@ -221,6 +258,12 @@ def main(argv=None) -> None:
                 print(f"  share {row['share']:.2f} ({row['clips']} clips): mean AUROC {row['auroc_mean']:.3f} (sd "
                       f"{row['auroc_sd']:.3f}); outside under 0.5: {row['outside_under_half']:.1%}; inside at 0.5 "
                       f"or above: {row['inside_at_half_or_above']:.1%}", flush=True)
+        for label in _labels_named(args.artists, labels, "--artists") if args.artists else ():
+            print(f"== in_labels with some of {label}'s artists, leave one label out, {CURVE_DRAWS} draws each")
+            for row in by_artists(features, y, groups, labels, label):
+                print(f"  {row['artists']} artists ({row['clips']:g} clips): inside at 0.5 or above "
+                      f"{row['inside_at_half_or_above']:.0%} ({row['inside_low']:.0%}-{row['inside_high']:.0%}); "
+                      f"AUROC left out {row['auroc']:.3f}", flush=True)
         results, what = leave_one_label_out(features, y, groups, labels), "leave one label out"
     result = figures(results, None if args.inside else y)
     print(f"== in_labels, {what}, artists grouped ({len(y)} clips)\n{report(result)}")

@@ -178,6 +178,31 @@ def test_the_curve_draws_shares_of_each_label_and_its_whole_share_is_the_protoco
     assert whole["inside_at_half_or_above"] == full["inside_at_half_or_above"] and half["clips"] == 15
 
 
+def test_the_artists_curve_keeps_some_of_a_labels_artists_and_all_of_them_is_the_protocol():
+    rng = np.random.default_rng(3)
+    centres = np.abs(rng.normal(1.0, 0.5, (3, 250)))
+    features = [np.abs(c + rng.normal(0, 0.3, (4, 250))) * 0.1 for c in centres for _ in range(12)]
+    y, labels = np.repeat([0, 1, 2], 12), ("a", "b", "c")
+    groups = [f"{labels[i // 12]} artist {i % 12 // 2}" for i in range(36)]  # six artists of two clips each
+    rows = outside.by_artists(features, y, groups, labels, "a")
+    assert [(r["artists"], r["clips"]) for r in rows] == [(2, 4), (3, 6), (6, 12)]
+    full = outside.figures(outside.leave_one_label_out(features, y, groups, labels, quiet=True), y)
+    assert (rows[-1]["inside_at_half_or_above"], rows[-1]["auroc"]) == (
+        full["inside_at_half_or_above_by_label"]["a"], full["auroc"]["a"])
+    assert rows[-1]["inside_low"] == rows[-1]["inside_high"]  # all of its artists: one draw
+    assert all(0 <= r["inside_low"] <= r["inside_at_half_or_above"] <= r["inside_high"] <= 1 for r in rows)
+
+
+def test_the_protocol_command_refuses_what_it_cannot_run(capsys):
+    with pytest.raises(SystemExit) as refused:
+        outside.main(["--data", "nowhere", "--inside", "a,b", "--artists", "a"])
+    assert refused.value.code == 2 and "do not go with --inside" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"--artists needs 1 or more of the library's labels \['a', 'b'\]; not \['z'"):
+        outside._labels_named("a,z", ("a", "b"), "--artists")
+    with pytest.raises(SystemExit, match="--inside needs 2 or more"):
+        outside._labels_named("a", ("a", "b"), "--inside", least=2)
+
+
 def test_the_candidates_swap_one_part_and_put_it_back():
     """export/outside_compare.py: the shipped candidate prints outside.py's own figures, a candidate
     changes what it names while it runs, and the shipped parts are back after it, even after an error."""
