@@ -129,8 +129,9 @@ def _warn_thin_labels(kept: dict):
             if share is not None and share < IN_LABELS_WARNING]
     if thin:
         print(f"warning: in_labels calls most music of {', '.join(thin)} outside the labels when it has not heard "
-              "the artist (the share kept inside in brackets): add clips of more artists to these labels "
-              "(docs/outside-labels.md)", file=sys.stderr)
+              "the artist (the share kept inside in brackets): add clips of more artists to these labels, about ten "
+              "each where labels neighbour (docs/outside-labels.md#how-a-labels-share-grows-with-its-artists)",
+              file=sys.stderr)
 
 
 def _warn_one_artist(found: library.Library):
