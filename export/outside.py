@@ -185,10 +185,10 @@ def diagram(result: dict, path: Path, title: str) -> None:
 
 
 def by_artists(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels, label: str) -> list[dict]:
-    """The protocol with only `artists` of a label's artists in the library (each count of ARTIST_COUNTS
-    under its own, CURVE_DRAWS random draws; then all of them): the share of its clips kept inside (at 0.5
-    or above, from detectors that never heard their artist), its spread over the draws, and its AUROC
-    when it is the label left out."""
+    """The protocol with only some of `label`'s artists in the library (each count of ARTIST_COUNTS under
+    all of them, CURVE_DRAWS random draws; then all of them), per count: the share of its clips kept inside
+    (at 0.5 or above, from detectors that never heard their artist), its range over the draws, and its
+    AUROC when it is the label left out."""
     j, groups_of = labels.index(label), np.asarray(groups)
     artists = np.unique(groups_of[y == j])
     rows = []
