@@ -88,16 +88,22 @@ def curve(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels, 
         found = []
         for seed in range(CURVE_DRAWS):
             keep = drawn(y, share, seed)
-            with warnings.catch_warnings():  # a fold with one clip of a label: small draws are meant to hold some
-                warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-                found.append(figures(leave_one_label_out([features[i] for i in keep], y[keep],
-                                                         [groups[i] for i in keep], labels, quiet=True)))
+            found.append(_figures_of(keep, features, y, groups, labels))
         means = [f["auroc_mean"] for f in found]
         rows.append({"share": share, "clips": len(keep), "auroc_mean": round(float(np.mean(means)), 3),
                      "auroc_sd": round(float(np.std(means)), 3),
                      **{k: round(float(np.mean([f[k] for f in found])), 3)
                         for k in ("outside_under_half", "inside_at_half_or_above")}})
     return rows
+
+
+def _figures_of(keep: np.ndarray, features: list[np.ndarray], y: np.ndarray, groups: list[str], labels) -> dict:
+    """The protocol's figures (per label too) on the clips `keep` of a library: a part of it (--curve,
+    --artists), quiet."""
+    with warnings.catch_warnings():  # a fold with one clip of a label: small parts are meant to hold some
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        return figures(leave_one_label_out([features[i] for i in keep], y[keep], [groups[i] for i in keep], labels,
+                                           quiet=True), y[keep])
 
 
 def inside_outside(features: list[np.ndarray], y: np.ndarray, groups: list[str], labels, inside_labels) -> dict:
@@ -197,10 +203,7 @@ def by_artists(features: list[np.ndarray], y: np.ndarray, groups: list[str], lab
         for seed in range(CURVE_DRAWS if count < len(artists) else 1):
             keep = np.flatnonzero((y != j) | np.isin(groups_of, np.random.default_rng(seed).choice(
                 artists, count, replace=False)))
-            with warnings.catch_warnings():  # a fold with one clip of the label: a few artists are meant to hold few
-                warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-                result = figures(leave_one_label_out([features[i] for i in keep], y[keep],
-                                                     [groups[i] for i in keep], labels, quiet=True), y[keep])
+            result = _figures_of(keep, features, y, groups, labels)
             found.append((result["inside_at_half_or_above_by_label"][label], result["auroc"][label],
                           int(np.sum(y[keep] == j))))
         inside, auroc, clips = np.array(found).T
