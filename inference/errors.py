@@ -142,6 +142,11 @@ def source_too_large(cap_bytes: int) -> ClassifyError:
     return ClassifyError("source_too_large", f"the audio needed more than {_megabytes(cap_bytes)} of download")
 
 
+def page_too_large(cap_bytes: int) -> ClassifyError:
+    return ClassifyError("source_too_large", f"the link's page is larger than {_megabytes(cap_bytes)}; "
+                                             "link the audio itself")
+
+
 def _megabytes(count: int) -> str:
     """A byte cap in MB as set (GENRE_MAX_*_MB): 2 MB, 0.1 MB."""
     return f"{round(count / 2**20, 2):g} MB"

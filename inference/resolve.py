@@ -5,6 +5,7 @@ import functools
 import importlib.metadata
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 
 from inference import errors, urlpolicy
@@ -15,6 +16,7 @@ from inference.errors import ClassifyError
 # muxed file; we stream and decode only the analysed window of it
 FORMAT = "bestaudio[protocol=https]/bestaudio[protocol=http]/worst[protocol=https]/worst[protocol=http]"
 LIVE = ("is_live", "is_upcoming", "post_live")
+MAX_PAGE_BYTES = 16 * 2**20  # all the pages one link's resolution reads (YouTube's: ~5 MB); each is read whole
 BOT_CHECK = re.compile(r"confirm you.re not a bot|sign in to confirm|cookies", re.I)
 
 
@@ -25,6 +27,45 @@ class Source:
     title: str | None = None
     duration: float | None = None
     site: str | None = None
+
+
+class _Pages:
+    """Counts the bytes of the pages yt-dlp reads for one link and stops it past MAX_PAGE_BYTES: a
+    response's body is read through it (yt-dlp reads a page whole, however large)."""
+
+    def __init__(self, urlopen):
+        self._urlopen, self.read, self.too_large = urlopen, 0, False
+
+    def urlopen(self, request):
+        response = self._urlopen(request)
+        response.fp = _Counted(response.fp, self)
+        return response
+
+    def count(self, data: bytes) -> bytes:
+        self.read += len(data)
+        if self.read > MAX_PAGE_BYTES:
+            self.too_large = True
+            raise errors.page_too_large(MAX_PAGE_BYTES)
+        return data
+
+
+class _Counted:
+    """A response body whose reads _Pages counts, closed (the site hung up on) past the cap; everything
+    else is the body's own."""
+
+    def __init__(self, body, pages: _Pages):
+        self._body, self._pages = body, pages
+
+    def read(self, *args, **kwargs) -> bytes:
+        data = self._body.read(*args, **kwargs)
+        try:
+            return self._pages.count(data)
+        except ClassifyError:
+            self._body.close()
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._body, name)
 
 
 class _Quiet:
@@ -117,24 +158,48 @@ def _request_error(exc) -> ClassifyError:
     return errors.url_not_allowed("the link leads to a URL that is not http(s)")
 
 
-def resolve(url: str, settings: Settings, timeout: float) -> Source:
-    """The media behind `url`; ClassifyError for refused, unreadable, live or too long sources."""
-    yt_dlp = _yt_dlp()
+def _failure(exc: Exception | None, pages: _Pages, guarded) -> ClassifyError | None:
+    """The ClassifyError for what extract_info raised (None: not one we know, a defect), or for its
+    pages cut short (exc None)."""
     from yt_dlp.networking.exceptions import RequestError
     from yt_dlp.utils import DownloadError
+    if pages.too_large:
+        return errors.page_too_large(MAX_PAGE_BYTES)
+    if guarded.cut_off:  # whatever broke when its connections were cut
+        return errors.timeout("the site did not answer in time")
+    if isinstance(exc, ClassifyError):
+        return exc
+    if isinstance(exc, RequestError):  # not wrapped in a DownloadError: a URL no handler takes (file:, data:, ftp:)
+        return _request_error(exc)
+    if isinstance(exc, DownloadError):
+        if urlpolicy.refused():  # a redirect or a request of the extractor to a private address
+            return errors.url_not_allowed()
+        return _error(exc)
+    return None
+
+
+def resolve(url: str, settings: Settings, timeout: float) -> Source:
+    """The media behind `url`; ClassifyError for refused, unreadable, live or too long sources, for
+    pages over MAX_PAGE_BYTES, and a timeout when `timeout` seconds pass (its connections are cut then,
+    however slowly a site drips)."""
+    yt_dlp = _yt_dlp()
+    deadline = time.monotonic() + timeout
     urlpolicy.check(url, settings)
     with yt_dlp.YoutubeDL(_options(settings, timeout)) as ydl, \
-            urlpolicy.guard(settings, also_allowed=urlpolicy.addresses(settings.proxy)):
+            urlpolicy.guard(settings, urlpolicy.addresses(settings.proxy), deadline) as guarded:
+        pages = _Pages(ydl.urlopen)
+        ydl.urlopen = pages.urlopen  # every request of the extractors goes through YoutubeDL.urlopen
         if settings.cookies_file:  # loaded, never written back (the secret mount is read-only)
             ydl.cookiejar.load(settings.cookies_file, ignore_discard=True, ignore_expires=True)
         try:
             info = ydl.extract_info(url, download=False)
-        except DownloadError as exc:
-            if urlpolicy.refused():  # a redirect or a request of the extractor to a private address
-                raise errors.url_not_allowed() from None
-            raise _error(exc) from None
-        except RequestError as exc:  # not wrapped in a DownloadError: a URL no handler takes (file:, data:, ftp:)
-            raise _request_error(exc) from None
+        except Exception as exc:
+            failure = _failure(exc, pages, guarded)
+            if failure is None:
+                raise
+            raise failure from None
+        if pages.too_large or guarded.cut_off:  # what yt-dlp made of a page cut short is not to be trusted
+            raise _failure(None, pages, guarded)
     while info.get("_type") == "playlist":
         entries = [e for e in info.get("entries") or [] if e]
         if not entries:

@@ -7,6 +7,7 @@ import re
 import socket
 import sys
 import threading
+import time
 from urllib.parse import urlsplit
 
 from inference import errors
@@ -102,22 +103,57 @@ def check(url: str, settings: Settings) -> tuple[str, int, str]:
     return host, port, str(addresses[0])
 
 
-_guarded = threading.local()  # .settings, .extra (addresses also allowed), .refused (the last refused address)
+class _Guard:
+    """A guard() block's state: what it allows, the last address it refused, and a duplicate of each
+    socket it let connect (a socket that TLS has since wrapped is still reached through it), so that
+    cut() hangs up on all of them and refuses any more."""
+
+    def __init__(self, settings: Settings | None, also_allowed: tuple[str, ...]):
+        self.settings, self.extra, self.refused = settings, set(also_allowed), None
+        self.active, self.cut_off = True, False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def admit(self, sock: socket.socket | None):
+        with self._lock:
+            if self.cut_off:
+                raise TimeoutError("the time budget for this link is spent")
+            if sock is not None:  # None: an event raised by hand (sys.audit), no socket
+                self._sockets.append(sock.dup())
+
+    def cut(self):
+        """Ends the block's connections: a read blocked on one (a page that drips) returns now."""
+        with self._lock:
+            self.cut_off = True
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self):
+        with self._lock:
+            self.active = False
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+
+_guarded = threading.local()  # .state: this thread's last guard() block (.active while it runs)
 
 
 def _audit(event: str, args: tuple):
     """Python's audit hook: refuses a guarded thread's connections to addresses not allowed."""
-    settings = getattr(_guarded, "settings", None)
-    if event != "socket.connect" or settings is None:
+    state = getattr(_guarded, "state", None)
+    if event != "socket.connect" or state is None or not state.active or state.settings is None:
         return
     address = args[1]
     try:
         ip = ipaddress.ip_address(address[0].split("%")[0])
     except (TypeError, ValueError, IndexError):  # not an IP socket (AF_UNIX...): not ours to open
         ip = None
-    if ip is None or not (_allowed(ip, settings) or str(ip) in _guarded.extra):
-        _guarded.refused = str(address[0]) if ip else "a non-IP socket"
-        raise ConnectionRefusedError(f"connection to {_guarded.refused} refused by the URL policy")
+    if ip is None or not (_allowed(ip, state.settings) or str(ip) in state.extra):
+        state.refused = str(address[0]) if ip else "a non-IP socket"
+        raise ConnectionRefusedError(f"connection to {state.refused} refused by the URL policy")
+    state.admit(args[0])
 
 
 _hook_lock = threading.Lock()
@@ -125,25 +161,34 @@ _hook_installed = False
 
 
 @contextlib.contextmanager
-def guard(settings: Settings, also_allowed: tuple[str, ...] = ()):
+def guard(settings: Settings | None, also_allowed: tuple[str, ...] = (), deadline: float | None = None):
     """Within the block, every socket this thread connects (yt-dlp's page fetches and redirects
-    included) must go to an allowed address or to one of also_allowed (e.g. the proxy's);
+    included) must go to an allowed address or to one of also_allowed (e.g. the proxy's); at the
+    deadline (time.monotonic()), the block's connections are cut and no more are opened: a page that
+    drips its bytes holds a thread no longer. Yields the block's state (.cut_off: the deadline cut it);
     afterwards, refused() names the last address refused, or None."""
     global _hook_installed
     with _hook_lock:
         if not _hook_installed:
             sys.addaudithook(_audit)
             _hook_installed = True
-    _guarded.settings, _guarded.extra, _guarded.refused = settings, set(also_allowed), None
+    state = _guarded.state = _Guard(settings, also_allowed)
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), state.cut) if deadline is not None else None
+    if timer:
+        timer.daemon = True
+        timer.start()
     try:
-        yield
+        yield state
     finally:
-        _guarded.settings = None
+        if timer:
+            timer.cancel()
+        state.close()
 
 
 def refused() -> str | None:
     """The address the last guard() block in this thread refused, if any."""
-    return getattr(_guarded, "refused", None)
+    state = getattr(_guarded, "state", None)
+    return state.refused if state else None
 
 
 def addresses(url: str | None) -> tuple[str, ...]:

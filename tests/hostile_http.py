@@ -127,6 +127,36 @@ class Handler(local_http.Handler):
         self._head("application/vnd.apple.mpegurl", len(body))
         self.wfile.write(body)
 
+    def _until_hung_up(self, chunk: bytes, pause: float, most: int = 2**40):
+        """Writes chunk after chunk (pause s apart, `most` bytes at most) until the function hangs up, then
+        notes in `ended` how long that took and how many bytes went."""
+        began, sent = time.monotonic(), 0
+        try:
+            while sent < most:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+                sent += len(chunk)
+                time.sleep(pause)
+        except OSError:
+            pass
+        finally:
+            self.ended[self.path] = (time.monotonic() - began, sent)
+
+    def route_drip_html(self):
+        """A page without end, a byte every 0.2 s: each read gets a byte, so no read times out."""
+        self._head("text/html; charset=utf-8")
+        self._until_hung_up(b" ", 0.2)
+
+    def route_drip_headers_html(self):
+        """A header that never ends, a byte every 0.2 s."""
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Slow: ")
+        self._until_hung_up(b"a", 0.2)
+
+    def route_huge_html(self):
+        """A 200 MB page, as fast as it is read (yt-dlp reads a page whole)."""
+        self._head("text/html; charset=utf-8", 200 * 2**20)
+        self._until_hung_up(b"<p>" + b"x" * (2**20 - 3), 0, most=200 * 2**20)
+
     def route_many_audio_html(self):
         tags = "".join(f'<audio src="{self.canary}/track{i}.mp3"></audio>' for i in range(5000))
         body = f"<!doctype html><html><head><title>Many</title></head><body>{tags}</body></html>".encode()
@@ -156,7 +186,8 @@ class Server:
         self.hits = []
         self.canary = local_http.QuietServer(("127.0.0.1", 0), type("Counting", (Canary,), {"hits": self.hits}))
         self.canary_url = f"http://127.0.0.1:{self.canary.server_address[1]}"
-        handler = type("Hostile", (Handler,), {"canary": self.canary_url})
+        self.ended = {}  # path -> (seconds until the function hung up, bytes sent), for the routes that note it
+        handler = type("Hostile", (Handler,), {"canary": self.canary_url, "ended": self.ended})
         self.httpd = local_http.QuietServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 

@@ -8,6 +8,8 @@ import time
 import numpy as np
 import pytest
 
+from inference import resolve
+
 import function_server
 import hostile_http
 from conftest import encode
@@ -127,6 +129,28 @@ def test_hostile_link(server, hostile, hostile_media, path, status, code, holds)
     if path == "/cut.flac":  # all that was sent came (a seek may ask for some of it again), less than the file
         size = (hostile_media / "song.flac").stat().st_size
         assert size * 2 // 5 <= body["source"]["bytes_fetched"] < size
+
+
+PAGES = [  # a page yt-dlp reads, status, code, the most bytes it may take of it
+    ("/drip.html", 504, "timeout", 2**20),  # a byte every 0.2 s: each read got one, so none timed out
+    ("/drip-headers.html", 504, "timeout", 2**20),
+    ("/huge.html", 422, "source_too_large", resolve.MAX_PAGE_BYTES + 16 * 2**20),  # (read whole: 1.3 GB RSS at 300 MB)
+]
+
+
+@pytest.mark.parametrize("path, status, code, most", PAGES, ids=[case[0] for case in PAGES])
+def test_a_page_is_read_within_the_budget_and_the_page_cap(server, hostile, path, status, code, most, holds):
+    """The answer came at the deadline before too, but yt-dlp read on (a fetch worker held for as long as the page
+    dripped: 16 such links made the function busy for every link): the function now hangs up on the page."""
+    got, body, seconds = call(server, "-G", "--data-urlencode", f"url={hostile.url}{path}")
+    assert (got, body.get("error", {}).get("code")) == (status, code), body
+    assert seconds < BUDGET_S + 3
+    for _ in range(100):  # the page learns it was hung up on at its next write
+        if path in hostile.ended:
+            break
+        time.sleep(0.1)
+    lasted, sent = hostile.ended[path]
+    assert lasted < BUDGET_S + 3 and sent <= most, (lasted, sent)
 
 
 def test_endless_radio_is_classified_on_its_window_only(server, hostile, holds, model_path, tmp_path):

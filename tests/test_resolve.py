@@ -1,8 +1,14 @@
 """inference/resolve.py: yt-dlp's failures become clear errors; the JS runtime ships with us."""
+import contextlib
 import importlib.metadata
+import socket
+import ssl
 import subprocess
+import threading
+import time
 
 import pytest
+import trustme
 import yt_dlp
 from yt_dlp.extractor.common import InfoExtractor
 from yt_dlp.networking.exceptions import RequestError, TransportError
@@ -158,3 +164,36 @@ def test_without_the_deno_wheel_yt_dlp_looks_for_deno_itself(monkeypatch, broken
                                         ({"is_live": False, "live_status": "was_live"}, False)])
 def test_what_counts_as_live(info, live):
     assert resolve._live(info) == ("live" if live else None)
+
+
+def test_a_dripping_https_page_is_hung_up_on_at_the_deadline(loopback, monkeypatch):
+    """TLS wraps the socket the URL policy saw connect: the cut still reaches it (through its duplicate).
+    yt-dlp is told not to check the test's certificate; what is tested is the hang-up."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    listener = socket.create_server(("127.0.0.1", 0))
+    hung_up = []
+
+    def drip():
+        with context.wrap_socket(listener.accept()[0], server_side=True) as page:
+            page.recv(4096)
+            page.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n")
+            began = time.monotonic()
+            with contextlib.suppress(OSError):
+                while True:  # a byte every 0.2 s: no read of it times out
+                    page.sendall(b" ")
+                    time.sleep(0.2)
+            hung_up.append(time.monotonic() - began)
+
+    threading.Thread(target=drip, daemon=True).start()
+    options = resolve._options
+    monkeypatch.setattr(resolve, "_options", lambda *args: {**options(*args), "nocheckcertificate": True})
+    with pytest.raises(ClassifyError) as cut:
+        resolve.resolve(f"https://127.0.0.1:{listener.getsockname()[1]}/page", loopback, 2.0)
+    assert (cut.value.status, cut.value.code) == (504, "timeout")
+    for _ in range(50):
+        if hung_up:
+            break
+        time.sleep(0.1)
+    listener.close()
+    assert hung_up and hung_up[0] < 4, hung_up
