@@ -35,10 +35,7 @@ class Kept(io.RawIOBase):
 
     def __init__(self, source):
         super().__init__()
-        self.source, self.error = source, None
-        name = getattr(source, "name", None)
-        if isinstance(name, str):  # a file's name: FFmpeg's hint to its format, as without this wrapper
-            self.name = name
+        self.source, self.error = source, None  # no name: a file's is no hint to FFmpeg, as an upload has none
 
     def readable(self) -> bool:
         return True

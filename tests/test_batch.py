@@ -311,7 +311,7 @@ def test_a_file_of_exactly_the_upload_cap_is_classified(model_path, tmp_path, fl
     where = ["--endpoint", url, "--retries", "0"] if remote else []
     done = run_batch(model_path, str(tmp_path / "exact.flac"), *where, GENRE_MAX_UPLOAD_MB="0.5")
     row = json.loads(done.stdout)
-    assert row["error"]["code"] == ("busy" if remote else "no_audio") and len(seen) == remote
+    assert row["error"]["code"] == ("busy" if remote else "not_audio") and len(seen) == remote
 
 
 def test_zero_retries_is_one_attempt(model_path, tmp_path):

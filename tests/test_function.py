@@ -753,6 +753,20 @@ def test_a_codec_without_a_decoder_is_not_audio_on_the_server_and_the_command_li
         "code": "not_audio", "message": "the audio's codec cannot be decoded"}
 
 
+def test_a_byte_named_flac_is_not_audio_on_the_server_and_the_command_line(client, tmp_path):
+    """The file's name is no hint to the decoder on either side (was no_audio from the command line, whose
+    decoder opened it as an empty FLAC stream by its name, and not_audio from the server, which has no name)."""
+    import subprocess
+    import sys
+    (tmp_path / "x.flac").write_bytes(b"x")
+    served = client.post("/", data={"file": (io.BytesIO(b"x"), "x.flac")}, content_type="multipart/form-data")
+    done = subprocess.run([sys.executable, "-m", "inference", str(tmp_path / "x.flac")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    (tmp_path / "x.flac").unlink()
+    assert served.status_code == 422 and done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["error"] == served.json["error"] == {
+        "code": "not_audio", "message": "the data is not audio in a known format"}
+
 def test_not_audio_says_the_same_on_the_server_and_the_command_line(client, tmp_path):
     """Without the name of an internal exception (was InvalidDataError on one, ArgumentError on the other)."""
     import subprocess
