@@ -4,8 +4,8 @@ import argparse
 import json
 import sys
 
-from inference import batch, config
-from inference.batch import WINDOW_HELP
+from inference import batch, config, pipeline
+from inference.batch import WINDOW_HELP, seconds_argument
 from inference.errors import ClassifyError
 
 EXIT_STATUSES = """exit status: 0 an answer; 1 an error answer (its JSON printed: a bad file or link, an
@@ -18,11 +18,16 @@ def main(argv=None) -> int:
         return batch.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m inference", description=__doc__, epilog=EXIT_STATUSES)
     parser.add_argument("source", help="an audio file, or a link (http/https); `batch` for many")
-    parser.add_argument("--start", type=float, help=WINDOW_HELP["start"])
-    parser.add_argument("--duration", type=float, help=WINDOW_HELP["duration"])
+    parser.add_argument("--start", type=seconds_argument, help=WINDOW_HELP["start"])
+    parser.add_argument("--duration", type=seconds_argument, help=WINDOW_HELP["duration"])
     args = parser.parse_args(argv)
+    settings = config.load()
+    try:  # a window the function refuses (bad_parameter) is a bad argument here
+        pipeline.check_window(args.start, args.duration, settings)
+    except ClassifyError as exc:
+        parser.error(exc.message)
     try:
-        answer = batch.here(args.source, config.load(), args.start, args.duration)
+        answer = batch.here(args.source, settings, args.start, args.duration)
     except ClassifyError as exc:
         answer = exc.body()
     except OSError as exc:

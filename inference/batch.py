@@ -307,7 +307,8 @@ WINDOW_HELP = {"start": f"where the window starts, in seconds (default {_DEFAULT
                            f"{_DEFAULT['GENRE_MAX_DURATION_S']})"}
 
 
-def _seconds(text: str) -> float:
+def seconds_argument(text: str) -> float:
+    """A command line's seconds: a number, finite and not negative (argparse's type)."""
     value = float(text)
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text}")
@@ -316,9 +317,9 @@ def _seconds(text: str) -> float:
 
 def client_options(parser: argparse.ArgumentParser):
     """--timeout and --max-wait, for every command with --endpoint (its --retries is its own)."""
-    parser.add_argument("--timeout", type=_seconds, default=120.0,
+    parser.add_argument("--timeout", type=seconds_argument, default=120.0,
                         help="seconds per request, connecting, sending and the whole answer together (--endpoint)")
-    parser.add_argument("--max-wait", type=_seconds, default=client.DEFAULT_MAX_WAIT_S,
+    parser.add_argument("--max-wait", type=seconds_argument, default=client.DEFAULT_MAX_WAIT_S,
                         help="seconds an item may wait in all between its retries, whatever Retry-After says "
                              "(--endpoint; default %(default)g)")
 
@@ -352,8 +353,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--shard", type=Shard.parse, metavar="I/N",
                         help="this run's share of the items: those whose digest is I modulo N, whatever the listing's "
                              "order (default: CLOUD_RUN_TASK_INDEX/CLOUD_RUN_TASK_COUNT in a Cloud Run job, else all)")
-    parser.add_argument("--start", type=_seconds, help=WINDOW_HELP["start"])
-    parser.add_argument("--duration", type=_seconds, help=WINDOW_HELP["duration"])
+    parser.add_argument("--start", type=seconds_argument, help=WINDOW_HELP["start"])
+    parser.add_argument("--duration", type=seconds_argument, help=WINDOW_HELP["duration"])
     client_options(parser)
     return parser
 

@@ -35,10 +35,7 @@ class Kept(io.RawIOBase):
 
     def __init__(self, source):
         super().__init__()
-        self.source, self.error = source, None
-        name = getattr(source, "name", None)
-        if isinstance(name, str):  # a file's name: FFmpeg's hint to its format, as without this wrapper
-            self.name = name
+        self.source, self.error = source, None  # no name: a file's is no hint to FFmpeg, as an upload has none
 
     def readable(self) -> bool:
         return True
@@ -99,6 +96,8 @@ def read_window(container, start: float, duration: float, sample_rate: int, dead
     """Mono float32 samples of [start, start + duration) seconds of the first audio stream. A source
     that cannot seek (a live stream) is decoded from where it is, up to `start` skipped."""
     stream = container.streams.audio[0]
+    if stream.codec_context is None:  # FFmpeg has no decoder for its codec (a WAV's unknown format tag)
+        raise errors.not_audio("the audio's codec cannot be decoded")
     if (stream.sample_rate or 0) > MAX_SAMPLE_RATE:  # resampling from 2^31 Hz takes hundreds of MB, then fails
         raise errors.not_audio(f"the audio's sample rate ({stream.sample_rate} Hz) is above "
                                f"{MAX_SAMPLE_RATE // 1000} kHz, the highest accepted")

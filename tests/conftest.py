@@ -3,6 +3,7 @@ import dataclasses
 import json
 import os
 import shutil
+import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -145,6 +146,14 @@ def encode(source, target, codec: str, fmt: str, seconds: float = 30, **options:
             for chunk in resampler.resample(frame):
                 out.mux(stream.encode(chunk))
         out.mux(stream.encode(None))
+
+
+
+def wav_of_format(tag: int, bits: int) -> bytes:
+    """A mono WAV of 4.5 s of zeros whose header gives this format tag and bits per sample."""
+    pcm = bytes(200_000)
+    fmt = struct.pack("<IHHIIHH", 16, tag, 1, 22050, 44100, 2, bits)
+    return b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", len(pcm)) + pcm
 
 
 MANY_OBJECTS = 10_000

@@ -19,7 +19,7 @@ from inference import batch, contract
 import function_server
 import hostile_http
 import local_http
-from conftest import ROOT
+from conftest import ROOT, wav_of_format
 
 GENRES = ("blues", "jazz", "metal", "rock")
 NOWHERE = "http://127.0.0.1:9/"  # nothing listens on the discard port
@@ -138,6 +138,17 @@ def test_mixed_list_with_a_bad_path_and_links(model_path, media, served, tmp_pat
     assert by_input[f"{served}/noise.mp3"]["error"]["code"] == "not_audio"
     assert "not_audio 1" in done.stderr and "unreadable_file 1" in done.stderr
 
+
+def test_a_file_without_a_decoder_is_an_error_row_and_the_batch_goes_on(model_path, media, tmp_path):
+    """Was a traceback from the command line and no row at all (an AttributeError out of the decoder)."""
+    shutil.copy(media / "song.flac", tmp_path / "song.flac")
+    (tmp_path / "odd.wav").write_bytes(wav_of_format(0x1234, 16))
+    done = run_batch(model_path, str(tmp_path), "--duration", "3", "--jobs", "1")
+    assert done.returncode == 0, done.stderr
+    by_input = {row["input"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert by_input[str(tmp_path / "song.flac")]["genre"] in contract.LABELS
+    assert by_input[str(tmp_path / "odd.wav")] == {"input": str(tmp_path / "odd.wav"), "status": 422, "error": {
+        "code": "not_audio", "message": "the audio's codec cannot be decoded"}}
 
 def test_remote_mode_against_a_real_server(model_path, media, served, tmp_path):
     clip = tmp_path / "song.flac"
@@ -300,7 +311,7 @@ def test_a_file_of_exactly_the_upload_cap_is_classified(model_path, tmp_path, fl
     where = ["--endpoint", url, "--retries", "0"] if remote else []
     done = run_batch(model_path, str(tmp_path / "exact.flac"), *where, GENRE_MAX_UPLOAD_MB="0.5")
     row = json.loads(done.stdout)
-    assert row["error"]["code"] == ("busy" if remote else "no_audio") and len(seen) == remote
+    assert row["error"]["code"] == ("busy" if remote else "not_audio") and len(seen) == remote
 
 
 def test_zero_retries_is_one_attempt(model_path, tmp_path):

@@ -18,7 +18,7 @@ from inference import contract, errors, remote
 from inference.errors import ClassifyError
 
 import local_http
-from conftest import ROOT, encode
+from conftest import ROOT, encode, wav_of_format
 
 
 def check_answer(body: dict, segments: int):
@@ -736,6 +736,36 @@ def test_an_absurd_sample_rate_is_refused_before_decoding(client):
     assert (answer.status_code, answer.json["error"]["code"]) == (422, "not_audio")
     assert "2147483647 Hz" in answer.json["error"]["message"] and "Error" not in answer.json["error"]["message"]
 
+
+@pytest.mark.parametrize("tag, bits", [(0x1234, 16), (3, 16), (1, 0)], ids=["unknown tag", "float of 16 bits", "0 bits"])
+def test_a_codec_without_a_decoder_is_not_audio_on_the_server_and_the_command_line(client, tmp_path, tag, bits):
+    """A stream FFmpeg has no decoder for (was a 500 internal, and a traceback from the command line)."""
+    import subprocess
+    import sys
+    data = wav_of_format(tag, bits)
+    (tmp_path / "odd.wav").write_bytes(data)
+    answer = client.post("/", data=data, content_type="audio/wav")
+    done = subprocess.run([sys.executable, "-m", "inference", str(tmp_path / "odd.wav")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    (tmp_path / "odd.wav").unlink()
+    assert answer.status_code == 422 and done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["error"] == answer.json["error"] == {
+        "code": "not_audio", "message": "the audio's codec cannot be decoded"}
+
+
+def test_a_byte_named_flac_is_not_audio_on_the_server_and_the_command_line(client, tmp_path):
+    """The file's name is no hint to the decoder on either side (was no_audio from the command line, whose
+    decoder opened it as an empty FLAC stream by its name, and not_audio from the server, which has no name)."""
+    import subprocess
+    import sys
+    (tmp_path / "x.flac").write_bytes(b"x")
+    served = client.post("/", data={"file": (io.BytesIO(b"x"), "x.flac")}, content_type="multipart/form-data")
+    done = subprocess.run([sys.executable, "-m", "inference", str(tmp_path / "x.flac")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    (tmp_path / "x.flac").unlink()
+    assert served.status_code == 422 and done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["error"] == served.json["error"] == {
+        "code": "not_audio", "message": "the data is not audio in a known format"}
 
 def test_not_audio_says_the_same_on_the_server_and_the_command_line(client, tmp_path):
     """Without the name of an internal exception (was InvalidDataError on one, ArgumentError on the other)."""

@@ -21,6 +21,7 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 300))
 FUZZ = settings(max_examples=EXAMPLES, deadline=timedelta(seconds=20), derandomize="FUZZ_EXAMPLES" not in os.environ,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 STATUSES = {200, 400, 405, 413, 415, 422, 502, 503, 504}
+HEADER_BYTES = 128  # where containers state codec, rate and layout (a Wave64 file's format chunk: from byte 64)
 
 text = st.text(st.characters(codec="utf-8"), max_size=40)
 number_like = st.one_of(text, st.sampled_from(["0", "-1", "3", "60", "61", "1e309", "nan", "inf", " 5 ", "0x10"]),
@@ -99,7 +100,8 @@ def seeds(media, tmp_path_factory) -> list[bytes]:
     """Real 3-s clips in several containers, to mutate."""
     folder = tmp_path_factory.mktemp("seeds")
     out = []
-    for codec, fmt in (("flac", "flac"), ("mp3", "mp3"), ("aac", "mp4"), ("pcm_s16le", "wav")):
+    for codec, fmt in (("flac", "flac"), ("mp3", "mp3"), ("aac", "mp4"), ("pcm_s16le", "wav"), ("pcm_s16le", "caf"),
+                       ("pcm_s16le", "w64")):
         path = folder / f"seed.{fmt}"
         encode(media / "song.flac", path, codec, fmt, seconds=3)
         out.append(path.read_bytes())
@@ -138,6 +140,20 @@ def test_decoder_survives_mutated_audio(seeds, settings, draw, start, duration):
         assert (error.status, error.code) in {(400, "empty_upload"), (422, "not_audio"), (422, "no_audio"),
                                               (422, "bad_window"), (422, "too_short"), (504, "timeout")}, error.code
     assert time.monotonic() - began < settings.time_budget + 2
+
+
+def test_decoder_survives_each_header_byte_inverted(seeds, settings):
+    """Each of the first HEADER_BYTES of each seed inverted in turn (the flips above seldom land there):
+    decoded, or refused as not audio (a WAV's, CAF's or Wave64's codec without a decoder was a 500)."""
+    for seed in seeds:
+        for at in range(HEADER_BYTES):
+            data = bytearray(seed)
+            data[at] ^= 0xFF
+            try:  # the seeds' own rate: no resampling
+                pipeline.window(io.BytesIO(data), settings, time.monotonic() + settings.time_budget, 22050,
+                                start=None, duration=0.5, upload_bytes=len(data))
+            except ClassifyError as error:
+                assert error.code in ("not_audio", "no_audio"), (seed[:4], at, error.code)
 
 
 def test_the_seeds_are_real_audio(seeds):

@@ -219,6 +219,16 @@ def test_cli_prints_the_same_json(model_path, media, served):
     assert run(str(media / "song.flac"), "--start", "soon").returncode == 2
 
 
+@pytest.mark.parametrize("args", [["--start", "nan"], ["--start", "inf"], ["--start", "-5"], ["--start", "900"],
+                                  ["--duration", "nan"], ["--duration", "0"], ["--duration", "61"]])
+def test_cli_refuses_a_window_the_function_would_as_bad_arguments(media, args):
+    """Exit 2, as docs/api.md says, for what the function answers 400 bad_parameter (was exit 1 with its
+    JSON, and for nan a traceback: NaN is not JSON)."""
+    done = subprocess.run([sys.executable, "-m", "inference", str(media / "song.flac"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == "" and "error: " in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
 @pytest.mark.parametrize("command, statuses", [
     (["inference"], "exit status: 0 an answer; 1 an error answer"),
     (["inference", "batch"], "exit status: 0 every item answered"),
