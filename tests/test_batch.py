@@ -150,6 +150,7 @@ def test_a_file_without_a_decoder_is_an_error_row_and_the_batch_goes_on(model_pa
     assert by_input[str(tmp_path / "odd.wav")] == {"input": str(tmp_path / "odd.wav"), "status": 422, "error": {
         "code": "not_audio", "message": "the audio's codec cannot be decoded"}}
 
+
 def test_remote_mode_against_a_real_server(model_path, media, served, tmp_path):
     clip = tmp_path / "song.flac"
     shutil.copy(media / "song.flac", clip)
