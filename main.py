@@ -144,7 +144,10 @@ def _form_file(request):
             raise
         raise errors.bad_form(request.max_form_parts, request.max_form_memory_size) from None
     if upload is None:
-        raise errors.missing_file()
+        raise errors.missing_file('the form\'s "file" is a text field: send the audio as a file part, as curl -F '
+                                  "file=@clip.flac does" if "file" in request.form else None)
+    if len(request.files.getlist("file")) > 1:
+        raise errors.more_than_one_file()
     return upload
 
 
@@ -255,7 +258,8 @@ def _handle(request, seen: dict) -> dict:
 
 
 def _link(fields, seen: dict, present) -> dict:
-    return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **_options(fields), present=present)
+    options = _options(fields)  # a bad option is named even where the link is missing
+    return pipeline.link(_url(fields.get("url"), seen), SETTINGS, **options, present=present)
 
 
 def _cors(headers: dict) -> dict:
@@ -411,6 +415,8 @@ def classify(request):
     request.stream = io.BytesIO()  # functions-framework would read what is left into memory: drained below
     _log(request, status, seen, started)
     response = flask.Response(body, status, headers)
+    if not body:  # a preflight's 204, a gone client's 499: no content, so no type either (Flask's default is HTML)
+        response.headers.remove("Content-Type")
     if status >= 400 and "gunicorn.socket" in request.environ:
         response.call_on_close(functools.partial(_drain, unread, request.environ["gunicorn.socket"]))
     return response

@@ -109,7 +109,8 @@ def upload_too_large(cap_bytes: int) -> ClassifyError:
 
 
 def unsupported_media_type(mimetype: str) -> ClassifyError:
-    return ClassifyError("unsupported_media_type", f"{CATALOGUE['unsupported_media_type'].message}, not {mimetype}")
+    return ClassifyError("unsupported_media_type", f"{CATALOGUE['unsupported_media_type'].message}, not "
+                                                   f"{mimetype or 'a body without a Content-Type'}")
 
 
 def neither_form_nor_audio() -> ClassifyError:
@@ -178,6 +179,11 @@ def too_short(seconds: float, needed: float) -> ClassifyError:
     return ClassifyError("too_short", f"the window holds {held:g} s of audio; at least {needed:g} s are needed")
 
 
+def more_than_one_file() -> ClassifyError:
+    return ClassifyError("bad_form", 'the form has more than one "file": send one')
+
+
 def bad_form(max_parts: int, max_field_bytes: int) -> ClassifyError:
-    return ClassifyError("bad_form", f"a form may have at most {max_parts} parts, and fields other than "
-                                     f'"file" of at most {max_field_bytes // 1000} KB')
+    return ClassifyError("bad_form", f"a form may have at most {max_parts} parts, and text fields of at most "
+                                     f"{max_field_bytes // 1000} KB (send the audio as a file part, as "
+                                     f"curl -F file=@clip.flac does)")

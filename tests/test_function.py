@@ -175,8 +175,45 @@ def test_bad_requests_get_a_clear_json_error(client, served, request_args, statu
 
 def test_bad_form_names_its_limits(client):
     answer = client.post("/", data={"start": "1" * 600_000}, content_type="multipart/form-data")
-    assert answer.json["error"]["message"] == ('a form may have at most 1000 parts, and fields other than "file" '
-                                               "of at most 500 KB")
+    assert answer.json["error"]["message"] == ("a form may have at most 1000 parts, and text fields of at most "
+                                               "500 KB (send the audio as a file part, as curl -F file=@clip.flac does)")
+
+
+def test_a_form_whose_file_is_a_text_field_says_so(client, media):
+    """curl -F "file=<clip.flac" sends the clip as a text field: it was told the form had no "file"
+    (or, over 500 KB, that fields other than "file" may not be that large)."""
+    answer = client.post("/", data={"file": "RIFF...not a file part"}, content_type="multipart/form-data")
+    assert (answer.status_code, answer.json["error"]["code"]) == (400, "missing_file")
+    assert answer.json["error"]["message"].startswith('the form\'s "file" is a text field')
+
+
+def test_a_form_with_two_files_is_refused(client, media):
+    """The second was dropped without a word."""
+    clip = (media / "song.flac").read_bytes()
+    answer = client.post("/", data={"file": [(io.BytesIO(clip), "a.flac"), (io.BytesIO(clip), "b.flac")]},
+                         content_type="multipart/form-data")
+    assert (answer.status_code, answer.json["error"]) == (400, {
+        "code": "bad_form", "message": 'the form has more than one "file": send one'})
+
+
+@pytest.mark.parametrize("query", ["features=maybe", "features=maybe&start=3"])
+def test_a_bad_option_is_named_even_without_a_link(client, query):
+    """GET /?features=maybe was 400 missing_url: the link was checked first."""
+    answer = client.get(f"/?{query}", headers={"Accept": "application/json"})
+    assert (answer.status_code, answer.json["error"]) == (400, {
+        "code": "bad_parameter", "message": "features must be true or false"})
+
+
+def test_a_body_without_a_content_type_is_named_in_the_415(client):
+    answer = client.post("/", data=b"\x00" * 100, headers={"Content-Type": ""})
+    assert answer.status_code == 415
+    assert answer.json["error"]["message"].endswith(", not a body without a Content-Type"), answer.json
+
+
+def test_a_preflight_has_no_content_type(client):
+    """Its 204 had Flask's default, text/html, for no content."""
+    answer = client.options("/")
+    assert answer.status_code == 204 and "Content-Type" not in answer.headers and answer.data == b""
 
 
 @pytest.mark.parametrize("over, status", [(1, 413), (0, 200)], ids=["a byte over the cap", "at the cap"])
