@@ -172,9 +172,13 @@ def _api_errors(url: str):
 
 def under(where: str, suffixes=decode.SUFFIXES) -> Iterator[str]:
     """The files (paths) or objects (gs:// URLs) under a folder or a gs:// prefix whose names end in one
-    of `suffixes`: a folder's sorted, a prefix's in the API's order, page by page as they come."""
+    of `suffixes`: a folder's as its walk goes (each folder's files, then its subfolders, by name), a
+    prefix's in the API's order, page by page as they come. A name that is no regular file (a FIFO, a
+    broken link) is yielded too: its reader says what it is."""
     if not is_gs(where):
-        yield from sorted(str(p) for p in Path(where).rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+        for folder, subfolders, files in os.walk(where):  # links to folders are not followed, as rglob
+            subfolders.sort()
+            yield from (str(Path(folder, name)) for name in sorted(files) if Path(name).suffix.lower() in suffixes)
         return
     yield from (str(Location(blob.bucket.name, blob.name)) for blob in _audio_blobs(where, suffixes))
 

@@ -11,10 +11,11 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from inference import batch, contract
+from inference import batch, contract, storage
 
 import function_server
 import hostile_http
@@ -120,6 +121,30 @@ def test_local_mode_over_a_folder(model_path, library, tmp_path):
     assert "8 items in" in done.stderr and "errors: none" in done.stderr
     assert float(done.stderr.split("8 items in ")[1].split(" s")[0]) < 600
     assert "\r" not in done.stderr, "no progress bar when stderr is not a terminal"
+
+
+def test_a_folder_is_walked_as_it_is_read(tmp_path):
+    """The first item comes before the walk has ended (a folder added after it still comes): the whole walk was
+    sorted first, so a library of a million files sent nothing until it was all listed."""
+    folder = tmp_path
+    for sub in ("a", "b"):
+        (folder / sub).mkdir()
+    (folder / "a" / "1.flac").write_bytes(b"")
+    (folder / "b.txt").write_bytes(b"")
+    walk = storage.under(str(folder))
+    assert next(walk) == str(folder / "a" / "1.flac")
+    (folder / "b" / "2.mp3").write_bytes(b"")  # b is walked after a
+    assert list(walk) == [str(folder / "b" / "2.mp3")]
+
+
+def test_a_folders_names_that_are_no_regular_file_are_error_rows(model_path, tmp_path):
+    """A broken link or a FIFO of an audio name was skipped without a word."""
+    (tmp_path / "gone.flac").symlink_to(tmp_path / "nowhere.flac")
+    os.mkfifo(tmp_path / "pipe.flac")
+    done = run_batch(model_path, str(tmp_path))
+    assert done.returncode == 0, done.stderr  # an unreadable file counts as answered
+    codes = {Path(row["input"]).name: row["error"]["code"] for row in map(json.loads, done.stdout.splitlines())}
+    assert codes == {"gone.flac": "unreadable_file", "pipe.flac": "unreadable_file"}, done.stdout
 
 
 def test_mixed_list_with_a_bad_path_and_links(model_path, media, served, tmp_path):
