@@ -1,7 +1,9 @@
 """A seekable, read-only file over HTTP(S) for the decoder: every connection (and every redirect)
 passes the URL policy and goes to the address it checked; bytes and time are capped. Seeks use
 Range requests where the server offers them; otherwise all that was read is kept in memory (within
-the byte cap) so that seeking back costs no second download.
+the byte cap) so that seeking back costs no second download, and a read far ahead of what came
+(FFmpeg probing a file's end for tags, a length or an index) is answered as the end of the file
+unless skip_ahead is cleared (pipeline.window: where what is at the end is needed).
 
 With ranges, what was read is kept too (up to KEEP_BYTES), and a seek asks for a new range only
 where nothing kept or on its way covers it: FFmpeg probes a file's end by stepping back from it
@@ -21,7 +23,7 @@ MAX_REDIRECTS = 5
 CONNECT_TIMEOUT_S = 5.0
 CHUNK = 2**16
 KEEP_BYTES = 8 * 2**20  # with ranges, bytes kept for seeks back (all of a 30-s window's, compressed)
-READ_ON_BYTES = 2**16  # a seek at most this far ahead of the open response reads on through it
+READ_ON_BYTES = 2**16  # a seek at most this far ahead of the open response (without ranges: of all read) reads on
 BACK_BYTES = 2**16  # a new range starts this far before the seek (FFmpeg's probes step back from it)
 USER_AGENT = "genre-classifier/1.0"
 
@@ -42,6 +44,7 @@ class RemoteFile(io.RawIOBase):
         self._response, self._at = None, 0  # the open response and the offset it will read next
         self._spans: dict[int, bytearray] = {}  # start -> the bytes read from there on (without ranges: one, at 0)
         self._open(0)
+        self.skip_ahead = not self.ranges and self.size is not None  # see read
 
     def _remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -176,6 +179,8 @@ class RemoteFile(io.RawIOBase):
         if self.ranges:
             data = self._fetch(size)
         else:  # everything from the start is kept: read on to the position
+            if self.skip_ahead and self.position > self._at + READ_ON_BYTES:
+                return b""
             while self.position >= self._at and self._fetch(CHUNK):
                 pass
             data = self._from_kept(size)

@@ -125,9 +125,16 @@ def test_size_and_seeking(settings, recorded, media):
 
 
 def test_without_ranges_what_was_read_is_kept_for_seeking_back(settings, media):
+    """A read far ahead is the end of the file (FFmpeg's probes of the end cost no download) until
+    skip_ahead is cleared; then it reads on to there, and what came is kept."""
     data = (media / "song.flac").read_bytes()
     with local_http.Server(media, ranges=False) as url, open_remote(f"{url}/song.flac", settings) as media_file:
-        assert not media_file.ranges
+        assert not media_file.ranges and media_file.skip_ahead
+        media_file.seek(-128, io.SEEK_END)
+        assert media_file.read(128) == b"" and media_file.fetched <= 2 * remote.CHUNK
+        media_file.seek(4)
+        assert media_file.read(10) == data[4:14]
+        media_file.skip_ahead = False
         media_file.seek(200_000)
         assert media_file.read(10) == data[200_000:200_010]
         media_file.seek(4)
