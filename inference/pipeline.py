@@ -88,9 +88,29 @@ class Window:
 
 
 def window(source, settings: Settings, deadline: float, sample_rate: int, *, start: float | None,
-           duration: float | None, known_seconds: float | None = None, upload_bytes: int | None = None) -> Window:
+           duration: float | None, known_seconds: float | None = None, upload_bytes: int | None = None,
+           media: remote.RemoteFile | None = None) -> Window:
     """Open and decode the window to analyse. For an upload (upload_bytes given), a stated length its
-    bytes could not hold is not trusted."""
+    bytes could not hold is not trusted. A link's media (the file under source) that skips what lies far
+    ahead (remote.RemoteFile.skip_ahead: no ranges) is decoded from its start; where it then states no
+    length or does not decode, it is read again, through to its end (an Ogg's length, an M4A's index)."""
+    asked = {"start": start, "duration": duration, "known_seconds": known_seconds, "upload_bytes": upload_bytes}
+    if media is None or not media.skip_ahead:
+        return _window(source, settings, deadline, sample_rate, seek=True, **asked)
+    try:
+        decoded = _window(source, settings, deadline, sample_rate, seek=False, **asked)
+        if decoded.source_seconds:
+            return decoded
+    except ClassifyError as error:
+        if error.code not in ("not_audio", "no_audio"):
+            raise
+    media.skip_ahead = False
+    source.seek(0)
+    return _window(source, settings, deadline, sample_rate, seek=True, **asked)
+
+
+def _window(source, settings: Settings, deadline: float, sample_rate: int, *, start: float | None,
+            duration: float | None, known_seconds: float | None, upload_bytes: int | None, seek: bool) -> Window:
     kept = decode.Kept(source)
     try:
         container = decode.open_audio(kept)
@@ -101,7 +121,7 @@ def window(source, settings: Settings, deadline: float, sample_rate: int, *, sta
             if seconds and seconds > settings.max_source_minutes * 60:
                 raise errors.source_too_long(seconds, settings.max_source_minutes)
             start, duration = choose_window(start, duration, seconds, settings)
-            audio = decode.read_window(container, start, duration, sample_rate, deadline, kept.seekable())
+            audio = decode.read_window(container, start, duration, sample_rate, deadline, seek and kept.seekable())
         finally:
             container.close()
     except ClassifyError:
@@ -120,10 +140,11 @@ def _model(settings: Settings, features: bool) -> model.Model:
 
 
 def _decode(source, settings: Settings, deadline: float, genre_model: model.Model, *, start: float | None,
-            duration: float | None, known_seconds: float | None = None, upload_bytes: int | None = None) -> Window:
+            duration: float | None, known_seconds: float | None = None, upload_bytes: int | None = None,
+            media: remote.RemoteFile | None = None) -> Window:
     """The window to score, refused if it holds less than one segment (not padded)."""
     decoded = window(source, settings, deadline, genre_model.sample_rate, start=start, duration=duration,
-                     known_seconds=known_seconds, upload_bytes=upload_bytes)
+                     known_seconds=known_seconds, upload_bytes=upload_bytes, media=media)
     segment = genre_model.meta.segment_samples
     if len(decoded.audio) < segment:
         raise errors.too_short(len(decoded.audio) / genre_model.sample_rate, segment / genre_model.sample_rate)
@@ -286,7 +307,7 @@ def _fetch(url, settings, genre_model, job: _Job, deadline, started, *, start, d
             raise ClientGone
         try:
             decoded = _decode(_Watched(media, job), settings, deadline, genre_model, start=start,
-                              duration=duration, known_seconds=found.duration)
+                              duration=duration, known_seconds=found.duration, media=media)
         except ClassifyError as error:
             if media.cut and error.code in ("not_audio", "no_audio"):
                 raise errors.source_unreachable(f"the audio source broke off after {media.fetched} bytes") from None

@@ -1,10 +1,13 @@
 """A seekable, read-only file over HTTP(S) for the decoder: every connection (and every redirect)
 passes the URL policy and goes to the address it checked; bytes and time are capped. Seeks use
 Range requests where the server offers them; otherwise all that was read is kept in memory (within
-the byte cap) so that seeking back costs no second download.
+the byte cap) so that seeking back costs no second download, and a read far ahead of what came
+(FFmpeg probing a file's end for tags, a length or an index) is answered as the end of the file
+unless skip_ahead is cleared (pipeline.window: where what is at the end is needed).
 
-With ranges, what was read is kept too (up to KEEP_BYTES), and a seek asks for a new range only
-where nothing kept or on its way covers it: FFmpeg probes a file's end by stepping back from it
+With ranges, what was read is kept too (up to KEEP_BYTES; once that is full, a seek for a new
+range drops what lies farthest from it), and a seek asks for a new range only where nothing kept or
+on its way covers it: FFmpeg probes a file's end by stepping back from it
 (1, 2, 4, 8 KiB...) and then returns to the start, which cost a GET each (10 for a 30-s FLAC).
 A seek a little ahead of the open response reads on through it (READ_ON_BYTES), and a new range
 starts BACK_BYTES before the seek, for the steps back that follow."""
@@ -21,7 +24,7 @@ MAX_REDIRECTS = 5
 CONNECT_TIMEOUT_S = 5.0
 CHUNK = 2**16
 KEEP_BYTES = 8 * 2**20  # with ranges, bytes kept for seeks back (all of a 30-s window's, compressed)
-READ_ON_BYTES = 2**16  # a seek at most this far ahead of the open response reads on through it
+READ_ON_BYTES = 2**16  # a seek at most this far ahead of the open response (without ranges: of all read) reads on
 BACK_BYTES = 2**16  # a new range starts this far before the seek (FFmpeg's probes step back from it)
 USER_AGENT = "genre-classifier/1.0"
 
@@ -42,6 +45,7 @@ class RemoteFile(io.RawIOBase):
         self._response, self._at = None, 0  # the open response and the offset it will read next
         self._spans: dict[int, bytearray] = {}  # start -> the bytes read from there on (without ranges: one, at 0)
         self._open(0)
+        self.skip_ahead = not self.ranges and self.size is not None  # see read
 
     def _remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -143,6 +147,10 @@ class RemoteFile(io.RawIOBase):
                 return bytes(kept[self.position - start:self.position - start + size])
         return b""
 
+    def _distance(self, start: int) -> int:
+        """How far the span kept from `start` lies from the position."""
+        return max(start - self.position, self.position - start - len(self._spans[start]), 0)
+
     def _seek_to_position(self):
         """The open response brought to the position: read on through a short gap ahead, else a new range
         from BACK_BYTES before it (not before what is kept below it)."""
@@ -150,6 +158,8 @@ class RemoteFile(io.RawIOBase):
         if self.size is None:  # a range from the position on: its answer states the size
             self._open(self.position)
         elif self._response is None or not 0 <= gap <= READ_ON_BYTES:
+            while sum(map(len, self._spans.values())) > KEEP_BYTES - CHUNK:  # full: the farthest from here go
+                del self._spans[max(self._spans, key=self._distance)]
             below = [s + len(kept) for s, kept in self._spans.items() if s + len(kept) <= self.position]
             self._open(max(0, self.position - BACK_BYTES, *below))
         while self.ranges and self._at < self.position and self._fetch(self.position - self._at):
@@ -176,6 +186,8 @@ class RemoteFile(io.RawIOBase):
         if self.ranges:
             data = self._fetch(size)
         else:  # everything from the start is kept: read on to the position
+            if self.skip_ahead and self.position > self._at + READ_ON_BYTES:
+                return b""
             while self.position >= self._at and self._fetch(CHUNK):
                 pass
             data = self._from_kept(size)

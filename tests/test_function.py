@@ -11,6 +11,7 @@ import urllib.parse
 import wave
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -414,6 +415,44 @@ def test_server_without_ranges_is_read_once(client, media):
         answer = client.post("/", json={"url": f"{url}/song.flac", "start": 24, "duration": 3})
     assert answer.status_code == 200, answer.json
     assert answer.json["source"]["bytes_fetched"] <= (media / "song.flac").stat().st_size
+
+
+@pytest.fixture(scope="module")
+def long_media(gtzan, tmp_path_factory) -> Path:
+    """Three minutes of GTZAN rock (mono, 22050 Hz) as FLAC, MP3 without an ID3v2 tag (FFmpeg then
+    looks for an ID3v1 tag at the end), Ogg/Opus (its length at the end) and M4A (its index at the end)."""
+    folder = tmp_path_factory.mktemp("long")
+    clips = sorted((gtzan / "rock").glob("*.flac"))[:6]
+    for name, codec, fmt, options in [("long.flac", "flac", "flac", {}),
+                                      ("long.mp3", "libmp3lame", "mp3", {"id3v2_version": "0"}),
+                                      ("long.ogg", "libopus", "ogg", {}), ("long.m4a", "aac", "mp4", {})]:
+        with av.open(str(folder / name), "w", format=fmt, options=options) as out:
+            stream = out.add_stream(codec, rate=48000 if codec == "libopus" else 22050, layout="mono")
+            resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream.rate)
+            for clip in clips:
+                with av.open(str(clip)) as inp:
+                    for frame in inp.decode(audio=0):
+                        frame.pts = None
+                        for chunk in resampler.resample(frame):
+                            out.mux(stream.encode(chunk))
+            out.mux(stream.encode(None))
+    return folder
+
+
+@pytest.mark.parametrize("name, needs", [("long.flac", 0.6), ("long.mp3", 0.6), ("long.ogg", 1), ("long.m4a", 1)])
+def test_server_without_ranges_gives_the_bytes_up_to_the_windows_end(client, long_media, name, needs):
+    """The default window (60-90 s of 180) from a server without ranges: FFmpeg's probes of the end (a
+    FLAC's seek, an MP3's ID3v1 tag) cost no download (were the whole file); an Ogg's length and an
+    M4A's index are at the end, and read there. The answer is the upload's."""
+    data = (long_media / name).read_bytes()
+    with local_http.Server(long_media, ranges=False) as url:
+        answer = client.post("/", json={"url": f"{url}/{name}"})
+    upload = client.post("/", data=data, content_type="application/octet-stream")
+    assert answer.status_code == 200 and upload.status_code == 200, answer.json
+    assert answer.json["window"] == upload.json["window"] == {"start": 60.0, "duration": 30.0}
+    assert answer.json["source"]["duration"] == pytest.approx(upload.json["source"]["duration"])
+    assert answer.json["scores"] == pytest.approx(upload.json["scores"], abs=1e-3)
+    assert answer.json["source"]["bytes_fetched"] <= needs * len(data)
 
 
 @pytest.mark.parametrize("target, status, code", [

@@ -9,9 +9,10 @@ import time
 import urllib.parse
 from functools import partial
 
+import numpy as np
 import pytest
 
-from inference import remote
+from inference import pipeline, remote
 from inference.errors import ClassifyError
 
 import local_http
@@ -125,9 +126,16 @@ def test_size_and_seeking(settings, recorded, media):
 
 
 def test_without_ranges_what_was_read_is_kept_for_seeking_back(settings, media):
+    """A read far ahead is the end of the file (FFmpeg's probes of the end cost no download) until
+    skip_ahead is cleared; then it reads on to there, and what came is kept."""
     data = (media / "song.flac").read_bytes()
     with local_http.Server(media, ranges=False) as url, open_remote(f"{url}/song.flac", settings) as media_file:
-        assert not media_file.ranges
+        assert not media_file.ranges and media_file.skip_ahead
+        media_file.seek(-128, io.SEEK_END)
+        assert media_file.read(128) == b"" and media_file.fetched <= 2 * remote.CHUNK
+        media_file.seek(4)
+        assert media_file.read(10) == data[4:14]
+        media_file.skip_ahead = False
         media_file.seek(200_000)
         assert media_file.read(10) == data[200_000:200_010]
         media_file.seek(4)
@@ -280,3 +288,15 @@ def test_a_dropped_connection_is_not_retried(settings, request, scheme):
     with pytest.raises(ClassifyError) as failed:
         open_remote(f"{url}/drop-once/song.flac", settings)
     assert failed.value.code == "source_unreachable" and len(requests) == 1
+
+
+def test_what_ffmpeg_returns_to_is_kept_past_keep_bytes(settings, media, tmp_path):
+    """A 30-s FLAC followed by 8 MB of junk, more than is kept: FFmpeg probes the end back through
+    the junk, then returns to the start. What is far from where it reads goes to keep what is near
+    (was: whatever came first stayed, 190 GETs and 3.3 times the file)."""
+    data = (media / "song.flac").read_bytes() + np.random.default_rng(0).bytes(remote.KEEP_BYTES)
+    (tmp_path / "junk.flac").write_bytes(data)
+    with recording(tmp_path) as (port, requests):
+        answer = pipeline.link(f"http://127.0.0.1:{port}/junk.flac", settings)
+    assert answer["window"] == {"start": pytest.approx(0.007, abs=0.01), "duration": 30.0}
+    assert answer["source"]["bytes_fetched"] < 2 * len(data) and len(requests) < 40
