@@ -127,7 +127,7 @@ class Client:
         if isinstance(reply, Reply) and reply.retry_after:
             try:
                 return min(RETRY_AFTER_MAX_S, urllib3.Retry().parse_retry_after(reply.retry_after))
-            except urllib3.exceptions.InvalidHeader:
+            except (urllib3.exceptions.InvalidHeader, ValueError, OverflowError):  # a year 99999, 5000 digits
                 pass
         if retry <= 1:
             return 0.0
@@ -140,10 +140,15 @@ class Client:
             reply = _exchange(url, body, headers, deadline, self.timeout_s)
             if reply.location is None:
                 return reply
-            url = urljoin(url, reply.location)
-            if _origin(url) != self.origin:
+            try:
+                url = urljoin(url, reply.location)
+                origin = _origin(url)
+            except ValueError:  # a port out of range or not a number, a broken IPv6 address
+                raise _Transient(errors.unreachable(f"{self.endpoint} redirected ({reply.status}) to a malformed URL: "
+                                                    "not followed"), final=True) from None
+            if origin != self.origin:
                 raise _Transient(errors.unreachable(f"{self.endpoint} redirected ({reply.status}) to another origin, "
-                                                    f"{_origin(url)}: not followed"), final=True)
+                                                    f"{origin}: not followed"), final=True)
         raise _Transient(errors.unreachable(f"{self.endpoint} redirects too many times"), final=True)
 
     def _row(self, item: str, reply: "Reply | errors.ClassifyError") -> dict:
@@ -159,9 +164,8 @@ class Client:
                 return error_row(item, "unreachable", f"HTTP 200 from {self.endpoint}, not the function's answer: "
                                                       f"{problem}")
             return {"input": item, **body}
-        error = body.get("error") if isinstance(body, dict) else None
-        if 400 <= reply.status < 600 and isinstance(error, dict) and isinstance(error.get("code"), str):
-            return error_row(item, error["code"], str(error.get("message")), reply.status)
+        if 400 <= reply.status < 600 and _function_error(reply):
+            return error_row(item, body["error"]["code"], str(body["error"].get("message")), reply.status)
         return error_row(item, "unreachable", f"HTTP {reply.status} from {self.endpoint}, not the function's "
                                               f"answer: {_text(reply)}")
 
@@ -177,7 +181,7 @@ class _Transient(Exception):
 def _function_error(reply: Reply) -> bool:
     """Whether the reply is one of the function's error answers ({"error": {"code": a code of its catalogue}})."""
     with contextlib.suppress(ValueError, RecursionError, KeyError, TypeError):
-        return json.loads(reply.data)["error"]["code"] in errors.CATALOGUE
+        return json.loads(reply.data, parse_constant=_not_json)["error"]["code"] in errors.CATALOGUE
     return False
 
 
@@ -293,6 +297,13 @@ def answer_problem(answer: dict) -> str | None:
         return "its uncertain or model is not as documented"
     if not (type(segments) is int and segments >= 1 and isinstance(timeline, list) and len(timeline) == segments):
         return "its segments and timeline do not agree"
+    if not all(_segment(entry, scores) for entry in timeline):
+        return "its timeline is not of segments {start, genre, confidence}"
+    window, timings = answer["window"], answer["timings_ms"]
+    if not (isinstance(window, dict) and all(_number(window.get(k)) and window[k] >= 0 for k in ("start", "duration"))):
+        return "its window is not {start, duration}"
+    if not (isinstance(answer["source"], dict) and isinstance(timings, dict) and all(map(_number, timings.values()))):
+        return "its source or timings_ms is not as documented"
     if any(answer.get(k) is not None and not _probability(answer[k]) for k in ("music", "in_labels")):
         return "its music or in_labels is not a probability"
     reasons = answer.get("uncertain_reasons", [])
@@ -312,8 +323,19 @@ def _features_problem(found, segments: int) -> str | None:
     return None
 
 
+def _segment(entry, scores: dict) -> bool:
+    """Whether a timeline entry is a segment's answer: its start, one of the labels, probabilities."""
+    return (isinstance(entry, dict) and _number(entry.get("start")) and isinstance(entry.get("genre"), str)
+            and entry["genre"] in scores and _probability(entry.get("confidence"))
+            and all(entry.get(k) is None or _probability(entry[k]) for k in ("music", "in_labels")))
+
+
 def _number(value) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
+    """A finite number (an integer too large for a float is not one)."""
+    try:
+        return type(value) in (int, float) and math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _probability(value) -> bool:

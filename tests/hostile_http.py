@@ -294,6 +294,29 @@ class Endpoint(http.server.BaseHTTPRequestHandler):
     def route_busy(self):
         self._json({"error": {"code": "busy", "message": "later"}}, 503, Retry_After="999999")
 
+    def route_big_number(self):
+        """A confidence of 401 digits: JSON has no limit, a float has."""
+        data = json.dumps(answer())[:-1].encode() + b', "x": 0}'
+        data = data.replace(b'"confidence": 0.9,', b'"confidence": 1' + b"0" * 400 + b",", 1)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def route_busy_till_99999(self):
+        self._json({"error": {"code": "busy", "message": "later"}}, 503, Retry_After="Fri, 31 Dec 99999 23:59:59 GMT")
+
+    def route_unknown_code(self):
+        """A 404 in the function's shape whose code is none of the function's (a proxy, another service)."""
+        self._json({"error": {"code": "x" * 100, "message": {"a": 1}}}, 404)
+
+    def route_bad_location(self):
+        """A redirect to a URL that cannot be parsed (?to=: its port or host)."""
+        self.send_response(307)
+        self.send_header("Location", urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["to"][0])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def route_away(self):
         """A redirect off the endpoint's origin, to the cloud's metadata service or the canary."""
         self.send_response(307)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 
 import pytest
 
@@ -72,6 +73,48 @@ def test_a_200_that_breaks_the_contract_is_the_items_error_and_resumes(endpoint,
     again = run_batch(ITEM, "--endpoint", f"{endpoint.url}/answer", "--out", str(out))
     assert again.returncode == 0, again.stderr
     assert [r.get("genre") for r in map(json.loads, out.read_text().splitlines())] == ["rock"]
+
+
+def test_a_number_too_large_for_a_float_is_the_items_error(endpoint):
+    """math.isfinite of a 401-digit integer raised OverflowError: a traceback, and the rest of the run lost."""
+    row = only_row(run_batch(ITEM, "--endpoint", f"{endpoint.url}/big-number", "--retries", "0"))
+    assert row["error"]["code"] == "unreachable" and "confidence is not" in row["error"]["message"], row
+
+
+def test_a_retry_after_of_a_year_past_9999_is_backed_off(endpoint):
+    """urllib3 raises a plain ValueError for it: the run ended as "bad arguments" (exit 2)."""
+    done = run_batch(ITEM, "--endpoint", f"{endpoint.url}/busy-till-99999", "--retries", "1", timeout=60)
+    row = only_row(done)
+    assert done.returncode == 1 and row["error"]["code"] == "busy", row
+
+
+@pytest.mark.parametrize("location", ["http://127.0.0.1:99999/", "http://127.0.0.1:abc/", "http://[::1/x"])
+def test_a_redirect_to_a_malformed_url_is_not_followed(endpoint, location):
+    """A port out of range or not a number, a broken IPv6 host: the run ended as "bad arguments" (exit 2)."""
+    done = run_batch(ITEM, "--endpoint", f"{endpoint.url}/bad-location?to={urllib.parse.quote(location)}",
+                     "--retries", "0")
+    row = only_row(done)
+    assert done.returncode == 1 and row["error"]["code"] == "unreachable", row
+    assert "to a malformed URL" in row["error"]["message"], row
+
+
+def test_an_error_whose_code_is_not_the_functions_is_unreachable(endpoint):
+    """It was written as the item's own error, counted as answered and never asked again."""
+    row = only_row(run_batch(ITEM, "--endpoint", f"{endpoint.url}/unknown-code", "--retries", "0"))
+    assert row["error"]["code"] == "unreachable" and "HTTP 404" in row["error"]["message"], row
+
+
+def test_a_timeline_window_or_timings_out_of_contract_is_the_items_error():
+    answer = hostile_http.answer
+    for changes in ({"timeline": [None, None]}, {"timeline": [{"start": 0.0, "genre": "pop", "confidence": 0.9}] * 2},
+                    {"timeline": [{"start": 0.0, "genre": ["rock"], "confidence": 0.9}] * 2},
+                    {"timeline": [{"start": "0", "genre": "rock", "confidence": 0.9}] * 2},
+                    {"timeline": [{"start": 0.0, "genre": "rock", "confidence": 0.9, "music": 7}] * 2},
+                    {"window": None}, {"window": {"start": -1, "duration": 6}}, {"source": []},
+                    {"timings_ms": {"total": "fast"}}):
+        assert client.answer_problem(answer(**changes)), changes
+    assert client.answer_problem(answer(timeline=[{"start": 3.0, "genre": "jazz", "confidence": 0.5, "music": 1.0,
+                                                   "in_labels": 0.2}] * 2)) is None
 
 
 def test_optional_fields_of_the_wrong_kind_are_the_items_error():
