@@ -5,6 +5,8 @@ import json
 import math
 import os
 import struct
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -813,45 +815,40 @@ def test_an_absurd_sample_rate_is_refused_before_decoding(client):
     assert "2147483647 Hz" in answer.json["error"]["message"] and "Error" not in answer.json["error"]["message"]
 
 
+def served_and_run(client, folder: Path, name: str, contents: bytes, **post):
+    """The server's answer to a request (`post`: what client.post takes) and the command line's on a file
+    folder/name of the same `contents`."""
+    (folder / name).write_bytes(contents)
+    served = client.post("/", **post)
+    done = subprocess.run([sys.executable, "-m", "inference", str(folder / name)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    (folder / name).unlink()
+    return served, done
+
+
 @pytest.mark.parametrize("tag, bits", [(0x1234, 16), (3, 16), (1, 0)], ids=["unknown tag", "float of 16 bits", "0 bits"])
 def test_a_codec_without_a_decoder_is_not_audio_on_the_server_and_the_command_line(client, tmp_path, tag, bits):
     """A stream FFmpeg has no decoder for (was a 500 internal, and a traceback from the command line)."""
-    import subprocess
-    import sys
     data = wav_of_format(tag, bits)
-    (tmp_path / "odd.wav").write_bytes(data)
-    answer = client.post("/", data=data, content_type="audio/wav")
-    done = subprocess.run([sys.executable, "-m", "inference", str(tmp_path / "odd.wav")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    (tmp_path / "odd.wav").unlink()
-    assert answer.status_code == 422 and done.returncode == 1, done.stderr
-    assert json.loads(done.stdout)["error"] == answer.json["error"] == {
+    served, done = served_and_run(client, tmp_path, "odd.wav", data, data=data, content_type="audio/wav")
+    assert served.status_code == 422 and done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["error"] == served.json["error"] == {
         "code": "not_audio", "message": "the audio's codec cannot be decoded"}
 
 
 def test_a_byte_named_flac_is_not_audio_on_the_server_and_the_command_line(client, tmp_path):
     """The file's name is no hint to the decoder on either side (was no_audio from the command line, whose
     decoder opened it as an empty FLAC stream by its name, and not_audio from the server, which has no name)."""
-    import subprocess
-    import sys
-    (tmp_path / "x.flac").write_bytes(b"x")
-    served = client.post("/", data={"file": (io.BytesIO(b"x"), "x.flac")}, content_type="multipart/form-data")
-    done = subprocess.run([sys.executable, "-m", "inference", str(tmp_path / "x.flac")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    (tmp_path / "x.flac").unlink()
+    served, done = served_and_run(client, tmp_path, "x.flac", b"x", data={"file": (io.BytesIO(b"x"), "x.flac")},
+                                  content_type="multipart/form-data")
     assert served.status_code == 422 and done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["error"] == served.json["error"] == {
         "code": "not_audio", "message": "the data is not audio in a known format"}
 
+
 def test_not_audio_says_the_same_on_the_server_and_the_command_line(client, tmp_path):
     """Without the name of an internal exception (was InvalidDataError on one, ArgumentError on the other)."""
-    import subprocess
-    import sys
     garbage = b"\x00garbage" * 1000
-    (tmp_path / "garbage.mp3").write_bytes(garbage)
-    served = client.post("/", data=garbage, content_type="audio/mpeg").json["error"]
-    done = subprocess.run([sys.executable, "-m", "inference", str(tmp_path / "garbage.mp3")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    (tmp_path / "garbage.mp3").unlink()
-    assert json.loads(done.stdout)["error"] == served == {"code": "not_audio",
-                                                          "message": "the data is not audio in a known format"}
+    served, done = served_and_run(client, tmp_path, "garbage.mp3", garbage, data=garbage, content_type="audio/mpeg")
+    assert json.loads(done.stdout)["error"] == served.json["error"] == {
+        "code": "not_audio", "message": "the data is not audio in a known format"}
