@@ -16,7 +16,7 @@ from inference.errors import ClassifyError
 # muxed file; we stream and decode only the analysed window of it
 FORMAT = "bestaudio[protocol=https]/bestaudio[protocol=http]/worst[protocol=https]/worst[protocol=http]"
 LIVE = ("is_live", "is_upcoming", "post_live")
-MAX_PAGE_BYTES = 16 * 2**20  # all the pages one link's resolution reads (YouTube's: ~5 MB); each is read whole
+MAX_PAGE_BYTES = 16 * 2**20  # a page yt-dlp reads, whole and in memory (YouTube's largest, its player: ~3 MB)
 BOT_CHECK = re.compile(r"confirm you.re not a bot|sign in to confirm|cookies", re.I)
 
 
@@ -30,39 +30,32 @@ class Source:
 
 
 class _Pages:
-    """Counts the bytes of the pages yt-dlp reads for one link and stops it past MAX_PAGE_BYTES: a
-    response's body is read through it (yt-dlp reads a page whole, however large)."""
+    """The pages yt-dlp reads for one link, each read through a _Capped body (yt-dlp reads a page whole,
+    however large); too_large once one passed MAX_PAGE_BYTES."""
 
     def __init__(self, urlopen):
-        self._urlopen, self.read, self.too_large = urlopen, 0, False
+        self._urlopen, self.too_large = urlopen, False
 
     def urlopen(self, request):
         response = self._urlopen(request)
-        response.fp = _Counted(response.fp, self)
+        response.fp = _Capped(response.fp, self)
         return response
 
-    def count(self, data: bytes) -> bytes:
-        self.read += len(data)
-        if self.read > MAX_PAGE_BYTES:
-            self.too_large = True
-            raise errors.page_too_large(MAX_PAGE_BYTES)
-        return data
 
-
-class _Counted:
-    """A response body whose reads _Pages counts, closed (the site hung up on) past the cap; everything
-    else is the body's own."""
+class _Capped:
+    """A page's body, hung up on (closed) once it passes MAX_PAGE_BYTES; everything else is the body's own."""
 
     def __init__(self, body, pages: _Pages):
-        self._body, self._pages = body, pages
+        self._body, self._pages, self._read = body, pages, 0
 
     def read(self, *args, **kwargs) -> bytes:
         data = self._body.read(*args, **kwargs)
-        try:
-            return self._pages.count(data)
-        except ClassifyError:
+        self._read += len(data)
+        if self._read > MAX_PAGE_BYTES:
+            self._pages.too_large = True
             self._body.close()
-            raise
+            raise errors.page_too_large(MAX_PAGE_BYTES)
+        return data
 
     def __getattr__(self, name):
         return getattr(self._body, name)
@@ -179,8 +172,8 @@ def _failure(exc: Exception | None, pages: _Pages, guarded) -> ClassifyError | N
 
 
 def resolve(url: str, settings: Settings, timeout: float) -> Source:
-    """The media behind `url`; ClassifyError for refused, unreadable, live or too long sources, for
-    pages over MAX_PAGE_BYTES, and a timeout when `timeout` seconds pass (its connections are cut then,
+    """The media behind `url`; ClassifyError for refused, unreadable, live or too long sources, for a
+    page over MAX_PAGE_BYTES, and a timeout when `timeout` seconds pass (its connections are cut then,
     however slowly a site drips)."""
     yt_dlp = _yt_dlp()
     deadline = time.monotonic() + timeout
