@@ -227,7 +227,7 @@ class Output:
 
     def _parse(self, header: list[str], line: str) -> dict | None:
         if not self.as_csv:
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, RecursionError):  # RecursionError: nested too deep
                 row = json.loads(line)
                 return row if is_row(row) else None
             return None

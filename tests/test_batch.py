@@ -391,6 +391,16 @@ def test_resume_after_a_kill_answers_every_item_once(model_path, gtzan, tmp_path
     assert f"{written} skipped" in second.stderr
 
 
+def test_resume_drops_a_line_of_json_nested_too_deep(model_path, tmp_path):
+    """Was a RecursionError traceback: only ValueError was taken for a line that is no row."""
+    out, gone = tmp_path / "out.jsonl", str(tmp_path / "gone.flac")
+    (tmp_path / "list.txt").write_text(gone + "\n")
+    out.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    done = run_batch(model_path, str(tmp_path / "list.txt"), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert [row["input"] for row in rows(out)] == [gone]
+
+
 @pytest.mark.parametrize("table", [[], ["--csv"]], ids=["jsonl", "csv"])
 def test_resume_of_a_complete_output_runs_nothing_again(model_path, library, tmp_path, table):
     """Every line complete, the last one too: all skipped, and not one row rewritten."""
