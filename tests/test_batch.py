@@ -432,6 +432,46 @@ def test_csv_table_and_its_resume(model_path, library, tmp_path):
     assert list(csv.DictReader(io.StringIO(out.read_text()))) == table
 
 
+@pytest.mark.parametrize("junk", ["/tmp/x.flac,,,,,,,abc,unreachable\n", '"' + "x" * 200_000 + '",,,,,,,,\n',
+                                  '"cut off\nmidway', "too,few\n"],
+                         ids=["status not a number", "a field over csv's limit", "an open quote", "too few fields"])
+def test_csv_resume_drops_a_record_that_is_no_row(model_path, tmp_path, junk):
+    """A status that is no number stopped the run before it began (exit 2), a field over 131072
+    characters was a _csv.Error traceback."""
+    out, items = tmp_path / "out.csv", [str(tmp_path / "gone.flac"), str(tmp_path / "lost.flac")]
+    (tmp_path / "list.txt").write_text("\n".join(items) + "\n")
+    args = [str(tmp_path / "list.txt"), "--csv", "--out", str(out), "--jobs", "1"]
+    assert run_batch(model_path, *args).returncode == 0
+    first = out.read_text()
+    out.write_text(first + junk)
+    again = run_batch(model_path, *args)
+    assert again.returncode == 0 and "2 skipped" in again.stderr, again.stderr
+    assert out.read_text() == first
+
+
+def test_csv_resume_under_another_header_starts_afresh(model_path, tmp_path):
+    """Rows under a header that is not this command's were read by its names: written under it again."""
+    out, gone = tmp_path / "out.csv", str(tmp_path / "gone.flac")
+    (tmp_path / "list.txt").write_text(gone + "\n")
+    out.write_text(f"genre,input\nrock,{gone}\n")
+    done = run_batch(model_path, str(tmp_path / "list.txt"), "--csv", "--out", str(out))
+    assert done.returncode == 0 and "1 items" in done.stderr, done.stderr
+    assert out.read_text() == ",".join(batch.CSV_COLUMNS) + f"\n{gone},,,,,,,,unreadable_file\n"
+
+
+def test_csv_resume_reads_a_file_name_holding_a_newline_once(model_path, tmp_path):
+    """The file was read a line at a time: such a name was never found, sent again and written twice."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "two\nlines.flac").write_bytes(b"")
+    out, args = tmp_path / "out.csv", [str(tmp_path / "in"), "--csv", "--out", str(tmp_path / "out.csv")]
+    assert run_batch(model_path, *args).returncode == 0
+    first = out.read_text()
+    again = run_batch(model_path, *args)
+    assert again.returncode == 0 and "1 skipped" in again.stderr, again.stderr
+    assert out.read_text() == first
+    assert [row["input"] for row in csv.DictReader(io.StringIO(first))] == [str(tmp_path / "in" / "two\nlines.flac")]
+
+
 @pytest.mark.parametrize("args", [["nowhere/"], ["--jobs", "0", "x.flac"], ["--endpoint", "ftp://h/", "x.flac"],
                                   ["--duration", "0", "x.flac"], ["--duration", "nan", "x.flac"],
                                   ["--start", "-1", "x.flac"], ["--retries", "-1", "x.flac"],
