@@ -164,6 +164,21 @@ def test_mixed_list_with_a_bad_path_and_links(model_path, media, served, tmp_pat
     assert "not_audio 1" in done.stderr and "unreadable_file 1" in done.stderr
 
 
+@pytest.mark.parametrize("remote", [False, True], ids=["here", "remote"])
+def test_a_listed_name_holding_a_nul_byte_is_an_error_row_and_the_batch_goes_on(model_path, tmp_path, flaky,
+                                                                                 remote):
+    """Was "error: embedded null byte", exit 2, after the first item (a ValueError checking the file)."""
+    url, seen = flaky
+    (tmp_path / "list.txt").write_bytes(b"gone.flac\nfoo\x00bar.flac\nlost.flac\n")
+    where = ["--endpoint", url] if remote else []
+    done = run_batch(model_path, str(tmp_path / "list.txt"), "--jobs", "1", *where)
+    assert done.returncode == 0 and not seen, done.stderr
+    errors = {row["input"]: row["error"] for row in map(json.loads, done.stdout.splitlines())}
+    assert errors[str(tmp_path / "foo\x00bar.flac")] == {
+        "code": "unreadable_file", "message": f"a file name cannot hold a NUL byte: {tmp_path / 'foo'}\\0bar.flac"}
+    assert {Path(item).name for item in errors} == {"gone.flac", "foo\x00bar.flac", "lost.flac"}
+
+
 def test_a_file_without_a_decoder_is_an_error_row_and_the_batch_goes_on(model_path, media, tmp_path):
     """Was a traceback from the command line and no row at all (an AttributeError out of the decoder)."""
     shutil.copy(media / "song.flac", tmp_path / "song.flac")
