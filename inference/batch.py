@@ -25,6 +25,9 @@ from inference.client import error_row, unreadable
 from inference.errors import ClassifyError
 
 LISTS = {".txt", ".m3u", ".m3u8"}
+# how bytes that are not UTF-8 in a list's line or a CSV's field are read and written: as the bytes of a file
+# name, as a folder's walk and the command line give them (a Latin-1 .m3u names its Latin-1 files)
+NOT_UTF8 = "surrogateescape"
 # music and in_labels: P(music) and P(in the model's labels), empty for a model without those detectors;
 # uncertain_reasons: their codes joined by spaces
 CSV_COLUMNS = ["input", "genre", "confidence", "uncertain", "uncertain_reasons", "music", "in_labels", "status",
@@ -111,6 +114,8 @@ def find_items(inputs: list[str], stdin) -> Iterator[str]:
     for given in inputs:
         path = Path(given)
         if given == "-":
+            if hasattr(stdin, "reconfigure"):  # sys.stdin, as a list file is read
+                stdin.reconfigure(encoding="utf-8-sig", errors="surrogateescape")
             yield from _lines(stdin, None)
         elif storage.is_gs(given):
             yield from _in_bucket(given)
@@ -119,7 +124,7 @@ def find_items(inputs: list[str], stdin) -> Iterator[str]:
         elif path.is_dir():
             yield from storage.under(given)
         elif path.suffix.lower() in LISTS:
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8-sig", errors=NOT_UTF8) as f:
                 yield from _lines(f, path.parent)
         else:
             yield given
@@ -190,7 +195,7 @@ class Output:
     def __init__(self, path: Path | None, as_csv: bool):
         self.as_csv, self.done = as_csv, set()
         kept = self._resume(path) if path and path.exists() else False
-        self.file = open(path, "a", encoding="utf-8", newline="") if path else sys.stdout  # noqa: SIM115
+        self.file = open(path, "a", encoding="utf-8", errors=NOT_UTF8, newline="") if path else sys.stdout  # noqa: SIM115
         self.csv = csv.DictWriter(self.file, CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
         if as_csv and not kept:
             self.csv.writeheader()
@@ -264,7 +269,7 @@ def _csv_records(f) -> Iterator[tuple[bytes, dict | None]]:
     def text():
         for line in f:
             lines.append(line)
-            yield line.decode("utf-8", "replace")
+            yield line.decode("utf-8", NOT_UTF8)
     reader = csv.reader(text(), strict=True)
     while True:
         try:

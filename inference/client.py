@@ -96,7 +96,8 @@ class Client:
             return json.dumps({"url": item, **self.fields}).encode(), {"Content-Type": "application/json"}
         path = Path(item)
         check_file(path, self.max_upload_bytes)
-        form = {"file": (path.name, path.read_bytes(), "application/octet-stream"),
+        name = path.name.encode("utf-8", "replace").decode()  # a name that is not UTF-8 as it reads (`?`)
+        form = {"file": (name, path.read_bytes(), "application/octet-stream"),
                 **{k: str(v) for k, v in self.fields.items()}}
         body, content_type = urllib3.encode_multipart_formdata(form)
         return body, {"Content-Type": content_type}

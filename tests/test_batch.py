@@ -179,6 +179,44 @@ def test_a_listed_name_holding_a_nul_byte_is_an_error_row_and_the_batch_goes_on(
     assert {Path(item).name for item in errors} == {"gone.flac", "foo\x00bar.flac", "lost.flac"}
 
 
+def test_lists_in_latin_1_or_with_a_bom_name_their_files_and_resume(model_path, tmp_path):
+    """A byte that is not UTF-8 ended the run mid-way (exit 2); a BOM was taken as part of the first path.
+    A list's line names the file of its bytes, as a folder's walk or the command line does."""
+    latin = tmp_path / os.fsdecode(b"caf\xe9.flac")
+    for path in latin, tmp_path / "song.flac":
+        path.write_bytes(b"")  # found: an empty upload, not an unreadable file
+    (tmp_path / "old.m3u").write_bytes(b"#EXTM3U\ncaf\xe9.flac\n")
+    (tmp_path / "new.m3u8").write_bytes("\ufeffsong.flac\n".encode())
+    out, args = tmp_path / "out.csv", [str(tmp_path / "old.m3u"), str(tmp_path / "new.m3u8"), "--csv", "--out",
+                                       str(tmp_path / "out.csv")]
+    done = run_batch(model_path, *args)
+    assert done.returncode == 0, done.stderr
+    first = out.read_bytes()
+    assert {row["input"]: row["error"] for row in csv.DictReader(io.StringIO(first.decode("utf-8", "surrogateescape")))
+            } == {str(latin): "empty_upload", str(tmp_path / "song.flac"): "empty_upload"}
+    again = run_batch(model_path, *args)
+    assert again.returncode == 0 and "2 skipped" in again.stderr, again.stderr
+    assert out.read_bytes() == first
+
+
+def test_a_list_on_stdin_that_is_not_utf_8(model_path, tmp_path):
+    (tmp_path / os.fsdecode(b"caf\xe9.flac")).write_bytes(b"")
+    done = subprocess.run([sys.executable, "-m", "inference", "batch", "-"], cwd=ROOT, capture_output=True,
+                          input=b"\xef\xbb\xbf" + os.fsencode(tmp_path) + b"/caf\xe9.flac\n", timeout=60,
+                          env=dict(os.environ, GENRE_MODEL=str(model_path)))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["error"]["code"] == "empty_upload"
+
+
+def test_a_file_name_that_is_not_utf_8_is_uploaded(model_path, tmp_path, flaky):
+    """Was "error: 'utf-8' codec can't encode character", exit 2: the name is sent as it reads."""
+    url, seen = flaky
+    (tmp_path / os.fsdecode(b"caf\xe9.flac")).write_bytes(b"fLaC")
+    done = run_batch(model_path, str(tmp_path), "--endpoint", url, "--retries", "0")
+    assert json.loads(done.stdout)["input"] == str(tmp_path / os.fsdecode(b"caf\xe9.flac")), done.stderr
+    assert b'filename="caf?.flac"' in seen[0][0]
+
+
 def test_a_file_without_a_decoder_is_an_error_row_and_the_batch_goes_on(model_path, media, tmp_path):
     """Was a traceback from the command line and no row at all (an AttributeError out of the decoder)."""
     shutil.copy(media / "song.flac", tmp_path / "song.flac")
