@@ -10,11 +10,13 @@ window and the resampler), so crossval, train and option changes reuse them and 
 What comes in and what the cache holds is checked (one segment or more, as many as the window holds
 at most, the model's width, finite numbers): a bad answer is the clip's error, a bad cache entry is
 named, discarded and computed again. The same audio behind two links is found by its features."""
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import math
 import os
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -102,12 +104,19 @@ def _width(path: Path) -> int:
 
 def problem(array, most: int, width: int) -> str | None:
     """Why an array is not a clip's features [1..most, width] of finite float32, or None."""
-    if not isinstance(array, np.ndarray) or array.dtype != np.float32 or array.ndim != 2:
-        return f"not a 2-D float32 array ({getattr(array, 'dtype', type(array).__name__)}, " \
-               f"{getattr(array, 'ndim', '-')}-D)"
-    if array.shape[1] != width or not 1 <= array.shape[0] <= most:
-        return f"its shape is {array.shape}, not 1 to {most} segments of {width}"
-    return None if np.isfinite(array).all() else "it holds NaN or infinity"
+    if not isinstance(array, np.ndarray):
+        return f"not an array ({type(array).__name__})"
+    return unfit(array.dtype, array.shape, most, width) or (
+        None if np.isfinite(array).all() else "it holds NaN or infinity")
+
+
+def unfit(dtype, shape: tuple, most: int, width: int) -> str | None:
+    """Why an array of this dtype and shape is not a clip's features [1..most, width] of float32, or None."""
+    if dtype != np.float32 or len(shape) != 2:
+        return f"not a 2-D float32 array ({dtype}, {len(shape)}-D)"
+    if shape[1] != width or not 1 <= shape[0] <= most:
+        return f"its shape is {shape}, not 1 to {most} segments of {width}"
+    return None
 
 
 def features(library: Library, extractor: Extractor) -> tuple[list[Clip], list[np.ndarray]]:
@@ -155,6 +164,7 @@ def _cached(path: Path, most: int, width: int) -> np.ndarray | None:
     if not path.exists():
         return None
     try:  # mapped: a header that claims a billion segments costs nothing before its shape is checked
+        _regular(path)
         mapped = np.load(path, mmap_mode="r", allow_pickle=False)
         why = problem(mapped, most, width)
         array = None if why else np.array(mapped)
@@ -162,10 +172,25 @@ def _cached(path: Path, most: int, width: int) -> np.ndarray | None:
     except (OSError, ValueError, EOFError) as exc:
         why = f"it cannot be read ({exc})"
     if why:
-        print(f"warning: {path}: {why}: discarded, computed again", file=sys.stderr, flush=True)
-        path.unlink(missing_ok=True)
+        _discard(path, why)
         return None
     return array
+
+
+def _regular(path: Path):
+    """ValueError unless a cache entry is a regular file (a folder's np.load fails, a FIFO's never ends)."""
+    if not path.is_file():
+        raise ValueError("not a regular file: a folder, a FIFO or a device")
+
+
+def _discard(path: Path, why: str):
+    """A bad cache entry named and removed where it can be (a folder with what it holds), to compute again."""
+    print(f"warning: {path}: {why}: discarded, computed again", file=sys.stderr, flush=True)
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _distinct(library: Library, pairs: list[tuple[Clip, np.ndarray]]) -> tuple[list[Clip], list[np.ndarray]]:
@@ -204,6 +229,22 @@ def _until_refused(rows):
         raise SystemExit(f"stopped: {exc}") from None
 
 
+def _npz_unfit(path: Path, most: int, width: int) -> str | None:
+    """Why an .npz's arrays are not features [1..most, width] of float32, judged from each one's .npy header
+    before its data is read (a header may claim 10^12 segments), or None."""
+    headers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    with zipfile.ZipFile(path) as saved:
+        for name in saved.namelist():
+            with saved.open(name) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in headers:
+                    return f"{name} is a .npy of version {version}"
+                shape, _, dtype = headers[version](f)
+                if why := unfit(dtype, shape, most, width):
+                    return f"{name}: {why}"
+    return None
+
+
 def audio(library: Library, sample_rate: int) -> tuple[list[Clip], list[np.ndarray]]:
     """The clips that decode and their default windows at sample_rate, as the function decodes them;
     the others are added to library.skipped with the reason."""
@@ -229,16 +270,20 @@ def nonmusic_features(extractor: Extractor) -> list[np.ndarray]:
     cached beside the clips' features, keyed by the generator's source and seed."""
     made_by = hashlib.sha256(Path(nonmusic.__file__).read_bytes() + str(nonmusic.SEED).encode()).hexdigest()[:16]
     path, width = extractor.folder() / f"nonmusic-{made_by}.npz", extractor.shape()[1]
+    most = math.ceil(nonmusic.ITEM_SECONDS / contract.SEGMENT_SECONDS)
     if path.exists():
         try:
-            with np.load(path, allow_pickle=False) as saved:
-                found = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-            why = next(filter(None, (problem(a, math.inf, width) for a in found)), None) if found else "it is empty"
+            _regular(path)
+            why = _npz_unfit(path, most, width)
+            if not why:
+                with np.load(path, allow_pickle=False) as saved:
+                    found = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+                why = next(filter(None, (problem(a, most, width) for a in found)), None) if found else "it is empty"
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             why = f"it cannot be read ({exc})"
         if not why:
             return found
-        print(f"warning: {path}: {why}: discarded, computed again", file=sys.stderr, flush=True)
+        _discard(path, why)
     print("features of the synthesized non-music (speech, noise, tones...)", flush=True)
     features = music.nonmusic_features(onnx.load(extractor.model_path))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,9 @@ from inference.client import error_row, unreadable
 from inference.errors import ClassifyError
 
 LISTS = {".txt", ".m3u", ".m3u8"}
+# how bytes that are not UTF-8 in a list's line or a CSV's field are read and written: as the bytes of a file
+# name, as a folder's walk and the command line give them (a Latin-1 .m3u names its Latin-1 files)
+NOT_UTF8 = "surrogateescape"
 # music and in_labels: P(music) and P(in the model's labels), empty for a model without those detectors;
 # uncertain_reasons: their codes joined by spaces
 CSV_COLUMNS = ["input", "genre", "confidence", "uncertain", "uncertain_reasons", "music", "in_labels", "status",
@@ -111,6 +114,8 @@ def find_items(inputs: list[str], stdin) -> Iterator[str]:
     for given in inputs:
         path = Path(given)
         if given == "-":
+            if hasattr(stdin, "reconfigure"):  # sys.stdin, as a list file is read
+                stdin.reconfigure(encoding="utf-8-sig", errors="surrogateescape")
             yield from _lines(stdin, None)
         elif storage.is_gs(given):
             yield from _in_bucket(given)
@@ -119,7 +124,7 @@ def find_items(inputs: list[str], stdin) -> Iterator[str]:
         elif path.is_dir():
             yield from storage.under(given)
         elif path.suffix.lower() in LISTS:
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8-sig", errors=NOT_UTF8) as f:
                 yield from _lines(f, path.parent)
         else:
             yield given
@@ -183,37 +188,43 @@ def run(work, items: Iterable[str], jobs: int):
 
 class Output:
     """Rows as JSON lines or CSV, flushed one by one; an existing file is resumed: the digests of its
-    answered items are `done`, its cut-off last line and unanswered items dropped. The file is read a
-    line at a time, and rewritten only where a line is dropped."""
+    answered items are `done`, its cut-off last record and unanswered items dropped. The file is read a
+    record at a time (a JSON line; a CSV record, whose quoted name may hold a newline), and rewritten
+    only where a record is dropped."""
 
     def __init__(self, path: Path | None, as_csv: bool):
         self.as_csv, self.done = as_csv, set()
         kept = self._resume(path) if path and path.exists() else False
-        self.file = open(path, "a", encoding="utf-8", newline="") if path else sys.stdout  # noqa: SIM115
+        self.file = open(path, "a", encoding="utf-8", errors=NOT_UTF8, newline="") if path else sys.stdout  # noqa: SIM115
         self.csv = csv.DictWriter(self.file, CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
         if as_csv and not kept:
             self.csv.writeheader()
 
     def _resume(self, path: Path) -> bool:
         """Whether the file holds a header or a row to keep."""
-        out, at = None, 0  # out: the rewrite, begun at the first line dropped; at: the offset read to
+        out, at, kept = None, 0, False  # out: the rewrite, begun at the first record dropped; at: the offset read to
         with open(path, "rb") as f:
-            header = [f.readline().decode("utf-8", "replace")] if self.as_csv else []
-            kept, at = bool(header and header[0].endswith("\n")), len(header[0].encode()) if header else 0
-            for line in f:
-                row = self._parse(header, line.decode("utf-8", "replace")) if line.endswith(b"\n") else None
-                if row and answered(row) and (key := digest(row["input"])) not in self.done:
-                    self.done.add(key)
+            for record, row in _csv_records(f) if self.as_csv else _json_records(f):
+                if self._keeps(row):
                     kept = True
                     if out:
-                        out.write(line)
+                        out.write(record)
                 elif not out:
                     out = self._rewrite(path, at)
-                at += len(line)
+                at += len(record)
         if out:
             out.close()
             os.replace(out.name, path)
         return kept
+
+    def _keeps(self, row: dict | None) -> bool:
+        """Whether a record is kept: the CSV's header ({}), or an answer to an item not kept yet (now `done`)."""
+        if row == {}:
+            return True
+        if not row or not answered(row) or (key := digest(row["input"])) in self.done:
+            return False
+        self.done.add(key)
+        return True
 
     @staticmethod
     def _rewrite(path: Path, upto: int):
@@ -224,19 +235,6 @@ class Output:
                 out.write(chunk)
                 upto -= len(chunk)
         return out
-
-    def _parse(self, header: list[str], line: str) -> dict | None:
-        if not self.as_csv:
-            with contextlib.suppress(ValueError):
-                row = json.loads(line)
-                return row if is_row(row) else None
-            return None
-        row = next(csv.DictReader(header + [line]), None)
-        if not row or not row.get("input"):
-            return None
-        if row.get("error"):
-            return error_row(row["input"], row["error"], "", int(row["status"]) if row.get("status") else None)
-        return {"input": row["input"]}
 
     def write(self, row: dict):
         if self.as_csv:
@@ -251,6 +249,55 @@ class Output:
     def close(self):
         if self.file is not sys.stdout:
             self.file.close()
+
+
+def _json_records(f) -> Iterator[tuple[bytes, dict | None]]:
+    """A JSON-lines file's lines: (the line, the row it holds or None)."""
+    for line in f:
+        row = None
+        if line.endswith(b"\n"):
+            with contextlib.suppress(ValueError, RecursionError):  # RecursionError: nested too deep
+                row = json.loads(line.decode("utf-8", "replace"))
+        yield line, row if is_row(row) else None
+
+
+def _csv_records(f) -> Iterator[tuple[bytes, dict | None]]:
+    """A CSV file's records, read as strict CSV: (the record's bytes, the row it holds or None); the
+    header first, its row {} where it is this command's. A record is read within csv's field limit."""
+    lines, header = [], None  # lines: those of the record being read; header: whether it is this command's
+
+    def text():
+        for line in f:
+            lines.append(line)
+            yield line.decode("utf-8", NOT_UTF8)
+    reader = csv.reader(text(), strict=True)
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:  # an open quote at the end, a field over the limit...
+            fields = None
+        record = b"".join(lines)
+        lines.clear()
+        whole = record.endswith(b"\n") and fields is not None
+        if header is None:
+            header = whole and fields == CSV_COLUMNS
+            yield record, {} if header else None
+        else:
+            ours = header and whole and len(fields) == len(CSV_COLUMNS)
+            yield record, _csv_row(dict(zip(CSV_COLUMNS, fields, strict=True))) if ours else None
+
+
+def _csv_row(found: dict) -> dict | None:
+    """The row a CSV record's fields hold, or None where they are not a row this command writes."""
+    try:
+        status = int(found["status"]) if found.get("status") else None
+    except ValueError:
+        return None
+    if not found.get("input"):
+        return None
+    return error_row(found["input"], found["error"], "", status) if found.get("error") else {"input": found["input"]}
 
 
 class Progress:

@@ -96,7 +96,8 @@ class Client:
             return json.dumps({"url": item, **self.fields}).encode(), {"Content-Type": "application/json"}
         path = Path(item)
         check_file(path, self.max_upload_bytes)
-        form = {"file": (path.name, path.read_bytes(), "application/octet-stream"),
+        name = path.name.encode("utf-8", "replace").decode()  # a name that is not UTF-8 as it reads (`?`)
+        form = {"file": (name, path.read_bytes(), "application/octet-stream"),
                 **{k: str(v) for k, v in self.fields.items()}}
         body, content_type = urllib3.encode_multipart_formdata(form)
         return body, {"Content-Type": content_type}
@@ -202,8 +203,12 @@ def error_row(item: str, code: str, message: str, status: int | None = None) -> 
 
 def check_file(path: Path, max_bytes: int):
     """ClassifyError unless `path` is a regular file of at most max_bytes (a FIFO's or a device's reading
-    would never end); OSError where it cannot be stat'ed."""
-    found = path.stat()
+    would never end, a NUL byte in a name no file may hold); OSError where it cannot be stat'ed."""
+    try:
+        found = path.stat()
+    except ValueError:  # a NUL byte in the name
+        shown = str(path).replace("\0", "\\0")
+        raise errors.unreadable_file(f"a file name cannot hold a NUL byte: {shown}") from None
     if not stat.S_ISREG(found.st_mode):
         raise errors.unreadable_file(f"not a regular file (a device, a FIFO or a folder): {path}")
     if found.st_size > max_bytes:

@@ -164,6 +164,59 @@ def test_mixed_list_with_a_bad_path_and_links(model_path, media, served, tmp_pat
     assert "not_audio 1" in done.stderr and "unreadable_file 1" in done.stderr
 
 
+@pytest.mark.parametrize("remote", [False, True], ids=["here", "remote"])
+def test_a_listed_name_holding_a_nul_byte_is_an_error_row_and_the_batch_goes_on(model_path, tmp_path, flaky,
+                                                                                 remote):
+    """Was "error: embedded null byte", exit 2, after the first item (a ValueError checking the file)."""
+    url, seen = flaky
+    (tmp_path / "list.txt").write_bytes(b"gone.flac\nfoo\x00bar.flac\nlost.flac\n")
+    where = ["--endpoint", url] if remote else []
+    done = run_batch(model_path, str(tmp_path / "list.txt"), "--jobs", "1", *where)
+    assert done.returncode == 0 and not seen, done.stderr
+    errors = {row["input"]: row["error"] for row in map(json.loads, done.stdout.splitlines())}
+    assert errors[str(tmp_path / "foo\x00bar.flac")] == {
+        "code": "unreadable_file", "message": f"a file name cannot hold a NUL byte: {tmp_path / 'foo'}\\0bar.flac"}
+    assert {Path(item).name for item in errors} == {"gone.flac", "foo\x00bar.flac", "lost.flac"}
+
+
+def test_lists_in_latin_1_or_with_a_bom_name_their_files_and_resume(model_path, tmp_path):
+    """A byte that is not UTF-8 ended the run mid-way (exit 2); a BOM was taken as part of the first path.
+    A list's line names the file of its bytes, as a folder's walk or the command line does."""
+    latin = tmp_path / os.fsdecode(b"caf\xe9.flac")
+    for path in latin, tmp_path / "song.flac":
+        path.write_bytes(b"")  # found: an empty upload, not an unreadable file
+    (tmp_path / "old.m3u").write_bytes(b"#EXTM3U\ncaf\xe9.flac\n")
+    (tmp_path / "new.m3u8").write_bytes("\ufeffsong.flac\n".encode())
+    out, args = tmp_path / "out.csv", [str(tmp_path / "old.m3u"), str(tmp_path / "new.m3u8"), "--csv", "--out",
+                                       str(tmp_path / "out.csv")]
+    done = run_batch(model_path, *args)
+    assert done.returncode == 0, done.stderr
+    first = out.read_bytes()
+    assert {row["input"]: row["error"] for row in csv.DictReader(io.StringIO(first.decode("utf-8", "surrogateescape")))
+            } == {str(latin): "empty_upload", str(tmp_path / "song.flac"): "empty_upload"}
+    again = run_batch(model_path, *args)
+    assert again.returncode == 0 and "2 skipped" in again.stderr, again.stderr
+    assert out.read_bytes() == first
+
+
+def test_a_list_on_stdin_that_is_not_utf_8(model_path, tmp_path):
+    (tmp_path / os.fsdecode(b"caf\xe9.flac")).write_bytes(b"")
+    done = subprocess.run([sys.executable, "-m", "inference", "batch", "-"], cwd=ROOT, capture_output=True,
+                          input=b"\xef\xbb\xbf" + os.fsencode(tmp_path) + b"/caf\xe9.flac\n", timeout=60,
+                          env=dict(os.environ, GENRE_MODEL=str(model_path)))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["error"]["code"] == "empty_upload"
+
+
+def test_a_file_name_that_is_not_utf_8_is_uploaded(model_path, tmp_path, flaky):
+    """Was "error: 'utf-8' codec can't encode character", exit 2: the name is sent as it reads."""
+    url, seen = flaky
+    (tmp_path / os.fsdecode(b"caf\xe9.flac")).write_bytes(b"fLaC")
+    done = run_batch(model_path, str(tmp_path), "--endpoint", url, "--retries", "0")
+    assert json.loads(done.stdout)["input"] == str(tmp_path / os.fsdecode(b"caf\xe9.flac")), done.stderr
+    assert b'filename="caf?.flac"' in seen[0][0]
+
+
 def test_a_file_without_a_decoder_is_an_error_row_and_the_batch_goes_on(model_path, media, tmp_path):
     """Was a traceback from the command line and no row at all (an AttributeError out of the decoder)."""
     shutil.copy(media / "song.flac", tmp_path / "song.flac")
@@ -391,6 +444,16 @@ def test_resume_after_a_kill_answers_every_item_once(model_path, gtzan, tmp_path
     assert f"{written} skipped" in second.stderr
 
 
+def test_resume_drops_a_line_of_json_nested_too_deep(model_path, tmp_path):
+    """Was a RecursionError traceback: only ValueError was taken for a line that is no row."""
+    out, gone = tmp_path / "out.jsonl", str(tmp_path / "gone.flac")
+    (tmp_path / "list.txt").write_text(gone + "\n")
+    out.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    done = run_batch(model_path, str(tmp_path / "list.txt"), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert [row["input"] for row in rows(out)] == [gone]
+
+
 @pytest.mark.parametrize("table", [[], ["--csv"]], ids=["jsonl", "csv"])
 def test_resume_of_a_complete_output_runs_nothing_again(model_path, library, tmp_path, table):
     """Every line complete, the last one too: all skipped, and not one row rewritten."""
@@ -420,6 +483,46 @@ def test_csv_table_and_its_resume(model_path, library, tmp_path):
     again = run_batch(model_path, *args)
     assert again.returncode == 0 and "3 skipped" in again.stderr
     assert list(csv.DictReader(io.StringIO(out.read_text()))) == table
+
+
+@pytest.mark.parametrize("junk", ["/tmp/x.flac,,,,,,,abc,unreachable\n", '"' + "x" * 200_000 + '",,,,,,,,\n',
+                                  '"cut off\nmidway', "too,few\n"],
+                         ids=["status not a number", "a field over csv's limit", "an open quote", "too few fields"])
+def test_csv_resume_drops_a_record_that_is_no_row(model_path, tmp_path, junk):
+    """A status that is no number stopped the run before it began (exit 2), a field over 131072
+    characters was a _csv.Error traceback."""
+    out, items = tmp_path / "out.csv", [str(tmp_path / "gone.flac"), str(tmp_path / "lost.flac")]
+    (tmp_path / "list.txt").write_text("\n".join(items) + "\n")
+    args = [str(tmp_path / "list.txt"), "--csv", "--out", str(out), "--jobs", "1"]
+    assert run_batch(model_path, *args).returncode == 0
+    first = out.read_text()
+    out.write_text(first + junk)
+    again = run_batch(model_path, *args)
+    assert again.returncode == 0 and "2 skipped" in again.stderr, again.stderr
+    assert out.read_text() == first
+
+
+def test_csv_resume_under_another_header_starts_afresh(model_path, tmp_path):
+    """Rows under a header that is not this command's were read by its names: written under it again."""
+    out, gone = tmp_path / "out.csv", str(tmp_path / "gone.flac")
+    (tmp_path / "list.txt").write_text(gone + "\n")
+    out.write_text(f"genre,input\nrock,{gone}\n")
+    done = run_batch(model_path, str(tmp_path / "list.txt"), "--csv", "--out", str(out))
+    assert done.returncode == 0 and "1 items" in done.stderr, done.stderr
+    assert out.read_text() == ",".join(batch.CSV_COLUMNS) + f"\n{gone},,,,,,,,unreadable_file\n"
+
+
+def test_csv_resume_reads_a_file_name_holding_a_newline_once(model_path, tmp_path):
+    """The file was read a line at a time: such a name was never found, sent again and written twice."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "two\nlines.flac").write_bytes(b"")
+    out, args = tmp_path / "out.csv", [str(tmp_path / "in"), "--csv", "--out", str(tmp_path / "out.csv")]
+    assert run_batch(model_path, *args).returncode == 0
+    first = out.read_text()
+    again = run_batch(model_path, *args)
+    assert again.returncode == 0 and "1 skipped" in again.stderr, again.stderr
+    assert out.read_text() == first
+    assert [row["input"] for row in csv.DictReader(io.StringIO(first))] == [str(tmp_path / "in" / "two\nlines.flac")]
 
 
 @pytest.mark.parametrize("args", [["nowhere/"], ["--jobs", "0", "x.flac"], ["--endpoint", "ftp://h/", "x.flac"],

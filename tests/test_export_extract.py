@@ -1,7 +1,11 @@
 """export/extract.py: each clip's features, computed once through the function's own answer and
 cached by content; clips that cannot be had are listed with the reason, the rest go on."""
+import io
+import math
+import os
 import shutil
 import threading
+import zipfile
 
 import numpy as np
 import pytest
@@ -118,13 +122,19 @@ def corrupt(path, how: str):
         path.write_bytes(path.read_bytes().replace(said + b" " * (len(claim) - len(said)), claim, 1))
     elif how == "pickled":
         np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif how == "a folder":
+        path.unlink()
+        (path / "inside").mkdir(parents=True)
+    elif how == "a FIFO":  # was read for ever
+        path.unlink()
+        os.mkfifo(path)
     else:
         np.save(path, {"NaN": np.full_like(good, np.nan), "wrong width": good[:, :3], "float64": good.astype(float),
                        "no segments": good[:0], "1-D": good[0]}[how])
 
 
 @pytest.mark.parametrize("how", ["truncated", "empty", "a header of 10^12 segments", "pickled", "NaN", "wrong width",
-                                 "float64", "no segments", "1-D"])
+                                 "float64", "no segments", "1-D", "a folder", "a FIFO"])
 def test_a_bad_cache_entry_is_named_discarded_and_computed_again(one_clip, tmp_path, short_window, capsys, how):
     extractor = extract.Extractor(config.DEFAULT_MODEL, cache=tmp_path / "cache")
     _, (first,) = extract.features(library.read(one_clip), extractor)
@@ -135,6 +145,44 @@ def test_a_bad_cache_entry_is_named_discarded_and_computed_again(one_clip, tmp_p
     err = capsys.readouterr().err
     assert f"warning: {entry}: " in err and "discarded, computed again" in err, err
     assert np.array_equal(again, first) and np.array_equal(np.load(entry), first)
+
+
+def npz_of(*headers) -> bytes:
+    """An .npz whose arrays' headers claim (dtype, shape), each followed by its data (16 bytes of a big one)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as saved:
+        for i, (dtype, shape) in enumerate(headers):
+            member = io.BytesIO()
+            np.lib.format.write_array_header_1_0(member, {"descr": dtype, "fortran_order": False, "shape": shape})
+            size = math.prod(shape) * np.dtype(dtype).itemsize
+            saved.writestr(f"arr_{i}.npy", member.getvalue() + bytes(size if size < 2**20 else 16))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("how", ["a header of 10^12 segments", "a header of float64", "a folder", "a FIFO"])
+def test_a_bad_nonmusic_cache_entry_is_named_discarded_and_computed_again(tmp_path, monkeypatch, capsys, how):
+    """Its arrays were loaded whole before their shapes were checked: a claim of 10^12 segments was a
+    MemoryError; a folder was an IsADirectoryError, a FIFO read for ever."""
+    extractor = extract.Extractor(config.DEFAULT_MODEL, cache=tmp_path / "cache")
+    width = extractor.shape()[1]
+    made = [np.ones((4, width), np.float32)]
+    monkeypatch.setattr(extract.music, "nonmusic_features", lambda model: made)
+    extract.nonmusic_features(extractor)
+    (entry,) = (tmp_path / "cache").rglob("nonmusic-*.npz")
+    entry.unlink()
+    if how == "a folder":
+        (entry / "inside").mkdir(parents=True)
+    elif how == "a FIFO":
+        os.mkfifo(entry)
+    else:
+        claim = ("<f4", (10**12, width)) if "10^12" in how else ("<f8", (4, width))
+        entry.write_bytes(npz_of(("<f4", (4, width)), claim))
+    capsys.readouterr()
+    again = extract.nonmusic_features(extractor)
+    err = capsys.readouterr().err
+    assert f"warning: {entry}: " in err and "discarded, computed again" in err, err
+    assert np.array_equal(again[0], made[0]) and entry.is_file()
+    assert np.array_equal(extract.nonmusic_features(extractor)[0], made[0])  # from the cache, rewritten
 
 
 def test_a_cache_write_cut_midway_leaves_nothing_at_the_entry(one_clip, tmp_path, short_window, monkeypatch):
