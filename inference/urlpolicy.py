@@ -106,7 +106,8 @@ def check(url: str, settings: Settings) -> tuple[str, int, str]:
 class _Guard:
     """A guard() block's state: what it allows, the last address it refused, and a duplicate of each
     socket it let connect (a socket that TLS has since wrapped is still reached through it), so that
-    cut() hangs up on all of them and refuses any more."""
+    cut() hangs up on all of them and refuses any more. The duplicates keep their connections open
+    until the block ends (a file descriptor each: a resolution opens a handful)."""
 
     def __init__(self, settings: Settings | None, also_allowed: tuple[str, ...]):
         self.settings, self.extra, self.refused = settings, set(also_allowed), None
@@ -142,8 +143,10 @@ _guarded = threading.local()  # .state: this thread's last guard() block (.activ
 
 def _audit(event: str, args: tuple):
     """Python's audit hook: refuses a guarded thread's connections to addresses not allowed."""
+    if event != "socket.connect":  # the hook sees every audit event of the process
+        return
     state = getattr(_guarded, "state", None)
-    if event != "socket.connect" or state is None or not state.active or state.settings is None:
+    if state is None or not state.active or state.settings is None:
         return
     address = args[1]
     try:
