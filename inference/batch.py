@@ -195,6 +195,8 @@ class Output:
     def __init__(self, path: Path | None, as_csv: bool):
         self.as_csv, self.done = as_csv, set()
         kept = self._resume(path) if path and path.exists() else False
+        if not path and as_csv:  # a file name that is not UTF-8 is written as its bytes, as in a file
+            sys.stdout.reconfigure(errors=NOT_UTF8)
         self.file = open(path, "a", encoding="utf-8", errors=NOT_UTF8, newline="") if path else sys.stdout  # noqa: SIM115
         self.csv = csv.DictWriter(self.file, CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
         if as_csv and not kept:
@@ -204,7 +206,7 @@ class Output:
         """Whether the file holds a header or a row to keep."""
         out, at, kept = None, 0, False  # out: the rewrite, begun at the first record dropped; at: the offset read to
         with open(path, "rb") as f:
-            for record, row in _csv_records(f) if self.as_csv else _json_records(f):
+            for record, row in _csv_records(f) if self.as_csv else _json_records(f):  # ValueError: not ours
                 if self._keeps(row):
                     kept = True
                     if out:
@@ -263,7 +265,8 @@ def _json_records(f) -> Iterator[tuple[bytes, dict | None]]:
 
 def _csv_records(f) -> Iterator[tuple[bytes, dict | None]]:
     """A CSV file's records, read as strict CSV: (the record's bytes, the row it holds or None); the
-    header first, its row {} where it is this command's. A record is read within csv's field limit."""
+    header first, its row {} (a cut-off one None); ValueError where the header is not this command's. A
+    record is read within csv's field limit."""
     lines, header = [], None  # lines: those of the record being read; header: whether it is this command's
 
     def text():
@@ -282,7 +285,10 @@ def _csv_records(f) -> Iterator[tuple[bytes, dict | None]]:
         lines.clear()
         whole = record.endswith(b"\n") and fields is not None
         if header is None:
-            header = whole and fields == CSV_COLUMNS
+            if whole and fields != CSV_COLUMNS:  # another file: resuming would drop every record of it
+                raise ValueError("it is not a CSV this command wrote (its header is not its columns): give --out "
+                                 "a new file, or one it wrote")
+            header = whole
             yield record, {} if header else None
         else:
             ours = header and whole and len(fields) == len(CSV_COLUMNS)

@@ -502,14 +502,25 @@ def test_csv_resume_drops_a_record_that_is_no_row(model_path, tmp_path, junk):
     assert out.read_text() == first
 
 
-def test_csv_resume_under_another_header_starts_afresh(model_path, tmp_path):
-    """Rows under a header that is not this command's were read by its names: written under it again."""
+def test_csv_resume_under_another_header_is_refused_and_the_file_kept(model_path, tmp_path):
+    """Another CSV given as --out (another program's, a wrong name): every record of it would be dropped."""
     out, gone = tmp_path / "out.csv", str(tmp_path / "gone.flac")
     (tmp_path / "list.txt").write_text(gone + "\n")
     out.write_text(f"genre,input\nrock,{gone}\n")
     done = run_batch(model_path, str(tmp_path / "list.txt"), "--csv", "--out", str(out))
-    assert done.returncode == 0 and "1 items" in done.stderr, done.stderr
-    assert out.read_text() == ",".join(batch.CSV_COLUMNS) + f"\n{gone},,,,,,,,unreadable_file\n"
+    assert done.returncode == 2 and "is not a CSV this command wrote" in done.stderr, done.stderr
+    assert out.read_text() == f"genre,input\nrock,{gone}\n"
+
+
+def test_a_csv_on_stdout_writes_a_file_name_that_is_not_utf_8_as_its_bytes(model_path, tmp_path):
+    """Under a strict UTF-8 stdout (a UTF-8 locale's), such a name was a UnicodeEncodeError mid-run."""
+    name = "caf\xe9.flac".encode("latin-1")
+    (tmp_path / os.fsdecode(name)).write_bytes(b"")
+    done = subprocess.run([sys.executable, "-m", "inference", "batch", str(tmp_path), "--csv"], cwd=ROOT,
+                          env=dict(os.environ, GENRE_MODEL=str(model_path), PYTHONIOENCODING="utf-8:strict"),
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr
+    assert done.stdout.splitlines()[1].startswith(os.fsencode(str(tmp_path)) + b"/" + name + b",,"), done.stdout
 
 
 def test_csv_resume_reads_a_file_name_holding_a_newline_once(model_path, tmp_path):
