@@ -17,6 +17,7 @@ from inference.errors import ClassifyError
 FORMAT = "bestaudio[protocol=https]/bestaudio[protocol=http]/worst[protocol=https]/worst[protocol=http]"
 LIVE = ("is_live", "is_upcoming", "post_live")
 MAX_PAGE_BYTES = 16 * 2**20  # a page yt-dlp reads, whole and in memory (YouTube's largest, its player: ~3 MB)
+PAGE_CHUNK = 2**20  # a page read whole is read this much at a time, counted
 BOT_CHECK = re.compile(r"confirm you.re not a bot|sign in to confirm|cookies", re.I)
 
 
@@ -48,8 +49,11 @@ class _Capped:
     def __init__(self, body, pages: _Pages):
         self._body, self._pages, self._read = body, pages, 0
 
-    def read(self, *args, **kwargs) -> bytes:
-        data = self._body.read(*args, **kwargs)
+    def read(self, amt: int | None = None, **kwargs) -> bytes:
+        """Up to amt bytes; all of the rest for None, read a chunk at a time (never more than the cap whole)."""
+        if amt is None or amt < 0:
+            return b"".join(iter(lambda: self.read(PAGE_CHUNK, **kwargs), b""))
+        data = self._body.read(amt, **kwargs)
         self._read += len(data)
         if self._read > MAX_PAGE_BYTES:
             self._pages.too_large = True

@@ -1,6 +1,7 @@
 """inference/resolve.py: yt-dlp's failures become clear errors; the JS runtime ships with us."""
 import contextlib
 import importlib.metadata
+import io
 import socket
 import ssl
 import subprocess
@@ -197,3 +198,19 @@ def test_a_dripping_https_page_is_hung_up_on_at_the_deadline(loopback, monkeypat
         time.sleep(0.1)
     listener.close()
     assert hung_up and hung_up[0] < 4, hung_up
+
+
+def test_a_page_read_whole_is_read_a_chunk_at_a_time_up_to_the_cap():
+    """yt-dlp's urllib handler reads a page with read(): it was read whole, however large, before it was counted."""
+    class Body(io.BytesIO):
+        asked: list = []
+
+        def read(self, amt=None):
+            self.asked.append(amt)
+            return super().read(amt)
+
+    body, pages = Body(b"x" * (resolve.MAX_PAGE_BYTES + 50 * 2**20)), resolve._Pages(None)
+    with pytest.raises(ClassifyError) as too_large:
+        resolve._Capped(body, pages).read()
+    assert too_large.value.code == "source_too_large" and pages.too_large and body.closed
+    assert max(Body.asked) == resolve.PAGE_CHUNK and len(Body.asked) == resolve.MAX_PAGE_BYTES // resolve.PAGE_CHUNK + 1
