@@ -205,11 +205,20 @@ class _Job:
     """A link's fetch, run by a fetch worker, abandoned when its client leaves (or the backstop passes)."""
     abandoned: threading.Event = field(default_factory=threading.Event)
     media: remote.RemoteFile | None = None
+    resolving: Callable[[], None] | None = None  # cuts the link's resolution: urlpolicy.guard's connections
 
     def abandon(self):
         self.abandoned.set()
+        if (cut := self.resolving) is not None:
+            cut()  # a page that drips is hung up on now, not at the deadline
         if (media := self.media) is not None:
             media.abort()  # a read blocked on a stalled source returns now, not at the deadline
+
+    def resolve_cut_by(self, cut: Callable[[], None]):
+        """Told by resolve() how to cut the resolution under way; cut at once if the client has left."""
+        self.resolving = cut
+        if self.abandoned.is_set():
+            cut()
 
 
 @dataclass(frozen=True)
@@ -285,17 +294,17 @@ class _Watched(io.RawIOBase):
         return self._media.read(size)
 
 
-def _resolve(url: str, settings: Settings, deadline: float) -> resolve.Source:
+def _resolve(url: str, settings: Settings, deadline: float, job: _Job) -> resolve.Source:
     """What is known of a link's source before it is read: yt-dlp's findings, or a gs:// object's name."""
     if storage.is_gs(url):
         return resolve.Source(media_url=url, title=storage.parse(url).name.rsplit("/", 1)[-1], site="storage")
-    return resolve.resolve(url, settings, deadline - time.monotonic())
+    return resolve.resolve(url, settings, deadline - time.monotonic(), cut_by=job.resolve_cut_by)
 
 
 def _fetch(url, settings, genre_model, job: _Job, deadline, started, *, start, duration) -> _Fetched:
     if job.abandoned.is_set():  # the client left while this waited for a worker
         raise ClientGone
-    found = _resolve(url, settings, deadline)
+    found = _resolve(url, settings, deadline, job)
     resolved, began = _ms(started), time.perf_counter()
     if job.abandoned.is_set():
         raise ClientGone

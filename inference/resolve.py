@@ -1,6 +1,7 @@
 """Resolve a link with yt-dlp, without downloading: the media URL of one audio format and what
 is known of the source (title, duration, site). yt-dlp is imported on the first link, not at
 start-up: it is a third of the function's import time and uploads never need it."""
+import contextlib
 import functools
 import importlib.metadata
 import re
@@ -32,19 +33,26 @@ class Source:
 
 class _Pages:
     """The pages yt-dlp reads for one link, each read through a _Capped body (yt-dlp reads a page whole,
-    however large); too_large once one passed MAX_PAGE_BYTES."""
+    however large); too_large once one passed MAX_PAGE_BYTES. close() closes every one: a response yt-dlp
+    let go of unread (a page cut short, an error) would keep its connection until garbage collection."""
 
     def __init__(self, urlopen):
-        self._urlopen, self.too_large = urlopen, False
+        self._urlopen, self._opened, self.too_large = urlopen, [], False
 
     def urlopen(self, request):
         response = self._urlopen(request)
         response.fp = _Capped(response.fp, self)
+        self._opened.append(response)
         return response
+
+    def close(self):
+        for response in self._opened:
+            with contextlib.suppress(Exception):  # whatever state yt-dlp left it in
+                response.close()
 
 
 class _Capped:
-    """A page's body, hung up on (closed) once it passes MAX_PAGE_BYTES; everything else is the body's own."""
+    """A page's body, refused once it passes MAX_PAGE_BYTES; everything else is the body's own."""
 
     def __init__(self, body, pages: _Pages):
         self._body, self._pages, self._read = body, pages, 0
@@ -57,7 +65,6 @@ class _Capped:
         self._read += len(data)
         if self._read > MAX_PAGE_BYTES:
             self._pages.too_large = True
-            self._body.close()
             raise errors.page_too_large(MAX_PAGE_BYTES)
         return data
 
@@ -175,15 +182,18 @@ def _failure(exc: Exception | None, pages: _Pages, guarded) -> ClassifyError | N
     return None
 
 
-def resolve(url: str, settings: Settings, timeout: float) -> Source:
+def resolve(url: str, settings: Settings, timeout: float, *, cut_by=None) -> Source:
     """The media behind `url`; ClassifyError for refused, unreadable, live or too long sources, for a
     page over MAX_PAGE_BYTES, and a timeout when `timeout` seconds pass (its connections are cut then,
-    however slowly a site drips)."""
+    however slowly a site drips). cut_by, if given, is handed the function that cuts them sooner (its
+    client left)."""
     yt_dlp = _yt_dlp()
     deadline = time.monotonic() + timeout
     urlpolicy.check(url, settings)
     with yt_dlp.YoutubeDL(_options(settings, timeout)) as ydl, \
             urlpolicy.guard(settings, urlpolicy.addresses(settings.proxy), deadline) as guarded:
+        if cut_by:
+            cut_by(guarded.cut)
         pages = _Pages(ydl.urlopen)
         ydl.urlopen = pages.urlopen  # every request of the extractors goes through YoutubeDL.urlopen
         if settings.cookies_file:  # loaded, never written back (the secret mount is read-only)
@@ -195,6 +205,8 @@ def resolve(url: str, settings: Settings, timeout: float) -> Source:
             if failure is None:
                 raise
             raise failure from None
+        finally:
+            pages.close()  # the sites hung up on now (the guard's duplicates close as it ends)
         if pages.too_large or guarded.cut_off:  # what yt-dlp made of a page cut short is not to be trusted
             raise _failure(None, pages, guarded)
     while info.get("_type") == "playlist":

@@ -129,8 +129,9 @@ class Handler(local_http.Handler):
 
     def _until_hung_up(self, chunk: bytes, pause: float, most: int = 2**40):
         """Writes chunk after chunk (pause s apart, `most` bytes at most) until the function hangs up, then
-        notes in `ended` how long that took and how many bytes went."""
+        notes in `ended` how long that took and how many bytes went (None until then)."""
         began, sent = time.monotonic(), 0
+        self.ended[self.path] = None
         try:
             while sent < most:
                 self.wfile.write(chunk)
@@ -186,7 +187,7 @@ class Server:
         self.hits = []
         self.canary = local_http.QuietServer(("127.0.0.1", 0), type("Counting", (Canary,), {"hits": self.hits}))
         self.canary_url = f"http://127.0.0.1:{self.canary.server_address[1]}"
-        self.ended = {}  # path -> (seconds until the function hung up, bytes sent), for the routes that note it
+        self.ended = {}  # path -> (seconds until the function hung up, bytes sent), None while it goes on
         handler = type("Hostile", (Handler,), {"canary": self.canary_url, "ended": self.ended})
         self.httpd = local_http.QuietServer(("127.0.0.1", 0), partial(handler, directory=str(folder)))
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ import pytest
 from inference import config, model, pipeline
 
 import function_server
+import hostile_http
 import local_http
 from conftest import ROOT
 
@@ -150,3 +152,24 @@ def test_links_whose_clients_left_free_their_fetch_workers(model_path, tmp_path,
         logged, stderr = requests_logged(server), server.stderr.read_text()
     assert answer == (200, None, None) and stderr == "", stderr[:2000]
     assert logged == {(499, "client_gone"): 40, (200, None): 1}, logged
+
+
+def test_links_whose_clients_left_hang_up_on_their_pages(model_path, tmp_path, media):
+    """16 links to pages that drip, their clients gone after 1 s: each page asked for is hung up on then, its
+    fetch worker free (was: read on until the 30-s budget; before that, for as long as the page dripped)."""
+    with hostile_http.Server(media) as pages, \
+            function_server.start(tmp_path, GENRE_MODEL=str(model_path), GENRE_DEV_ALLOW_LOOPBACK_LINKS="1",
+                                  GENRE_MAX_QUEUE_S="5") as server:
+        port, song = int(server.url.rsplit(":", 1)[1].strip("/")), f"{server.url}?url={pages.url}/song.flac&duration=3"
+        assert link(song) == (200, None, None)  # yt-dlp imported: the pages are asked for before the clients leave
+        requests = [f"GET /?url={urllib.parse.quote(f'{pages.url}/drip.html?i={i}', safe='')} HTTP/1.1\r\n"
+                    "Host: x\r\nAccept: application/json\r\n\r\n".encode() for i in range(16)]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda request: send_and_leave(port, request, 1.0), requests))
+        deadline = time.monotonic() + 15  # half the budget that cut them before
+        while None in pages.ended.values() and time.monotonic() < deadline:  # a page asked for, not yet hung up on
+            time.sleep(0.2)
+        ended = dict(pages.ended)
+        assert link(song) == (200, None, None)
+    # the pages asked for before their client left (the others were never asked for: cut at their connect)
+    assert ended and None not in ended.values() and max(lasted for lasted, _ in ended.values()) < 15, ended
