@@ -144,8 +144,7 @@ def _form_file(request):
             raise
         raise errors.bad_form(request.max_form_parts, request.max_form_memory_size) from None
     if upload is None:
-        raise errors.missing_file('the form\'s "file" is a text field: send the audio as a file part, as curl -F '
-                                  "file=@clip.flac does" if "file" in request.form else None)
+        raise errors.file_as_text() if "file" in request.form else errors.missing_file()
     if len(request.files.getlist("file")) > 1:
         raise errors.more_than_one_file()
     return upload

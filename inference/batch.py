@@ -115,7 +115,7 @@ def find_items(inputs: list[str], stdin) -> Iterator[str]:
         path = Path(given)
         if given == "-":
             if hasattr(stdin, "reconfigure"):  # sys.stdin, as a list file is read
-                stdin.reconfigure(encoding="utf-8-sig", errors="surrogateescape")
+                stdin.reconfigure(encoding="utf-8-sig", errors=NOT_UTF8)
             yield from _lines(stdin, None)
         elif storage.is_gs(given):
             yield from _in_bucket(given)

@@ -155,17 +155,14 @@ class Client:
     def _row(self, item: str, reply: "Reply | errors.ClassifyError") -> dict:
         if isinstance(reply, errors.ClassifyError):
             return error_row(item, reply.code, reply.message, reply.status)
-        try:  # NaN and Infinity are not JSON; nor is nesting deeper than the decoder goes
-            body = json.loads(reply.data, parse_constant=_not_json)
-        except (ValueError, RecursionError):
-            body = None
+        body = _parsed(reply)
         if reply.status == 200 and isinstance(body, dict):
             problem = answer_problem(body)
             if problem:
                 return error_row(item, "unreachable", f"HTTP 200 from {self.endpoint}, not the function's answer: "
                                                       f"{problem}")
             return {"input": item, **body}
-        if 400 <= reply.status < 600 and _function_error(reply):
+        if 400 <= reply.status < 600 and _function_error(body):
             return error_row(item, body["error"]["code"], str(body["error"].get("message")), reply.status)
         return error_row(item, "unreachable", f"HTTP {reply.status} from {self.endpoint}, not the function's "
                                               f"answer: {_text(reply)}")
@@ -179,16 +176,22 @@ class _Transient(Exception):
         self.error, self.final = error, final
 
 
-def _function_error(reply: Reply) -> bool:
-    """Whether the reply is one of the function's error answers ({"error": {"code": a code of its catalogue}})."""
-    with contextlib.suppress(ValueError, RecursionError, KeyError, TypeError):
-        return json.loads(reply.data, parse_constant=_not_json)["error"]["code"] in errors.CATALOGUE
-    return False
+def _parsed(reply: Reply):
+    """The reply's JSON, or None (NaN and Infinity are not JSON; nor is nesting deeper than the decoder goes)."""
+    with contextlib.suppress(ValueError, RecursionError):
+        return json.loads(reply.data, parse_constant=_not_json)
+    return None
+
+
+def _function_error(body) -> bool:
+    """Whether a reply's JSON is one of the function's error answers ({"error": {"code": a code of its catalogue}})."""
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and isinstance(error.get("code"), str) and error["code"] in errors.CATALOGUE
 
 
 def _front_end_refusal(reply) -> bool:
     """A 401 or 403 that is not the function's own answer (storage_forbidden is): the token was refused."""
-    return isinstance(reply, Reply) and reply.status in (401, 403) and not _function_error(reply)
+    return isinstance(reply, Reply) and reply.status in (401, 403) and not _function_error(_parsed(reply))
 
 
 def _text(reply: Reply) -> str:

@@ -148,6 +148,9 @@ def page_too_large(cap_bytes: int) -> ClassifyError:
                                              "link the audio itself")
 
 
+SEND_AS_FILE = "send the audio as a file part, as curl -F file=@clip.flac does"
+
+
 def _megabytes(count: int) -> str:
     """A byte cap in MB as set (GENRE_MAX_*_MB): 2 MB, 0.1 MB."""
     return f"{round(count / 2**20, 2):g} MB"
@@ -179,11 +182,14 @@ def too_short(seconds: float, needed: float) -> ClassifyError:
     return ClassifyError("too_short", f"the window holds {held:g} s of audio; at least {needed:g} s are needed")
 
 
+def file_as_text() -> ClassifyError:
+    return ClassifyError("missing_file", f'the form\'s "file" is a text field: {SEND_AS_FILE}')
+
+
 def more_than_one_file() -> ClassifyError:
     return ClassifyError("bad_form", 'the form has more than one "file": send one')
 
 
 def bad_form(max_parts: int, max_field_bytes: int) -> ClassifyError:
     return ClassifyError("bad_form", f"a form may have at most {max_parts} parts, and text fields of at most "
-                                     f"{max_field_bytes // 1000} KB (send the audio as a file part, as "
-                                     f"curl -F file=@clip.flac does)")
+                                     f"{max_field_bytes // 1000} KB ({SEND_AS_FILE})")
