@@ -81,9 +81,10 @@ def calibrated(model: onnx.ModelProto, t: float, uncertain_below: float) -> onnx
     return model
 
 
-def power_twin(full: onnx.ModelProto) -> onnx.ModelProto:
+def power_twin(full: onnx.ModelProto, source_sha256: str) -> onnx.ModelProto:
     """The same model from the power spectrum on: input POWER_INPUT [batch, frames, bins], the STFT
-    bins up to the highest one the mel weights use (above it they are zero, so nothing changes)."""
+    bins up to the highest one the mel weights use (above it they are zero, so nothing changes). Its
+    metadata names the sha256 of the model file it comes from: the server refuses a twin of another."""
     start = next(i for i, node in enumerate(full.graph.node) if POWER_INPUT in node.output) + 1
     nodes = list(full.graph.node)[start:]
     used = {name for node in nodes for name in node.input}
@@ -95,15 +96,15 @@ def power_twin(full: onnx.ModelProto) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "genre_from_power", [power], list(full.graph.output), initializer=initializers)
     twin = helper.make_model(graph, opset_imports=merged_opsets(full.opset_import), ir_version=full.ir_version)
     meta = ModelMeta.from_props({p.key: p.value for p in full.metadata_props})
-    helper.set_model_props(twin, meta.twin(bins).to_props())
+    helper.set_model_props(twin, meta.twin(bins, source_sha256).to_props())
     onnx.checker.check_model(twin, full_check=True)
     return twin
 
 
 def write_twin(path: Path) -> Path:
     """Write the serving twin beside the full model; return its path."""
-    twin = twin_path(path)
-    twin.write_bytes(power_twin(onnx.load(path)).SerializeToString())
+    twin, data = twin_path(path), Path(path).read_bytes()
+    twin.write_bytes(power_twin(onnx.load_from_string(data), hashlib.sha256(data).hexdigest()).SerializeToString())
     return twin
 
 

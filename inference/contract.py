@@ -48,6 +48,7 @@ class ModelMeta:
     features_id: str = ""  # names FEATURES_OUTPUT's kind: models with the same id give the same features
     input: str = AUDIO_INPUT  # POWER_INPUT for a serving twin
     spectrum_bins: int = 0  # a twin's power-spectrum bins
+    source_sha256: str = ""  # a twin's: the sha256 of the model file it was derived from
 
     def to_props(self) -> dict[str, str]:
         """metadata_props: every value a string (labels and features as JSON), defaults left out."""
@@ -67,13 +68,25 @@ class ModelMeta:
                 values[f.name] = _parse(f.type, props[f.name])
             except (TypeError, ValueError):
                 raise ContractError(f"the model's metadata {f.name!r} is not a valid {f.type}") from None
-        if values.get("pooling", "mean") not in POOLINGS:
-            raise ContractError(f"the model's metadata 'pooling' is not one of {POOLINGS}")
-        return cls(**values)
+        meta = cls(**values)
+        meta._check()
+        return meta
 
-    def twin(self, spectrum_bins: int) -> "ModelMeta":
-        """The metadata of this model's serving twin."""
-        return dataclasses.replace(self, input=POWER_INPUT, spectrum_bins=spectrum_bins)
+    def _check(self):
+        """ContractError naming the first value out of its range."""
+        if self.pooling not in POOLINGS:
+            raise ContractError(f"the model's metadata 'pooling' is not one of {POOLINGS}")
+        if not self.labels or len(set(self.labels)) < len(self.labels) or not all(self.labels):
+            raise ContractError("the model's metadata 'labels' must name one label or more, each once")
+        for key, least in (("sample_rate", 1), ("segment_samples", 1), ("batch", 0), ("spectrum_bins", 0)):
+            if getattr(self, key) < least:
+                raise ContractError(f"the model's metadata {key!r} must be {least} or more")
+        if not 0 <= self.uncertain_below <= 1:  # and not NaN
+            raise ContractError("the model's metadata 'uncertain_below' must be from 0 to 1")
+
+    def twin(self, spectrum_bins: int, source_sha256: str) -> "ModelMeta":
+        """The metadata of the serving twin of the model file whose sha256 is source_sha256."""
+        return dataclasses.replace(self, input=POWER_INPUT, spectrum_bins=spectrum_bins, source_sha256=source_sha256)
 
 
 def _format(value) -> str:

@@ -1,4 +1,5 @@
 """The shipped ONNX model: one onnxruntime session per process, shared by all threads."""
+import errno
 import functools
 import hashlib
 import threading
@@ -41,15 +42,19 @@ class Model:
 
     def __init__(self, path: Path):
         path = Path(path)
-        data = path.read_bytes()
+        data = _model_bytes(path)
         self.sha256 = hashlib.sha256(data).hexdigest()
         twin = contract.twin_path(path)
         options = ort.SessionOptions()
         # onnxruntime's threads spin after each run by default, taking the cores from the FFT threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(twin.read_bytes() if twin.exists() else data, options,
+        self.session = ort.InferenceSession(_model_bytes(twin) if twin.exists() else data, options,
                                             providers=["CPUExecutionProvider"])
         self.meta = contract.ModelMeta.from_props(self.session.get_modelmeta().custom_metadata_map)
+        if twin.exists() and self.meta.source_sha256 != self.sha256:  # a twin left from another model
+            named = "another model" if self.meta.source_sha256 else "no model"
+            raise contract.ContractError(f"its serving twin {twin} was not derived from it (the twin names {named}); "
+                                         f"write the twin again: python -m export.to_onnx {path}")
         self.labels, self.sample_rate = self.meta.labels, self.meta.sample_rate
         if [i.name for i in self.session.get_inputs()] != [self.meta.input]:
             raise contract.ContractError(f"the model's input is not {self.meta.input!r}")
@@ -63,6 +68,9 @@ class Model:
         scores = outputs[contract.OUTPUT][-1]
         if scores != len(self.labels):
             raise contract.ContractError(f"the model gives {scores} scores for {len(self.labels)} labels")
+        if self.meta.tags and outputs[contract.TAGS_OUTPUT][-1] != len(self.meta.tags):
+            raise contract.ContractError(f"the model gives {outputs[contract.TAGS_OUTPUT][-1]} tag scores for "
+                                         f"{len(self.meta.tags)} tags")
         if self.meta.input == contract.POWER_INPUT:
             self._prepare = functools.partial(features.power_spectrum, n_fft=self.meta.features["n_fft"],
                                               hop_length=self.meta.features["hop_length"],
@@ -129,6 +137,17 @@ def _rounded(probability) -> float:
 
 
 _lock = threading.Lock()
+MAX_MODEL_BYTES = 2**31  # protobuf's limit on an ONNX file without external data
+
+
+def _model_bytes(path: Path) -> bytes:
+    """A model file's bytes; OSError for what is not a regular file (a FIFO would block, a device
+    never end) or is larger than MAX_MODEL_BYTES."""
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, f"{path} is {'not a regular file' if path.exists() else 'not there'}")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise OSError(errno.EFBIG, f"{path} is larger than an ONNX file can be (2 GiB)")
+    return path.read_bytes()
 
 
 def _opened(path: Path) -> Model:
