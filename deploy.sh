@@ -10,9 +10,11 @@
 #   the function's settings (inference/config.py, docs/configuration.md) are passed to it when set;
 #   YTDLP_COOKIES_SECRET=name of a Secret Manager secret holding a cookies.txt, mounted at
 #   /secrets/cookies.txt and used as YTDLP_COOKIES;
-#   YTDLP_PROXY_SECRET=name of a secret holding the proxy URL (credentials stay out of the config);
-#   YTDLP_VERSION=latest (the newest release on the package index, found with pip) or a version:
-#   deploy that yt-dlp instead of requirements.txt's pin (restored after); unset: the pin.
+#   YTDLP_PROXY_SECRET=name of a secret holding the proxy URL (credentials stay out of the config),
+#   not with YTDLP_PROXY;
+#   YTDLP_VERSION=latest (the newest release on the package index, found with pip; a dry run leaves
+#   it unresolved) or a version: deploy that yt-dlp instead of requirements.txt's pin (restored
+#   after); unset: the pin.
 #   GENRE_ALLOWED_BUCKETS=the buckets whose gs:// links the function reads (docs/batch.md)
 #   ./deploy.sh --job [--dry-run]: deploy and start a Cloud Run job that classifies a bucket with the
 #   function: LIBRARY=gs://BUCKET/PREFIX/ (required) RESULTS=gs://BUCKET/PREFIX/ (required)
@@ -69,10 +71,22 @@ case "${PUBLIC:-0}" in
   1) access=--allow-unauthenticated ;;
   *) echo "deploy.sh: PUBLIC must be 0 (callers need an identity token) or 1 (anyone may call)" >&2; exit 2 ;;
 esac
+if [[ -n "${YTDLP_PROXY:-}" && -n "${YTDLP_PROXY_SECRET:-}" ]]; then
+  echo "deploy.sh: set YTDLP_PROXY (the proxy URL, in the function's configuration) or YTDLP_PROXY_SECRET (a secret holding it), not both: each sets the function's YTDLP_PROXY" >&2
+  exit 2
+fi
 
-# GENRE_MODEL: only models/ is uploaded with the model files (.gcloudignore), so the model and its
-# serving twin must lie there; it is passed on as models/<name>, the path on the function's side
+# GENRE_MODEL: only models/*.onnx is uploaded of the model files (.gcloudignore), so the model and
+# its serving twin must lie there; it is passed on as models/<name>, the path on the function's side
 if [[ -n "${GENRE_MODEL:-}" ]]; then
+  if [[ -d "$GENRE_MODEL" ]]; then
+    echo "deploy.sh: GENRE_MODEL=$GENRE_MODEL is a folder: name the model's file, e.g. GENRE_MODEL=models/genre_cnn.onnx ./deploy.sh" >&2
+    exit 2
+  fi
+  if [[ "$GENRE_MODEL" != *.onnx ]]; then
+    echo "deploy.sh: GENRE_MODEL=$GENRE_MODEL is not an ONNX model (.onnx), the only model files uploaded (.gcloudignore): name the model's .onnx file, e.g. GENRE_MODEL=models/genre_cnn.onnx ./deploy.sh" >&2
+    exit 2
+  fi
   model_dir="$(cd "$(dirname "$GENRE_MODEL")" 2>/dev/null && pwd -P || true)"
   name="$(basename "$GENRE_MODEL")"
   if [[ "$model_dir" == "$(pwd -P)/models" && ! -f "models/$name" ]]; then
@@ -80,24 +94,49 @@ if [[ -n "${GENRE_MODEL:-}" ]]; then
     exit 2
   fi
   if [[ "$model_dir" != "$(pwd -P)/models" ]]; then
-    echo "deploy.sh: GENRE_MODEL=$GENRE_MODEL is not a file in $(pwd -P)/models/, the only folder of models that is uploaded: copy the model and its serving twin there (cp ${GENRE_MODEL%.onnx}.onnx ${GENRE_MODEL%.onnx}.power.onnx models/), then run GENRE_MODEL=models/$name ./deploy.sh" >&2
+    echo "deploy.sh: GENRE_MODEL=$GENRE_MODEL is not a file in $(pwd -P)/models/, the only folder of models that is uploaded: copy the model and its serving twin there (cp $GENRE_MODEL ${GENRE_MODEL%.onnx}.power.onnx models/), then run GENRE_MODEL=models/$name ./deploy.sh" >&2
     exit 2
   fi
   GENRE_MODEL="models/$name"
-  if [[ ! -f "models/${name%.onnx}.power.onnx" ]]; then
-    echo "deploy.sh: warning: no serving twin models/${name%.onnx}.power.onnx: the model will run from raw audio, slower (export/to_onnx.py derives the twin)" >&2
+  twin="models/${name%.onnx}.power.onnx"
+  # the function runs the twin but reports the model's sha256, so a twin derived from another version
+  # of the model would serve that one unnoticed; a twin records the sha256 of the model it was derived
+  # from (its source_sha256 metadata, which ONNX stores verbatim)
+  if [[ ! -f "$twin" ]]; then
+    echo "deploy.sh: warning: no serving twin $twin: the model will run from raw audio, slower (export/to_onnx.py derives the twin)" >&2
+  else
+    model_sha="$( (sha256sum "$GENRE_MODEL" 2>/dev/null || shasum -a 256 "$GENRE_MODEL") | cut -d' ' -f1)"  # shasum: macOS
+    if ! grep -qF "$model_sha" "$twin"; then
+      echo "deploy.sh: $twin is not the serving twin of $GENRE_MODEL: it does not record the model's sha256 (it was derived from another version of the model, or before twins recorded it); derive it again: python -m export.to_onnx $GENRE_MODEL" >&2
+      exit 2
+    fi
   fi
 fi
 
-env_vars="ORT_DISABLE_TELEMETRY=1@MALLOC_ARENA_MAX=2"  # no telemetry; fewer glibc arenas: -70 MiB RSS under concurrency
-env_vars+="@THREADS=64"  # functions-framework's gunicorn threads (default 4 per core): see docs/hardening.md, Hostile clients
+env_vars=(ORT_DISABLE_TELEMETRY=1 MALLOC_ARENA_MAX=2)  # no telemetry; fewer glibc arenas: -70 MiB RSS under concurrency
+env_vars+=(THREADS=64)  # functions-framework's gunicorn threads (default 4 per core): see docs/hardening.md, Hostile clients
 # the variables of inference/config.py marked deployed, in its order (tests/test_deploy.py checks)
 for name in GENRE_MODEL GENRE_DEFAULT_START_S GENRE_DEFAULT_DURATION_S GENRE_MAX_DURATION_S \
             GENRE_MAX_SOURCE_MINUTES GENRE_MAX_UPLOAD_MB GENRE_MAX_FETCH_MB GENRE_TIME_BUDGET_S \
             GENRE_MAX_QUEUE_S GENRE_ALLOWED_SITES GENRE_ALLOWED_BUCKETS GENRE_CORS_ORIGIN YTDLP_PROXY; do
-  if [[ -n "${!name:-}" ]]; then env_vars+="@${name}=${!name}"; fi
+  if [[ -n "${!name:-}" ]]; then env_vars+=("${name}=${!name}"); fi
 done
-if [[ -n "${YTDLP_COOKIES_SECRET:-}" ]]; then env_vars+="@YTDLP_COOKIES=/secrets/cookies.txt"; fi
+if [[ -n "${YTDLP_COOKIES_SECRET:-}" ]]; then env_vars+=(YTDLP_COOKIES=/secrets/cookies.txt); fi
+# gcloud splits the list at the delimiter given as ^DELIM^ (gcloud topic escaping): the first of these
+# that no value holds, or a value holding it (a proxy's user:password@host) would be cut in two
+delimiters='@|;~#'
+delim=""
+for (( i = 0; i < ${#delimiters}; i++ )); do
+  if [[ "${env_vars[*]}" != *"${delimiters:i:1}"* ]]; then delim="${delimiters:i:1}"; break; fi
+done
+if [[ -z "$delim" ]]; then
+  holders=()
+  for pair in "${env_vars[@]}"; do
+    if [[ "$pair" == *["$delimiters"]* ]]; then holders+=("${pair%%=*}"); fi
+  done
+  echo "deploy.sh: each delimiter deploy.sh can give gcloud's --set-env-vars (any of $delimiters) occurs in the values of ${holders[*]}: change a value (a proxy URL with such a password: use YTDLP_PROXY_SECRET)" >&2
+  exit 2
+fi
 
 cmd=(gcloud functions deploy "${FUNCTION_NAME:-genre-classifier}"
   --gen2 --runtime=python311 --trigger-http "$access"
@@ -105,7 +144,7 @@ cmd=(gcloud functions deploy "${FUNCTION_NAME:-genre-classifier}"
   --region="${REGION:-us-central1}"
   --memory="${MEMORY:-1GiB}" --cpu="${CPU:-1}" --timeout="${TIMEOUT:-60s}"
   --max-instances="${MAX_INSTANCES:-10}" --concurrency="${CONCURRENCY:-4}"
-  "--set-env-vars=^@^${env_vars}")
+  "--set-env-vars=^${delim}^$(IFS="$delim"; echo "${env_vars[*]}")")
 if [[ -n "${PROJECT:-}" ]]; then cmd+=(--project="$PROJECT"); fi
 secrets=()
 if [[ -n "${YTDLP_COOKIES_SECRET:-}" ]]; then secrets+=("/secrets/cookies.txt=${YTDLP_COOKIES_SECRET}:latest"); fi
@@ -115,11 +154,13 @@ if (( ${#secrets[@]} )); then cmd+=("--set-secrets=$(IFS=,; echo "${secrets[*]}"
 need_gcloud
 pinned="$(sed -n 's/^yt-dlp\[default\]==\([^ ]*\).*/\1/p' requirements.txt)"
 ytdlp="${YTDLP_VERSION:-$pinned}"
-if [[ "$ytdlp" == latest ]]; then
+if [[ "$ytdlp" == latest ]] && (( dry_run )); then  # a dry run reaches no network: it stays latest
+  echo "deploy.sh: YTDLP_VERSION=latest: the newest yt-dlp is looked up with pip when deploying, not in a dry run" >&2
+elif [[ "$ytdlp" == latest ]]; then
   ytdlp="$(python3 -m pip index versions yt-dlp 2>/dev/null | sed -n 's/^yt-dlp (\(.*\))$/\1/p')"
   if [[ -z "$ytdlp" ]]; then echo "deploy.sh: the newest yt-dlp could not be found (python3 -m pip index versions yt-dlp)" >&2; exit 1; fi
 fi
-if [[ ! "$ytdlp" =~ ^[0-9][0-9.]*$ ]]; then echo "deploy.sh: YTDLP_VERSION must be latest or a version such as 2026.10.26" >&2; exit 2; fi
+if [[ ! "$ytdlp" =~ ^(latest|[0-9][0-9.]*)$ ]]; then echo "deploy.sh: YTDLP_VERSION must be latest or a version such as 2026.10.26" >&2; exit 2; fi
 if [[ "$ytdlp" != "$pinned" ]]; then echo "deploy.sh: deploying yt-dlp $ytdlp instead of the pinned $pinned" >&2; fi
 
 if (( dry_run )); then

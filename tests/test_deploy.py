@@ -1,4 +1,5 @@
 """deploy.sh with a fake `gcloud` that records its arguments, and what .gcloudignore lets through."""
+import hashlib
 import re
 import shlex
 import shutil
@@ -30,18 +31,44 @@ def tool_dir(path, *tools: str):
     return path
 
 
-def deploy(tmp_path, *args, path: str | None = None, **env_vars):
-    """deploy.sh run with a clean environment: (completed process, gcloud's arguments or None)."""
+def deploy(tmp_path, *args, path: str | None = None, root=ROOT, **env_vars):
+    """deploy.sh (of root) run with a clean environment: (completed process, gcloud's arguments or
+    None). Programs a test puts in tmp_path/fake-bin come before the real ones, as gcloud does."""
     recorded = tmp_path / "gcloud-args"
     if path is None:
         fake = tmp_path / "fake-bin"
-        fake.mkdir()
+        fake.mkdir(exist_ok=True)
         (fake / "gcloud").write_text(FAKE_GCLOUD)
         (fake / "gcloud").chmod(0o755)
         path = f"{fake}:/usr/bin:/bin"
     env = {"PATH": path, "HOME": str(tmp_path), "GCLOUD_ARGS": str(recorded), **env_vars}
-    done = subprocess.run([str(ROOT / "deploy.sh"), *args], env=env, capture_output=True, text=True, timeout=30)
+    done = subprocess.run([str(root / "deploy.sh"), *args], env=env, capture_output=True, text=True, timeout=30)
     return done, recorded.read_text().splitlines() if recorded.exists() else None
+
+
+def set_env_vars(args) -> list[str]:
+    """The NAME=VALUE items of --set-env-vars, split as gcloud does (^DELIM^ sets the delimiter)."""
+    arg = next(a for a in args if a.startswith("--set-env-vars="))
+    delim, listed = re.fullmatch(r"--set-env-vars=\^([^^]+)\^(.*)", arg).groups()
+    return listed.split(delim)
+
+
+def checkout(tmp_path, **models: bytes):
+    """deploy.sh in a folder of its own whose models/ holds only the given files (name=bytes)."""
+    root = tmp_path / "checkout"
+    (root / "models").mkdir(parents=True)
+    for name in ("deploy.sh", "requirements.txt"):
+        shutil.copy2(ROOT / name, root / name)
+    for name, data in models.items():
+        (root / "models" / name).write_bytes(data)
+    return root
+
+
+def model_and_twin(name: str, twin_of: bytes = b"the model") -> dict[str, bytes]:
+    """A model and its serving twin, recording as ONNX does (its metadata verbatim in the file) the sha256
+    of the model it was derived from: twin_of, the model itself unless told otherwise."""
+    source = hashlib.sha256(twin_of).hexdigest().encode()
+    return {f"{name}.onnx": b"the model", f"{name}.power.onnx": b"\x08\x07...\x0asource_sha256\x12\x40" + source}
 
 
 def test_defaults(tmp_path):
@@ -62,18 +89,42 @@ def test_public_only_when_asked(tmp_path):
 def test_overrides_by_environment(tmp_path):
     done, args = deploy(tmp_path, FUNCTION_NAME="genres", REGION="europe-west1", PROJECT="my-proj", MEMORY="512MiB",
                         CONCURRENCY="2", GENRE_ALLOWED_SITES="youtube.com,youtu.be", GENRE_TIME_BUDGET_S="20",
-                        YTDLP_PROXY="http://proxy.example:3128", YTDLP_COOKIES_SECRET="yt-cookies",
-                        YTDLP_PROXY_SECRET="yt-proxy")
+                        YTDLP_PROXY="http://proxy.example:3128", YTDLP_COOKIES_SECRET="yt-cookies")
     assert done.returncode == 0, done.stderr
     assert args[:3] == ["functions", "deploy", "genres"]
     for expected in ("--region=europe-west1", "--project=my-proj", "--memory=512MiB", "--concurrency=2",
-                     "--set-secrets=/secrets/cookies.txt=yt-cookies:latest,YTDLP_PROXY=yt-proxy:latest"):
+                     "--set-secrets=/secrets/cookies.txt=yt-cookies:latest"):
         assert expected in args
     env_vars = next(a for a in args if a.startswith("--set-env-vars=^@^")).split("^@^", 1)[1].split("@")
     assert env_vars == ["ORT_DISABLE_TELEMETRY=1", "MALLOC_ARENA_MAX=2", f"THREADS={config.SERVER_THREADS}",
                         "GENRE_TIME_BUDGET_S=20",
                         "GENRE_ALLOWED_SITES=youtube.com,youtu.be", "YTDLP_PROXY=http://proxy.example:3128",
                         "YTDLP_COOKIES=/secrets/cookies.txt"]
+
+
+def test_a_value_holding_the_delimiter_is_passed_whole_with_another(tmp_path):
+    """A proxy's user:password@host was cut at @, gcloud's delimiter: "Bad syntax for dict arg"."""
+    done, args = deploy(tmp_path, YTDLP_PROXY="http://user:pass@proxy.example:3128", GENRE_CORS_ORIGIN="https://a|b")
+    assert done.returncode == 0, done.stderr
+    assert args[-1].startswith("--set-env-vars=^;^")  # @ and | taken
+    assert set_env_vars(args)[-2:] == ["GENRE_CORS_ORIGIN=https://a|b", "YTDLP_PROXY=http://user:pass@proxy.example:3128"]
+
+
+def test_values_holding_every_delimiter_are_refused_by_name(tmp_path):
+    done, args = deploy(tmp_path, "--dry-run", YTDLP_PROXY="http://user:p|;~#@proxy.example:3128")
+    assert done.returncode == 2 and args is None and done.stdout == ""
+    assert "occurs in the values of YTDLP_PROXY: change a value" in done.stderr, done.stderr
+
+
+def test_a_proxy_as_a_setting_and_as_a_secret_is_refused(tmp_path):
+    """Both set YTDLP_PROXY, --set-env-vars and --set-secrets, which gcloud refuses together."""
+    done, args = deploy(tmp_path, YTDLP_PROXY="http://proxy.example:3128", YTDLP_PROXY_SECRET="yt-proxy")
+    assert done.returncode == 2 and args is None
+    assert "set YTDLP_PROXY (the proxy URL, in the function's configuration) or YTDLP_PROXY_SECRET" in done.stderr
+    (tmp_path / "secret").mkdir()
+    done, args = deploy(tmp_path / "secret", YTDLP_PROXY_SECRET="yt-proxy")
+    assert done.returncode == 0 and "--set-secrets=YTDLP_PROXY=yt-proxy:latest" in args, done.stderr
+    assert not any(item.startswith("YTDLP_PROXY=") for item in set_env_vars(args))
 
 
 def test_dry_run_prints_the_command_and_calls_nothing(tmp_path):
@@ -85,15 +136,49 @@ def test_dry_run_prints_the_command_and_calls_nothing(tmp_path):
 
 
 def test_the_model_setting_is_passed_on(tmp_path):
-    done, args = deploy(tmp_path, "--dry-run", GENRE_MODEL="models/genre_cnn.onnx")
-    assert done.returncode == 0, done.stderr
-    assert "@GENRE_MODEL=models/genre_cnn.onnx" in done.stdout
+    root = checkout(tmp_path, **model_and_twin("mine"))
+    done, args = deploy(tmp_path, "--dry-run", root=root, GENRE_MODEL="models/mine.onnx")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "@GENRE_MODEL=models/mine.onnx" in done.stdout
 
 
 def test_a_model_in_models_is_passed_on_by_its_path_in_the_upload(tmp_path):
-    done, args = deploy(tmp_path, "--dry-run", GENRE_MODEL=str(ROOT / "models" / "genre_cnn.onnx"))
+    root = checkout(tmp_path, **model_and_twin("mine"))
+    done, args = deploy(tmp_path, "--dry-run", root=root, GENRE_MODEL=str(root / "models" / "mine.onnx"))
     assert done.returncode == 0 and done.stderr == "", done.stderr
-    assert "@GENRE_MODEL=models/genre_cnn.onnx" in done.stdout
+    assert "@GENRE_MODEL=models/mine.onnx" in done.stdout
+
+
+def test_a_twin_derived_from_another_version_of_the_model_is_refused(tmp_path):
+    """The function would run the old twin while reporting the new model's sha256."""
+    root = checkout(tmp_path, **model_and_twin("mine", twin_of=b"last week's model"))
+    done, args = deploy(tmp_path, "--dry-run", root=root, GENRE_MODEL="models/mine.onnx")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "models/mine.power.onnx is not the serving twin of models/mine.onnx" in done.stderr, done.stderr
+    assert "python -m export.to_onnx models/mine.onnx" in done.stderr
+
+
+def test_a_model_without_its_twin_is_deployed_with_a_warning(tmp_path):
+    root = checkout(tmp_path, **{"mine.onnx": b"the model"})
+    done, args = deploy(tmp_path, "--dry-run", root=root, GENRE_MODEL="models/mine.onnx")
+    assert done.returncode == 0 and "@GENRE_MODEL=models/mine.onnx" in done.stdout
+    assert "warning: no serving twin models/mine.power.onnx" in done.stderr
+
+
+@pytest.mark.parametrize("model", ["models/README.md", "models/genre_cnn.json"])
+def test_a_model_that_is_not_onnx_is_refused(tmp_path, model):
+    """Only models/*.onnx is uploaded: the function could not load it."""
+    done, args = deploy(tmp_path, "--dry-run", GENRE_MODEL=model)
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"GENRE_MODEL={model} is not an ONNX model (.onnx)" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("folder", ["models/", "models"])
+def test_a_folder_as_the_model_is_refused_plainly(tmp_path, folder):
+    done, args = deploy(tmp_path, "--dry-run", GENRE_MODEL=folder)
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"GENRE_MODEL={folder} is a folder: name the model's file" in done.stderr, done.stderr
+    assert "GENRE_MODEL=models/models" not in done.stderr  # was: cp models/.onnx models/.power.onnx ...
 
 
 def test_a_model_outside_the_upload_is_refused_saying_where_to_put_it(tmp_path):
@@ -130,8 +215,21 @@ def test_the_newest_yt_dlp_is_found_on_the_package_index(tmp_path):
     index.mkdir(parents=True)
     (index / "index.html").write_text('<a href="yt_dlp-2099.1.2-py3-none-any.whl">yt_dlp-2099.1.2-py3-none-any.whl</a>')
     with local_http.Server(tmp_path / "index") as url:
-        done, args = deploy(tmp_path, "--dry-run", YTDLP_VERSION="latest", PIP_INDEX_URL=f"{url}/simple")
+        done, args = deploy(tmp_path, YTDLP_VERSION="latest", PIP_INDEX_URL=f"{url}/simple")
     assert done.returncode == 0 and "deploying yt-dlp 2099.1.2 instead of the pinned" in done.stderr, done.stderr
+    assert "yt-dlp[default]==2099.1.2" in (tmp_path / "gcloud-args.requirements").read_text()
+
+
+def test_a_dry_run_with_the_newest_yt_dlp_looks_nothing_up(tmp_path):
+    """A dry run reaches no network: pip (any python3) is not run, the version is left as latest."""
+    (tmp_path / "fake-bin").mkdir()
+    (tmp_path / "fake-bin" / "python3").write_text('#!/bin/sh\ntouch "$HOME/python3-ran"\nexit 1\n')
+    (tmp_path / "fake-bin" / "python3").chmod(0o755)
+    done, args = deploy(tmp_path, "--dry-run", YTDLP_VERSION="latest")
+    assert done.returncode == 0 and done.stdout.startswith("gcloud functions deploy"), done.stderr
+    assert not (tmp_path / "python3-ran").exists()
+    assert "the newest yt-dlp is looked up with pip when deploying, not in a dry run" in done.stderr
+    assert "deploying yt-dlp latest instead of the pinned 2026.10.26" in done.stderr
 
 
 def test_a_yt_dlp_version_that_is_not_one_is_refused(tmp_path):
