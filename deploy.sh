@@ -66,6 +66,16 @@ if [[ -n "${GENRE_DEV_ALLOW_LOOPBACK_LINKS:-}" ]]; then
   echo "deploy.sh: GENRE_DEV_ALLOW_LOOPBACK_LINKS is for local development only (links could reach the function's own machine); unset it to deploy" >&2
   exit 2
 fi
+# the settings as the function will read them at start (inference/config.py): one it could not run with
+# would stop every instance, so it is refused here, named (the cookies come from a secret, not from here)
+if command -v python3 > /dev/null; then
+  if ! refused="$(env -u YTDLP_COOKIES python3 -m inference.config 2>&1)"; then
+    echo "deploy.sh: $refused" >&2
+    exit 2
+  fi
+else
+  echo "deploy.sh: warning: no python3 to check the settings with; the function checks them as it starts" >&2
+fi
 case "${PUBLIC:-0}" in
   0) access=--no-allow-unauthenticated ;;
   1) access=--allow-unauthenticated ;;

@@ -34,7 +34,11 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from inference import config, decode, errors, model, pipeline, resolve
 from inference.errors import ClassifyError
 
-SETTINGS = config.load()
+try:
+    SETTINGS = config.load()
+except config.SettingError as exc:  # the function does not start: one log line says why
+    sys.stdout.write(json.dumps({"severity": "ERROR", "message": f"{exc}; the function does not start"}) + "\n")
+    raise SystemExit(2) from None
 UPLOAD_TYPES = ("audio/", "video/", "application/octet-stream")
 UPLOAD_CHUNK = 2**20  # an upload is read in chunks of this size into a temporary file
 DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # start and duration as text

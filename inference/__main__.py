@@ -9,11 +9,19 @@ from inference.batch import WINDOW_HELP, seconds_argument
 from inference.errors import ClassifyError
 
 EXIT_STATUSES = """exit status: 0 an answer; 1 an error answer (its JSON printed: a bad file or link, an
-unreadable file, ...); 2 bad arguments"""
+unreadable file, ...); 2 bad arguments or settings (docs/configuration.md)"""
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Exit 2 with one line for a setting the function could not run with, as for a bad argument."""
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except config.SettingError as exc:
+        print(f"python -m inference: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["batch"]:
         return batch.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m inference", description=__doc__, epilog=EXIT_STATUSES)

@@ -3,6 +3,7 @@ is known of the source (title, duration, site). yt-dlp is imported on the first 
 start-up: it is a third of the function's import time and uploads never need it."""
 import contextlib
 import functools
+import http.cookiejar
 import importlib.metadata
 import re
 import threading
@@ -182,6 +183,16 @@ def _failure(exc: Exception | None, pages: _Pages, guarded) -> ClassifyError | N
     return None
 
 
+def _load_cookies(jar, path: str):
+    """YTDLP_COOKIES into a link's jar; checked at start (config), so a failure here is a file changed since
+    (a secret's new version): source_blocked, the operator's to fix, never a traceback per link."""
+    try:
+        jar.load(path, ignore_discard=True, ignore_expires=True)
+    except (OSError, http.cookiejar.LoadError) as exc:
+        raise errors.source_blocked(f"the function's cookies file (YTDLP_COOKIES) could not be read "
+                                    f"({exc.__class__.__name__}); its operator must fix it") from None
+
+
 def resolve(url: str, settings: Settings, timeout: float, *, cut_by=None) -> Source:
     """The media behind `url`; ClassifyError for refused, unreadable, live or too long sources, for a
     page over MAX_PAGE_BYTES, and a timeout when `timeout` seconds pass (its connections are cut then,
@@ -197,7 +208,7 @@ def resolve(url: str, settings: Settings, timeout: float, *, cut_by=None) -> Sou
         pages = _Pages(ydl.urlopen)
         ydl.urlopen = pages.urlopen  # every request of the extractors goes through YoutubeDL.urlopen
         if settings.cookies_file:  # loaded, never written back (the secret mount is read-only)
-            ydl.cookiejar.load(settings.cookies_file, ignore_discard=True, ignore_expires=True)
+            _load_cookies(ydl.cookiejar, settings.cookies_file)
         try:
             info = ydl.extract_info(url, download=False)
         except Exception as exc:

@@ -57,7 +57,8 @@ def checkout(tmp_path, **models: bytes):
     """deploy.sh in a folder of its own whose models/ holds only the given files (name=bytes)."""
     root = tmp_path / "checkout"
     (root / "models").mkdir(parents=True)
-    for name in ("deploy.sh", "requirements.txt"):
+    (root / "inference").mkdir()
+    for name in ("deploy.sh", "requirements.txt", "inference/__init__.py", "inference/config.py"):  # config: its check
         shutil.copy2(ROOT / name, root / name)
     for name, data in models.items():
         (root / "models" / name).write_bytes(data)
@@ -104,14 +105,14 @@ def test_overrides_by_environment(tmp_path):
 
 def test_a_value_holding_the_delimiter_is_passed_whole_with_another(tmp_path):
     """A proxy's user:password@host was cut at @, gcloud's delimiter: "Bad syntax for dict arg"."""
-    done, args = deploy(tmp_path, YTDLP_PROXY="http://user:pass@proxy.example:3128", GENRE_CORS_ORIGIN="https://a|b")
+    done, args = deploy(tmp_path, YTDLP_PROXY="http://user:p|ss@proxy.example:3128", GENRE_CORS_ORIGIN="https://a.b")
     assert done.returncode == 0, done.stderr
     assert args[-1].startswith("--set-env-vars=^;^")  # @ and | taken
-    assert set_env_vars(args)[-2:] == ["GENRE_CORS_ORIGIN=https://a|b", "YTDLP_PROXY=http://user:pass@proxy.example:3128"]
+    assert set_env_vars(args)[-2:] == ["GENRE_CORS_ORIGIN=https://a.b", "YTDLP_PROXY=http://user:p|ss@proxy.example:3128"]
 
 
 def test_values_holding_every_delimiter_are_refused_by_name(tmp_path):
-    done, args = deploy(tmp_path, "--dry-run", YTDLP_PROXY="http://user:p|;~#@proxy.example:3128")
+    done, args = deploy(tmp_path, "--dry-run", YTDLP_PROXY="http://user:p|;~@proxy.example:3128/#")
     assert done.returncode == 2 and args is None and done.stdout == ""
     assert "occurs in the values of YTDLP_PROXY: change a value" in done.stderr, done.stderr
 
@@ -125,6 +126,15 @@ def test_a_proxy_as_a_setting_and_as_a_secret_is_refused(tmp_path):
     done, args = deploy(tmp_path / "secret", YTDLP_PROXY_SECRET="yt-proxy")
     assert done.returncode == 0 and "--set-secrets=YTDLP_PROXY=yt-proxy:latest" in args, done.stderr
     assert not any(item.startswith("YTDLP_PROXY=") for item in set_env_vars(args))
+
+
+@pytest.mark.parametrize("name, value", [("GENRE_MAX_UPLOAD_MB", "abc"), ("GENRE_MAX_QUEUE_S", "inf"),
+                                         ("GENRE_CORS_ORIGIN", "https://a.example, https://b.example")])
+def test_a_setting_the_function_cannot_start_with_is_refused_before_deploying(tmp_path, name, value):
+    """Deployed, it would stop every instance at start (inference/config.py); here it is named first."""
+    done, args = deploy(tmp_path, **{name: value})
+    assert done.returncode == 2 and args is None
+    assert done.stderr.startswith(f"deploy.sh: {name}={value!r}: must be "), done.stderr
 
 
 def test_dry_run_prints_the_command_and_calls_nothing(tmp_path):
@@ -223,11 +233,11 @@ def test_the_newest_yt_dlp_is_found_on_the_package_index(tmp_path):
 def test_a_dry_run_with_the_newest_yt_dlp_looks_nothing_up(tmp_path):
     """A dry run reaches no network: pip (any python3) is not run, the version is left as latest."""
     (tmp_path / "fake-bin").mkdir()
-    (tmp_path / "fake-bin" / "python3").write_text('#!/bin/sh\ntouch "$HOME/python3-ran"\nexit 1\n')
+    (tmp_path / "fake-bin" / "python3").write_text('#!/bin/sh\necho "$*" >> "$HOME/python3-ran"\n')
     (tmp_path / "fake-bin" / "python3").chmod(0o755)
     done, args = deploy(tmp_path, "--dry-run", YTDLP_VERSION="latest")
     assert done.returncode == 0 and done.stdout.startswith("gcloud functions deploy"), done.stderr
-    assert not (tmp_path / "python3-ran").exists()
+    assert (tmp_path / "python3-ran").read_text() == "-m inference.config\n"  # the settings' check, no pip
     assert "the newest yt-dlp is looked up with pip when deploying, not in a dry run" in done.stderr
     assert "deploying yt-dlp latest instead of the pinned 2026.10.26" in done.stderr
 

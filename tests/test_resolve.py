@@ -113,6 +113,21 @@ def test_cookies_file_is_read_and_never_written(tmp_path, monkeypatch, served):
     assert cookies.read_bytes() == before and list(tmp_path.iterdir()) == [cookies]
 
 
+def test_a_cookies_file_changed_after_start_is_source_blocked_not_a_traceback(tmp_path, monkeypatch, served):
+    """Checked at start (config); a secret's new version that yt-dlp cannot read fails every link: 503, named."""
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tSID\tsecret\n")
+    monkeypatch.setenv("YTDLP_COOKIES", str(cookies))
+    monkeypatch.setenv("GENRE_DEV_ALLOW_LOOPBACK_LINKS", "1")
+    settings = config.load()
+    cookies.write_text('[{"name": "SID", "value": "secret"}]')
+    with pytest.raises(ClassifyError) as refused:
+        resolve.resolve(f"{served}/song.flac", settings, 10)
+    assert (refused.value.status, refused.value.code, refused.value.message) == (
+        503, "source_blocked", "the function's cookies file (YTDLP_COOKIES) could not be read (LoadError); its "
+                               "operator must fix it")
+
+
 @pytest.fixture
 def loopback(monkeypatch):
     monkeypatch.setenv("GENRE_DEV_ALLOW_LOOPBACK_LINKS", "1")

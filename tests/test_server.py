@@ -280,3 +280,20 @@ def test_the_api_docs_log_example_names_the_shipped_model():
     found = model.checked(config.DEFAULT_MODEL)
     assert f"{found['name']} {found['version']} (sha256 {found['sha256'][:12]}," in example
     assert f'"sha256": "{found["sha256"][:8]}...' in example
+
+
+def test_a_setting_it_cannot_run_with_stops_the_function_and_the_command_with_one_line(tmp_path, media):
+    """The server logs one JSON line naming the variable and exits 2 (a deploy keeps the revision that
+    runs); the command line exits 2 too. Both used to end in a traceback that named no variable."""
+    command = [os.path.join(os.path.dirname(sys.executable), "functions-framework"), "--target", "classify",
+               "--source", str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", str(function_server.free_port())]
+    env = dict(os.environ, GENRE_MAX_UPLOAD_MB="abc")
+    server = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert server.returncode == 2 and "Traceback" not in server.stderr, server.stderr
+    assert [json.loads(line) for line in server.stdout.splitlines()] == [
+        {"severity": "ERROR", "message": "GENRE_MAX_UPLOAD_MB='abc': must be a number above 0 and at most 1,000,000; "
+                                         "the function does not start"}]
+    cli = subprocess.run([sys.executable, "-m", "inference", str(media / "song.flac")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert (cli.returncode, cli.stdout) == (2, "") and cli.stderr == (
+        "python -m inference: error: GENRE_MAX_UPLOAD_MB='abc': must be a number above 0 and at most 1,000,000\n")
