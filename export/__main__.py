@@ -200,19 +200,16 @@ def run_crossval(args, family) -> dict:
         results["in_labels"] = dict(outside.figures(scored, y), protocol=outside.PROTOCOL)
         outside.diagram(results["in_labels"], out / f"in_labels_{family.NAME}.png",
                         f"{family.NAME}: in_labels, leave one label out")
-    results["calibration"] = crossval.calibration(answers, family.meta(labels).pooling,
-                                                  out / f"calibration_{family.NAME}.png",
-                                                  f"{family.NAME}: grouped CV, out of fold")
+    if any(fold for by_fold in answers for fold in by_fold):
+        results["calibration"] = crossval.calibration(answers, family.meta(labels).pooling,
+                                                      out / f"calibration_{family.NAME}.png",
+                                                      f"{family.NAME}: grouped CV, out of fold")
     (out / f"crossval_{family.NAME}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     crossval.plot_confusion(grouped, out / f"confusion_{family.NAME}.png",
                             f"{family.NAME}: grouped CV x{grouped['repeats']} ({grouped['track_accuracy']:.0%})")
     for protocol in ("grouped", "two_fold")[:1 + bool(splits)]:
         print(f"== {family.NAME}, {results[protocol]['protocol']}\n{evaluate.report(results[protocol])}")
-    print(f"== calibration, out of fold: {json.dumps(results['calibration'])}")
-    if results["calibration"]["temperature_at_lowest"]:
-        print(f"warning: the library is too small or too easy to calibrate on: out of fold its answers were right so "
-              f"often that the fit wanted to sharpen them past the lowest temperature "
-              f"({calibrate.TEMPERATURES[0]}), where it is held; add clips, artists or labels", file=sys.stderr)
+    _report_calibration(results.get("calibration"))
     if "music" in results:
         called = results["music"]["music_called_music"]
         print(f"== music, out of fold: {called:.1%} of the clips called music")
@@ -229,6 +226,30 @@ def run_crossval(args, family) -> dict:
     print(f"== {family.NAME} on {len(y)} clips of {len(labels)} labels: {grouped['track_accuracy']:.1%} of tracks "
           f"right ({results['grouped']['protocol']}) -> {out}")
     return results
+
+
+def _report_calibration(calibration: dict | None):
+    """Prints the calibration's figures, and what keeps train from using it."""
+    if calibration is None:
+        print("warning: no calibration: no fold scored a clip of a label it was fitted on (every label's clips are "
+              "one artist's); train leaves the model uncalibrated, never flagging an answer uncertain: add clips "
+              "by other artists", file=sys.stderr)
+        return
+    print(f"== calibration, out of fold: {json.dumps(calibration)}")
+    if calibration["temperature_at_lowest"]:
+        print(f"warning: the library is too small or too easy to calibrate on: out of fold its answers were right so "
+              f"often that the fit wanted to sharpen them past the lowest temperature "
+              f"({calibrate.TEMPERATURES[0]}), where it is held; add clips, artists or labels", file=sys.stderr)
+    if calibration["temperature_at_highest"]:
+        print(f"warning: out of fold the answers were no better than chance ({calibration['before']['accuracy']:.0%} "
+              f"right), so the fit flattened them to the highest temperature ({calibrate.TEMPERATURES[1]:g}), where "
+              "every answer would be uncertain; train leaves the model uncalibrated: add clips by more artists",
+              file=sys.stderr)
+
+
+def _usable(calibration: dict | None) -> bool:
+    """Whether a crossval's calibration is one to bake into the model (see _report_calibration)."""
+    return calibration is not None and not calibrate.at_highest(calibration["temperature"])
 
 
 def _crossval_card(results: dict, found: library.Library, family, args) -> dict:
@@ -258,9 +279,13 @@ def run_train(args, family) -> Path:
     if scores.exists():  # written by crossval into the same folder: its figures, and its calibration baked in
         results = json.loads(scores.read_text())
         card["crossval"] = _crossval_card(results, found, family, args)
-        card["calibration"] = results["calibration"]
-        model = to_onnx.calibrated(model, results["calibration"]["temperature"],
-                                   results["calibration"]["uncertain_below"])
+        if _usable(results.get("calibration")):
+            card["calibration"] = results["calibration"]
+            model = to_onnx.calibrated(model, results["calibration"]["temperature"],
+                                       results["calibration"]["uncertain_below"])
+        else:
+            print(f"warning: {scores} holds no calibration to use (crossval said why): the model is not calibrated "
+                  "and never flags an answer uncertain", file=sys.stderr)
     else:
         print(f"warning: no {scores}: the model is not calibrated and never flags an answer uncertain "
               f"(run crossval with --out {path.parent} first)", file=sys.stderr)

@@ -10,14 +10,16 @@ from scipy.special import softmax
 ECE_BINS = 15
 # A temperature under 0.5 (logits more than doubled) is not calibration but a library too small or too
 # easy to learn it from: out of fold every answer was right, so the fit drives the scores to 1.0000.
+# One at 20 flattens every answer to the labels' share: out of fold they were no better than chance.
 TEMPERATURES = (0.5, 20.0)
+FLOOR = 1e-300  # a probability's floor before its log (in float32, scaled() floors at its own smallest)
 
 
 def temperature(probabilities_at, y: np.ndarray) -> float:
     """The T in TEMPERATURES that minimises the negative log-likelihood of probabilities_at(T)
     (answers' probabilities [n, labels] when every logit is divided by T)."""
     def nll(log_t):
-        return -np.log(np.maximum(probabilities_at(np.exp(log_t))[np.arange(len(y)), y], 1e-300)).mean()
+        return -np.log(np.maximum(probabilities_at(np.exp(log_t))[np.arange(len(y)), y], FLOOR)).mean()
     bounds = np.log(TEMPERATURES)
     return float(np.exp(minimize_scalar(nll, bounds=tuple(bounds), method="bounded").x))
 
@@ -27,9 +29,14 @@ def at_lowest(t: float) -> bool:
     return t < TEMPERATURES[0] * 1.01
 
 
+def at_highest(t: float) -> bool:
+    """Whether a fitted temperature sits at the highest allowed: the answers were no better than chance."""
+    return t > TEMPERATURES[1] / 1.01
+
+
 def scaled(probabilities: np.ndarray, t: float) -> np.ndarray:
     """Probabilities with their logits divided by t (log p is the logit up to a constant per row)."""
-    return softmax(np.log(np.maximum(probabilities, 1e-300)) / t, axis=-1)
+    return softmax(np.log(np.maximum(probabilities, np.finfo(probabilities.dtype).tiny)) / t, axis=-1)
 
 
 def ece(probabilities: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:

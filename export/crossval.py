@@ -13,8 +13,9 @@ PRECISION = 0.85  # answers not flagged uncertain must be right this often, out 
 
 def cross_validate(family, y: np.ndarray, labels: tuple[str, ...], inputs, protocol, options) -> tuple[dict, list]:
     """Pooled track-level figures of each repeat, their mean and spread, and each fold's accuracy;
-    and the out-of-fold answers: per repeat, per fold, the (true label, segment probabilities)
-    of the clips it scored. y: each clip's label index."""
+    and the out-of-fold answers to calibrate on: per repeat, per fold, the (true label, segment
+    probabilities) of the clips it scored whose label it was fitted on (a fold that scores all of a
+    label's artists cannot be right on them, however it is calibrated). y: each clip's label index."""
     pooling = family.meta(labels).pooling
     repeats, folds, answers = [], {}, []
     for repeat in protocol:
@@ -23,8 +24,8 @@ def cross_validate(family, y: np.ndarray, labels: tuple[str, ...], inputs, proto
             trained = family.fit([inputs[i] for i in fit], y[fit], labels, options)
             for i, probabilities in zip(score, family.predict(trained, [inputs[i] for i in score]), strict=True):
                 scored[i] = (int(y[i]), probabilities)
-            by_fold.append([scored[i] for i in score])
-            folds[name] = evaluate.summarize(by_fold[-1], labels, pooling)["track_accuracy"]
+            folds[name] = evaluate.summarize([scored[i] for i in score], labels, pooling)["track_accuracy"]
+            by_fold.append([scored[i] for i in score if y[i] in y[fit]])
             print(f"[{family.NAME}] {name}: fit {len(fit)}, score {len(score)}: track {folds[name]:.3f}", flush=True)
         repeats.append(evaluate.summarize(scored, labels, pooling))
         answers.append(by_fold)
@@ -64,7 +65,8 @@ def calibration(answers: list, pooling: str, diagram: Path, title: str) -> dict:
     threshold, flagged = calibrate.uncertain_below(calibrated, y, PRECISION)
     kept = calibrated.max(axis=1) >= threshold
     calibrate.reliability_diagram({"before": (raw, y), f"after (T = {t:.2f})": (calibrated, y)}, diagram, title)
-    return {"temperature": round(t, 4), "temperature_at_lowest": calibrate.at_lowest(t), "answers": len(y),
+    return {"temperature": round(t, 4), "temperature_at_lowest": calibrate.at_lowest(t),
+            "temperature_at_highest": calibrate.at_highest(t), "answers": len(y),
             "before": calibrate.figures(raw, y), "after": calibrate.figures(calibrated, y),
             "after_cross_fitted": calibrate.figures(crossed_p, crossed_y),
             "uncertain_below": round(threshold, 4), "flagged": flagged,

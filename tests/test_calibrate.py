@@ -59,3 +59,15 @@ def test_a_library_whose_answers_were_all_right_is_held_at_the_lowest_temperatur
     assert calibrate.scaled(p, t).max(axis=1).min() < 0.999
     assert not calibrate.at_lowest(calibrate.temperature(lambda t: calibrate.scaled(softmax(overconfident()[0], axis=1),
                                                                                       t), overconfident()[1]))
+
+
+def test_answers_no_better_than_chance_run_to_the_highest_temperature():
+    """Sure answers, right one time in three labels: the fit flattens them as far as it may (at_highest)."""
+    rng = np.random.default_rng(0)
+    p = softmax(5 * np.eye(3)[rng.integers(3, size=300)], axis=1)
+    y = rng.integers(3, size=300)
+    t = calibrate.temperature(lambda t: calibrate.scaled(p, t), y)
+    assert calibrate.at_highest(t) and not calibrate.at_lowest(t)
+    assert not calibrate.at_highest(calibrate.temperature(lambda t: calibrate.scaled(softmax(overconfident()[0],
+                                                                                             axis=1), t),
+                                                          overconfident()[1]))

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import pytest
 
-from export import crossval, folds, library
+from export import calibrate, crossval, folds, library
 from inference import contract, model, segments
 from inference.errors import ClassifyError
 
@@ -154,6 +154,32 @@ def test_the_driver_scores_each_clip_once_per_repeat_on_unseen_folds(gtzan_libra
     assert np.array(result["confusion"]).sum() == 3 * len(clips)
     assert result["track_accuracy_min"] == result["track_accuracy_max"]
     assert [sum(len(fold) for fold in repeat) for repeat in answers] == [len(clips)] * 3
+
+
+def test_a_fold_that_scores_a_label_it_was_not_fitted_on_leaves_those_answers_out_of_the_calibration():
+    """Each label one artist's: every fold scores a label it never saw, so no answer is one to calibrate on
+    (the temperature ran to 20 and train made every answer uncertain); a label of two artists is kept."""
+    y = np.repeat([0, 1, 2, 3], 4)
+    one_artist_each = [f"artist {label}" for label in y]
+    result, answers = crossval.cross_validate(Memorise, y, ("a", "b", "c", "d"), [np.array([i]) for i in range(16)],
+                                              folds.grouped(y, one_artist_each, 4), argparse.Namespace())
+    assert result["tracks"] == 16 and answers and not any(fold for repeat in answers for fold in repeat)
+    two_for_d = one_artist_each[:12] + ["artist 3", "artist 3", "artist 4", "artist 4"]
+    _, answers = crossval.cross_validate(Memorise, y, ("a", "b", "c", "d"), [np.array([i]) for i in range(16)],
+                                         folds.grouped(y, two_for_d, 4), argparse.Namespace())
+    assert {label for repeat in answers for fold in repeat for label, _ in fold} == {3}
+
+
+def test_a_calibration_that_ran_to_the_highest_temperature_or_none_is_not_baked_in(capsys):
+    """What crossval says of each, and train's test of it (export/__main__.py)."""
+    from export.__main__ import _report_calibration, _usable
+    _report_calibration(None)
+    assert "no calibration: no fold scored a clip of a label it was fitted on" in capsys.readouterr().err
+    flat = {"temperature": calibrate.TEMPERATURES[1], "temperature_at_lowest": False, "temperature_at_highest": True,
+            "before": {"accuracy": 0.25}}
+    _report_calibration(flat)
+    assert "no better than chance (25% right)" in capsys.readouterr().err
+    assert not _usable(None) and not _usable(flat) and _usable(dict(flat, temperature=1.3))
 
 
 def test_calibration_of_out_of_fold_answers(tmp_path):
