@@ -291,9 +291,12 @@ def run_train(args, family) -> Path:
               f"(run crossval with --out {path.parent} first)", file=sys.stderr)
     if hasattr(family, "extractor"):  # features: it says when it is not music, fitted on this library's music
         other = extract.nonmusic_features(family.extractor(args))
-        model = music.append(model, music.fit(np.concatenate(inputs), np.concatenate(other)))
+        # the shipped model's features: its detector too, so music outside the labels stays music
+        detector = music.for_library(np.concatenate(inputs), np.concatenate(other), meta.features_id, path)
+        model = music.append(model, detector)
         card["music"] = {"music_segments": int(sum(map(len, inputs))), "non_music_segments": int(sum(map(len, other))),
-                         "non_music": "export/nonmusic.py", "method": "export/music.py"}
+                         "non_music": "export/nonmusic.py", "method": "export/music.py",
+                         "detector": detector.source}
         model = in_labels.append(model, in_labels.fit(inputs, y, found.groups))
         card["in_labels"] = {"method": "export/in_labels.py", "clips": len(y), "labels": len(found.labels)}
         if "crossval" in card and "in_labels" in results:

@@ -94,6 +94,29 @@ def test_append_refuses_a_model_without_features_and_replaces_a_detector():
     assert np.allclose(music_p, other.probabilities(features), rtol=1e-4, atol=1e-6)
 
 
+def test_either_is_the_larger_logit_in_the_graph_and_shipped_needs_the_same_features(tmp_path):
+    one, two = music.fit(*clouds()), music.fit(*clouds(seed=5)[::-1])  # the second calls the other cloud music
+    both = music.either(one, two)
+    model = music.append(tiny_model(), both)
+    assert [n.op_type for n in model.graph.node][-2:] == ["ReduceMax", "Sigmoid"]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    audio = np.random.default_rng(4).normal(size=(6, 8)).astype(np.float32)
+    features, music_p = session.run([FEATURES_OUTPUT, MUSIC_OUTPUT], {AUDIO_INPUT: audio})
+    larger = np.maximum(one.logits(features), two.logits(features))
+    assert np.allclose(music_p, 1 / (1 + np.exp(-larger)), rtol=1e-4, atol=1e-6)
+    read = music.detector_of(model)
+    assert np.allclose(read.kernel, both.kernel, rtol=1e-6) and np.allclose(read.bias, both.bias, rtol=1e-6)
+    again = music.append(model, one)  # replaced by one detector: nothing of the two left
+    assert not {i.name for i in again.graph.initializer} & {"music_axes"} and len(again.graph.node) == 6
+    from inference import config
+    shipped = onnx.load(config.DEFAULT_MODEL)
+    features_id = {p.key: p.value for p in shipped.metadata_props}["features_id"]
+    assert music.shipped(features_id).kernel.shape == (250,)  # models/genre_musicnn.onnx's own
+    assert music.shipped("another backbone") is None and music.shipped(features_id, tmp_path / "none.onnx") is None
+    kept = music.for_library(*clouds(), features_id, config.DEFAULT_MODEL)  # the shipped model retrained: its own
+    assert kept.kernel.shape == (WIDTH,) and kept.source == "this library's music"
+
+
 def _wav(samples: np.ndarray, rate: int, subtype: str) -> bytes:
     import io
 
@@ -129,3 +152,55 @@ def test_the_shipped_model_calls_loud_noise_not_music(model_path, name):
     settings = config.Settings(model_path=model_path)
     answer = pipeline.upload(_loud_files()[name], settings)
     assert answer["music"] < 0.5 and answer["uncertain"], (answer["music"], answer["genre"], answer["confidence"])
+
+
+# A library of two genres; music of others it must call music (hip-hop and pop.00024 came back not music, 0.0001
+# to 0.11, from a model trained on rock and jazz: its detector had heard no other music), and non-music not
+NARROW, PER_GENRE = ("rock", "jazz"), 5
+OUTSIDE = ("hiphop/hiphop.00002", "hiphop/hiphop.00003", "pop/pop.00024", "blues/blues.00000",
+           "classical/classical.00000", "country/country.00003", "disco/disco.00000", "metal/metal.00000",
+           "reggae/reggae.00000")
+
+
+@pytest.fixture(scope="module")
+def narrow_model(gtzan, tmp_path_factory):
+    """The shipped model's graph with the detector `train` appends for a library of rock and jazz (five clips each),
+    and that library's own detector alone (what `train` appended before)."""
+    from export import extract, library, nonmusic, to_onnx
+    from inference import config
+    shipped = onnx.load(config.DEFAULT_MODEL)
+    clips = [c for c in library.read(gtzan).clips if c.label in NARROW]
+    chosen = [c for genre in NARROW for c in [c for c in clips if c.label == genre][:PER_GENRE]]
+    _, audio = extract.audio(library.Library(chosen), nonmusic.SAMPLE_RATE)
+    library_x = np.concatenate(music.features_of(shipped, audio))
+    other_x = np.concatenate(music.nonmusic_features(shipped))
+    meta = {p.key: p.value for p in shipped.metadata_props}
+    detector = music.for_library(library_x, other_x, meta["features_id"], tmp_path_factory.mktemp("x") / "two.onnx")
+    path = tmp_path_factory.mktemp("narrow") / "two.onnx"
+    path.write_bytes(music.append(shipped, detector).SerializeToString())
+    to_onnx.write_twin(path)
+    return path, detector, music.fit(library_x, other_x)
+
+
+def test_a_narrow_librarys_model_calls_music_outside_its_labels_music_and_non_music_not(narrow_model, gtzan):
+    from export import extract, library, nonmusic
+    from inference import model
+    path, detector, own = narrow_model
+    served = model.Model(path)
+    clips = [library.Clip(str(gtzan / f"{stem}.flac"), stem.split("/")[0], "", stem) for stem in OUTSIDE]
+    clips, audio = extract.audio(library.Library(clips), nonmusic.SAMPLE_RATE)
+    assert len(clips) == len(OUTSIDE)
+    for clip, window in zip(clips, audio, strict=True):
+        answer = served.classify(window)
+        assert answer["music"] >= 0.5 and "not_music" not in answer["uncertain_reasons"], (clip.origin, answer["music"])
+    # the library's own detector alone (what train appended before) calls some of them not music: the test can tell
+    before = [model.segments.pool_yes(own.probabilities(f)) for f in music.features_of(onnx.load(path), audio)]
+    assert min(before) < 0.5, before
+    assert "the shipped model's detector (genre_musicnn" in detector.source and detector.kernel.shape == (250, 2)
+    n, rng = 30 * nonmusic.SAMPLE_RATE, np.random.default_rng(11)  # drawn otherwise than nonmusic.generate()
+    others = {"white noise": (0.1 * rng.standard_normal(n)).astype(np.float32),
+              "1 kHz sine": (0.5 * np.sin(2 * np.pi * 1000 * np.arange(n) / nonmusic.SAMPLE_RATE)).astype(np.float32),
+              "silence": np.zeros(n, np.float32), "a real voice (never trained on)": nonmusic.real_voice()}
+    for name, audio in others.items():
+        answer = served.classify(audio)
+        assert answer["music"] < 0.5 and "not_music" in answer["uncertain_reasons"], (name, answer["music"])
