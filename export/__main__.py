@@ -87,7 +87,14 @@ def _library(args) -> library.Library:
     found = library.read(args.data, args.labels_from, args.artists, progress=extract.progress)
     split = getattr(args, "split", "all")
     if split != "all":
-        stems = folds.read_split(_splits_dir(args) or Path(args.data) / "splits", split)
+        folder = _splits_dir(args)
+        lists = sorted(p.name.removesuffix(folds.SPLIT_SUFFIX) for p in folder.glob(f"*{folds.SPLIT_SUFFIX}")) \
+            if folder else []
+        if split not in lists:
+            raise library.LibraryError(f"--split {split}: no list {split}{folds.SPLIT_SUFFIX} in "
+                                       f"{folder or 'DATA/splits (none here; --splits-dir names one)'}; "
+                                       f"--split takes {', '.join([*lists, 'all'])}")
+        stems = folds.read_split(folder, split)
         found.clips = [c for c in found.clips if c.stem in stems]
     return found
 
@@ -98,6 +105,9 @@ def _library_at(text: str) -> Path | str:
 
 
 def _splits_dir(args) -> Path | None:
+    """--splits-dir (LibraryError if it is no folder), else DATA/splits where there is one."""
+    if args.splits_dir and not args.splits_dir.is_dir():
+        raise library.LibraryError(f"--splits-dir {args.splits_dir} is not a folder")
     local = isinstance(args.data, Path) and args.data.is_dir()
     folder = args.splits_dir or (args.data / "splits" if local else None)
     return folder if folder and folder.is_dir() else None
@@ -172,6 +182,7 @@ def _fold_count(found: library.Library, y: np.ndarray) -> int:
 
 
 def run_crossval(args, family) -> dict:
+    splits = _splits_dir(args)
     found, y, inputs = _inputs(args, family)
     labels, groups, out = found.labels, found.groups, Path(args.out)
     count = _fold_count(found, y)
@@ -183,7 +194,6 @@ def run_crossval(args, family) -> dict:
                "artists": len(set(groups)), "labels": list(labels),
                "data": {"name": _named(args.data), "fingerprint": found.fingerprint(), "skipped": len(found.skipped)},
                "grouped": dict(grouped, protocol=f"{protocol}; pooled track-level per repeat")}
-    splits = _splits_dir(args)
     if splits:
         two_fold, _ = crossval.cross_validate(family, y, labels, inputs, folds.two_fold(
             [c.stem for c in found.clips], splits), args)
@@ -264,6 +274,10 @@ def _crossval_card(results: dict, found: library.Library, family, args) -> dict:
 
 
 def run_train(args, family) -> Path:
+    if args.out.is_dir() or args.out.suffix != ".onnx":  # found before the training, not after it
+        raise library.LibraryError(f"--out {args.out}: name the model's file, e.g. {args.out / 'mine.onnx'}"
+                                   if args.out.is_dir() or not args.out.suffix else
+                                   f"--out {args.out}: the model's file ends in .onnx")
     started = time.monotonic()
     found, y, inputs = _inputs(args, family)
     path = Path(args.out)

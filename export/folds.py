@@ -17,6 +17,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 GROUPED_FOLDS, GROUPED_SEEDS = 5, (0, 1, 2)
 TWO_FOLD = (("train", "valid"), ("valid", "train"))
+SPLIT_SUFFIX = "_filtered.txt"  # a split list: splits/<name>_filtered.txt, a stem a line
 
 
 def fold_count(groups: list[str]) -> int:
@@ -49,7 +50,7 @@ def grouped(y, groups: list[str], folds: int | None = None, seeds=GROUPED_SEEDS)
 
 def read_split(splits_dir: Path, name: str) -> set[str]:
     """The stems of a split list, e.g. splits/train_filtered.txt."""
-    path = Path(splits_dir) / f"{name}_filtered.txt"
+    path = Path(splits_dir) / f"{name}{SPLIT_SUFFIX}"
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
 

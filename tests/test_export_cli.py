@@ -37,3 +37,31 @@ def test_the_help_says_where_the_options_are_and_what_they_default_to():
     assert "--head {clip,segment} clip: one regression" in options  # was: no help
     assert "--out OUT the model file, crossval's figures read beside it (default: runs/genre_musicnn.onnx;" in _help(
         "train", "genre_musicnn")
+
+
+def _export(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "export", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_a_split_list_or_model_file_that_cannot_be_is_refused_before_any_work(gtzan, tmp_path):
+    """--split of a list that is not there (a typo, a library without splits/) was a traceback; --out a
+    folder trained in full, then failed to write; a --splits-dir that is no folder was ignored."""
+    (tmp_path / "Rock").mkdir()
+    (tmp_path / "Rock" / "a.flac").symlink_to(gtzan / "rock" / "rock.00000.flac")
+    cases = [(["train", "genre_musicnn", "--data", str(gtzan), "--split", "vaild", "--out", str(tmp_path / "m.onnx")],
+              f"error: --split vaild: no list vaild_filtered.txt in {gtzan / 'splits'}; --split takes test, train, "
+              "valid, all"),
+             (["evaluate", "--model", "models/genre_cnn.onnx", "--data", str(tmp_path), "--split", "valid"],
+              "error: --split valid: no list valid_filtered.txt in DATA/splits (none here; --splits-dir names one); "
+              "--split takes all"),
+             (["train", "genre_musicnn", "--data", str(gtzan), "--out", str(tmp_path)],
+              f"error: --out {tmp_path}: name the model's file, e.g. {tmp_path / 'mine.onnx'}"),
+             (["train", "genre_musicnn", "--data", str(gtzan), "--out", str(tmp_path / "m.txt")],
+              f"error: --out {tmp_path / 'm.txt'}: the model's file ends in .onnx"),
+             (["crossval", "genre_musicnn", "--data", str(gtzan), "--splits-dir", str(tmp_path / "none")],
+              f"error: --splits-dir {tmp_path / 'none'} is not a folder")]
+    for args, said in cases:
+        done = _export(*args)
+        assert done.returncode == 1 and done.stderr.splitlines()[-1] == said, done.stderr
+        assert "Traceback" not in done.stderr and "features of" not in done.stdout  # refused before extracting

@@ -244,3 +244,34 @@ def test_the_five_clips_rule_counts_the_clips_that_decode(tmp_path):
                            "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "fewer than 5 usable clips" in done.stderr and "'calm' 4" in done.stderr
+
+
+def test_label_folders_whose_names_are_one_label_are_warned_about(tmp_path):
+    """Spaces at the ends, an accent decomposed (as macOS writes names), %2F and %2f: one label each, said
+    (their clips were merged silently: country trained as "Rock")."""
+    names = ["Rock", "Rock ", "Mu\u0301sica", "Música", "A%2FB", "A%2fB"]
+    for i, name in enumerate(names):
+        tone(tmp_path / name / f"{i}.wav", 300 + 50 * i)
+    found = library.read(tmp_path)
+    assert found.labels == ("A/B", "Música", "Rock")
+    said = [w for w in found.warnings if w.startswith("the label folders")]
+    assert said == [f"the label folders {a!r} and {b!r} are one label, {label!r} (names read alike: spaces at the "
+                    "ends, accents composed or not, %2F for /): rename one to keep them apart"
+                    for a, b, label in (("A%2FB", "A%2fB", "A/B"), ("Mu\u0301sica", "Música", "Música"),
+                                        ("Rock", "Rock ", "Rock"))]
+
+
+def test_stems_an_artists_csv_cannot_tell_apart_are_warned_about(tmp_path):
+    """artists.csv is keyed by file stem: "01 Track" of two albums took the last row's artist for both."""
+    for album, label in (("a", "Rock"), ("b", "Jazz")):
+        for i in range(2):
+            tone(tmp_path / label / album / f"0{i + 1} Track.wav", 300 + 100 * i + (album == "b") * 50)
+    (tmp_path / "artists.csv").write_text("stem,artist\n01 Track,Morphine\n02 Track,Morphine\n"
+                                          "01 Track,James Carter\n")
+    found = library.read(tmp_path)
+    assert found.warnings == [
+        f"{tmp_path / 'artists.csv'} names the stem '01 Track' with 2 artists (James Carter, Morphine): every file of "
+        "that stem takes the last, 'James Carter'",
+        f"2 file stems are shared by several files ('01 Track' 2, '02 Track' 2): {tmp_path / 'artists.csv'} gives "
+        "all the files of a stem one artist (name the files apart, or give each file's artist in a manifest's artist "
+        "column)"]

@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import stat
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from export.library import clips, folders, manifest
@@ -60,9 +61,23 @@ def _with_artists(library: Library, artists: Path | str | None) -> Library:
         if "stem" not in (reader.fieldnames or []):
             raise LibraryError(f"{artists}: the header has no stem column (it needs stem,artist; found "
                                f"{reader.fieldnames})")
-        known = {row["stem"]: (row.get("artist") or "").strip() for row in reader}
+        rows = [(row["stem"], (row.get("artist") or "").strip()) for row in reader]
     except csv.Error as exc:
         raise LibraryError(f"{artists} line {reader.line_num + 1}: {exc}") from None  # the line it could not read
+    named = defaultdict(set)
+    for stem, artist in rows:
+        named[stem].add(artist)
+    known = dict(rows)
+    library.warnings += [f"{artists} names the stem {stem!r} with {len(who)} artists ({', '.join(sorted(who))}): "
+                         f"every file of that stem takes the last, {known[stem]!r}" for stem, who in named.items()
+                         if len(who) > 1]
+    shared = sorted((stem, n) for stem, n in Counter(c.stem for c in library.clips
+                                                     if not c.artist and c.stem in known).items() if n > 1)
+    if shared:  # one line: "01 Track" may be in every album
+        library.warnings.append(
+            f"{len(shared)} file stems are shared by several files ({', '.join(f'{s!r} {n}' for s, n in shared[:3])}"
+            f"{', ...' if len(shared) > 3 else ''}): {artists} gives all the files of a stem one artist (name the "
+            "files apart, or give each file's artist in a manifest's artist column)")
     library.clips = [c if c.artist else dataclasses.replace(c, artist=known.get(c.stem, "")) for c in library.clips]
     return library
 

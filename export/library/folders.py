@@ -18,19 +18,34 @@ def audio_files(folder: Path) -> tuple[list[Path], list[Path]]:
             [p for p in files if p.suffix.lower() not in decode.SUFFIXES])
 
 
+def _label(name: str, origin: str, named: dict[str, list[str]]) -> str:
+    """A label folder's (or prefix's) label, its name noted under it in `named` (see _merged)."""
+    label = checked_label(name.replace("%2F", "/").replace("%2f", "/"), origin)
+    named[label].append(name)
+    return label
+
+
+def _merged(named: dict[str, list[str]]) -> list[str]:
+    """Warnings for folders whose names are one label (spaces at the ends, a composed or decomposed
+    accent as macOS writes it, %2F or %2f): their clips are that label's."""
+    return [f"the label folders {' and '.join(map(repr, names))} are one label, {label!r} (names read alike: "
+            "spaces at the ends, accents composed or not, %2F for /): rename one to keep them apart"
+            for label, names in named.items() if len(names) > 1]
+
+
 def by_folder(root: Path) -> Library:
-    clips, skipped = [], []
+    clips, skipped, named = [], [], defaultdict(list)
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         audio, other = audio_files(folder)
         if not audio:
             skipped.append(f"{folder}: no audio files in this label folder (left out)")
             continue
-        label = checked_label(folder.name.replace("%2F", "/").replace("%2f", "/"), str(folder))
+        label = _label(folder.name, str(folder), named)
         clips += [Clip(str(p), label, "", str(p)) for p in audio]
         skipped += [f"{p}: not an audio file name ({', '.join(sorted(decode.SUFFIXES))})" for p in other]
     if not clips:
         raise LibraryError(f"{root}: no label folders with audio files (expected {root}/<label>/<files>)")
-    return Library(clips, skipped)
+    return Library(clips, skipped, _merged(named))
 
 
 def by_prefix(root: str) -> Library:
@@ -45,9 +60,10 @@ def by_prefix(root: str) -> Library:
         found[label].append((item, version))
     if not found:
         raise LibraryError(f"{root}: no label prefixes with audio objects (expected {root}<label>/<objects>)")
-    clips = [versioned(Clip(item, checked_label(label.replace("%2F", "/").replace("%2f", "/"), f"{root}{label}/"), "",
-                            item), version) for label in sorted(found) for item, version in found[label]]
-    return Library(clips, skipped)
+    named = defaultdict(list)
+    clips = [versioned(Clip(item, label, "", item), version) for name in sorted(found)
+             for label in [_label(name, f"{root}{name}/", named)] for item, version in found[name]]
+    return Library(clips, skipped, _merged(named))
 
 
 def by_tags(root: Path) -> Library:
