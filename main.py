@@ -159,10 +159,11 @@ def _wants_page(request) -> bool:
     client asks for JSON over HTML (no Accept: the page)."""
     accept = request.accept_mimetypes
     try:
-        _flag(request.args.get("features"), "features")
+        fields = _fields(request.args)
+        _flag(fields.get("features"), "features")
     except ClassifyError:
-        return False  # answered as a link request: refused
-    return (not {"url", "start", "duration"} & set(request.args)
+        return False  # answered as a link request: refused (a bad flag, a parameter given twice)
+    return (not {"url", "start", "duration"} & set(fields)
             and (not accept or accept.best_match(["text/html", "application/json"]) == "text/html"))
 
 
@@ -268,12 +269,22 @@ def _link(fields, seen: dict, present) -> dict:
 def _cors(headers: dict) -> dict:
     headers["Access-Control-Allow-Origin"] = SETTINGS.cors_origin
     if SETTINGS.cors_origin != "*":
-        headers["Vary"] = "Origin"
+        _vary(headers, "Origin")
     return headers
 
 
+def _vary(headers: dict, name: str) -> dict:
+    headers["Vary"] = ", ".join(filter(None, (headers.get("Vary"), name)))
+    return headers
+
+
+def _path(request) -> str:
+    """The path as the client sent it: werkzeug's request.path reads "//" and "/%2F" as "/"."""
+    return urlsplit(request.environ.get("RAW_URI") or request.full_path).path
+
+
 def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
-    if request.path != "/":
+    if _path(request) != "/":
         body = errors.not_found().body()
         seen["error"] = body["error"]["code"]
         return 404, json.dumps(body), _cors({"Content-Type": "application/json"})
@@ -283,7 +294,7 @@ def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
                                "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "3600"})
     if request.method == "GET" and _wants_page(request):
         seen["kind"] = "page"
-        return 200, PAGE, dict(PAGE_HEADERS)
+        return 200, PAGE, _vary(dict(PAGE_HEADERS), "Accept")
     try:
         status, body = 200, _handle(request, seen)
         seen["genre"] = body["genre"]
@@ -305,6 +316,8 @@ def _respond(request, seen: dict) -> tuple[int, bytes | str, dict]:
         status, body = _bug(seen)
         text = json.dumps(body)
     headers = _cors({"Content-Type": "application/json"})
+    if request.method == "GET":  # GET / is the page or JSON by its Accept: a cache must keep them apart
+        _vary(headers, "Accept")
     if status == 405:
         headers["Allow"] = "GET, POST, OPTIONS"
     if status == 503 and body["error"]["code"] == "busy":
@@ -332,7 +345,8 @@ def _unparsable(sock, status: int, reason: str, message: str):
     else:  # 400 and the rarer client refusals (403, 417, 501 for a transfer coding it does not take)
         error = errors.bad_request()
     body = json.dumps(error.body()).encode()
-    head = (f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\nConnection: close\r\n"
+    cors = "".join(f"{name}: {value}\r\n" for name, value in _cors({}).items())  # a browser may read it, as any error
+    head = (f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\nConnection: close\r\n{cors}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
     gunicorn.util.write_nonblock(sock, head.encode("latin1") + body)
 

@@ -143,8 +143,8 @@ MAX_MODEL_BYTES = 2**31  # protobuf's limit on an ONNX file without external dat
 def _model_bytes(path: Path) -> bytes:
     """A model file's bytes; OSError for what is not a regular file (a FIFO would block, a device
     never end) or is larger than MAX_MODEL_BYTES."""
-    if not path.is_file():
-        raise FileNotFoundError(errno.ENOENT, f"{path} is {'not a regular file' if path.exists() else 'not there'}")
+    if path.exists() and not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, f"{path} is not a regular file")
     if path.stat().st_size > MAX_MODEL_BYTES:
         raise OSError(errno.EFBIG, f"{path} is larger than an ONNX file can be (2 GiB)")
     return path.read_bytes()

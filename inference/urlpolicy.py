@@ -80,7 +80,7 @@ def check(url: str, settings: Settings) -> tuple[str, int, str]:
     except ValueError:
         raise errors.invalid_url() from None
     if parts.scheme not in ("http", "https"):
-        raise errors.invalid_url("only http:// and https:// links are accepted")
+        raise errors.invalid_url("only http://, https:// and gs:// links are accepted")
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise errors.invalid_url("the link has no host name")

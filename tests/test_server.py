@@ -297,3 +297,25 @@ def test_a_setting_it_cannot_run_with_stops_the_function_and_the_command_with_on
                          capture_output=True, text=True, timeout=60)
     assert (cli.returncode, cli.stdout) == (2, "") and cli.stderr == (
         "python -m inference: error: GENRE_MAX_UPLOAD_MB='abc': must be a number above 0 and at most 1,000,000\n")
+
+
+def test_only_the_path_slash_and_one_of_each_parameter_get_the_page(server):
+    """"//" and "/%2F" were the page (werkzeug reads them as "/"), and so was ?features=1&features=1 (any
+    parameter twice is 400 bad_parameter, docs/api.md)."""
+    for path in ("//", "/%2F", "/%2f/"):
+        status, body = curl("--path-as-is", server.url.rstrip("/") + path)
+        assert (status, body["error"]["code"]) == (404, "not_found"), path
+    status, body = curl(server.url + "?features=1&features=1")
+    assert (status, body["error"]["code"]) == (400, "bad_parameter")
+
+
+def test_the_page_and_get_answers_vary_by_accept_and_unparsable_requests_carry_cors(server):
+    """GET / is the page or JSON by its Accept: without Vary a shared cache could answer one with the other.
+    gunicorn's own answers (414 here) lacked the CORS header every other error has: a page could not read them."""
+    for accept in ("text/html", "application/json"):
+        head = subprocess.run(["curl", "-sS", "-i", server.url, "-H", f"Accept: {accept}"], capture_output=True,
+                              text=True, check=True).stdout.split("\n\n", 1)[0]  # text: \r\n read as \n
+        assert "\nVary: Accept\n" in head, head
+    long_line = subprocess.run(["curl", "-sS", "-i", server.url + "?url=" + "a" * 9000], capture_output=True,
+                               text=True, check=True).stdout
+    assert long_line.startswith("HTTP/1.1 414") and "\nAccess-Control-Allow-Origin: *\n" in long_line
