@@ -116,6 +116,7 @@ def _splits_dir(args) -> Path | None:
 def _inputs(args, family) -> tuple[library.Library, np.ndarray, list]:
     """The usable clips (sizes checked), their label indices and the family's inputs."""
     found = _library(args)
+    library.check_sizes(found)  # before the features: a file that does not decode only takes clips away
     args.jobs = args.jobs or (8 if args.endpoint else os.cpu_count() or 1)
     clips, inputs = family.inputs(found, args)
     usable = library.Library(clips, found.skipped, found.warnings)

@@ -60,7 +60,9 @@ def test_a_split_list_or_model_file_that_cannot_be_is_refused_before_any_work(gt
              (["train", "genre_musicnn", "--data", str(gtzan), "--out", str(tmp_path / "m.txt")],
               f"error: --out {tmp_path / 'm.txt'}: the model's file ends in .onnx"),
              (["crossval", "genre_musicnn", "--data", str(gtzan), "--splits-dir", str(tmp_path / "none")],
-              f"error: --splits-dir {tmp_path / 'none'} is not a folder")]
+              f"error: --splits-dir {tmp_path / 'none'} is not a folder"),
+             (["crossval", "genre_musicnn", "--data", str(tmp_path)],  # was said after every clip's features
+              "error: a classifier needs two labels or more; this library has only 'Rock' (1 clip)")]
     for args, said in cases:
         done = _export(*args)
         assert done.returncode == 1 and done.stderr.splitlines()[-1] == said, done.stderr

@@ -275,3 +275,18 @@ def test_stems_an_artists_csv_cannot_tell_apart_are_warned_about(tmp_path):
         f"2 file stems are shared by several files ('01 Track' 2, '02 Track' 2): {tmp_path / 'artists.csv'} gives "
         "all the files of a stem one artist (name the files apart, or give each file's artist in a manifest's artist "
         "column)"]
+
+
+def test_a_link_to_nothing_and_audio_outside_the_label_folders_are_left_out_with_the_reason(tmp_path):
+    """Both were left out without a word."""
+    tone(tmp_path / "Rock" / "a.wav")
+    tone(tmp_path / "stray.wav")
+    (tmp_path / "Rock" / "gone.flac").symlink_to(tmp_path / "nowhere.flac")
+    found = library.read(tmp_path)
+    assert [c.stem for c in found.clips] == ["a"]
+    assert found.skipped == [f"{tmp_path / 'stray.wav'}: an audio file outside the label folders (left out: its "
+                             "folder names its label)",
+                             f"{tmp_path / 'Rock' / 'gone.flac'}: a link to nothing ({tmp_path / 'nowhere.flac'})"]
+    with pytest.raises(LibraryError, match=r"^a classifier needs two labels or more; this library has only 'Rock' "
+                                           r"\(1 clip\)$"):
+        library.check_sizes(found)

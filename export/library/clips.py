@@ -81,7 +81,8 @@ def check_sizes(library: Library) -> None:
     """LibraryError unless there are two labels or more, each of at least MIN_CLIPS clips."""
     counts = Counter(c.label for c in library.clips)
     if len(counts) < 2:
-        raise LibraryError(f"a classifier needs two labels or more; this library has {dict(counts) or 'none'}")
+        has = ", ".join(f"only {label!r} ({n} clip{'s' * (n != 1)})" for label, n in counts.items()) or "none"
+        raise LibraryError(f"a classifier needs two labels or more; this library has {has}")
     small = {label: n for label, n in counts.items() if n < MIN_CLIPS}
     if small:
         raise LibraryError(f"labels with fewer than {MIN_CLIPS} usable clips (cross-validation needs one per fold): "

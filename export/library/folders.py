@@ -11,11 +11,19 @@ from inference.errors import ClassifyError
 
 
 def audio_files(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(audio files, other files) below a folder, at any depth, hidden ones left out, sorted."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(
+    """(audio files, other files) below a folder, at any depth, hidden ones left out, sorted; a link to
+    nothing is an other file (skipped, said)."""
+    files = sorted(p for p in folder.rglob("*") if (p.is_file() or p.is_symlink() and not p.exists()) and not any(
         part.startswith(".") for part in p.relative_to(folder).parts))
-    return ([p for p in files if p.suffix.lower() in decode.SUFFIXES],
-            [p for p in files if p.suffix.lower() not in decode.SUFFIXES])
+    return ([p for p in files if p.suffix.lower() in decode.SUFFIXES and p.exists()],
+            [p for p in files if p.suffix.lower() not in decode.SUFFIXES or not p.exists()])
+
+
+def _why_not(path: Path) -> str:
+    """Why a file below a label folder is not a clip."""
+    if not path.exists():
+        return f"{path}: a link to nothing ({path.readlink()})"
+    return f"{path}: not an audio file name ({', '.join(sorted(decode.SUFFIXES))})"
 
 
 def _label(name: str, origin: str, named: dict[str, list[str]]) -> str:
@@ -34,7 +42,9 @@ def _merged(named: dict[str, list[str]]) -> list[str]:
 
 
 def by_folder(root: Path) -> Library:
-    clips, skipped, named = [], [], defaultdict(list)
+    clips, named = [], defaultdict(list)
+    skipped = [f"{p}: an audio file outside the label folders (left out: its folder names its label)"
+               for p in sorted(root.iterdir()) if p.is_file() and p.suffix.lower() in decode.SUFFIXES]
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         audio, other = audio_files(folder)
         if not audio:
@@ -42,7 +52,7 @@ def by_folder(root: Path) -> Library:
             continue
         label = _label(folder.name, str(folder), named)
         clips += [Clip(str(p), label, "", str(p)) for p in audio]
-        skipped += [f"{p}: not an audio file name ({', '.join(sorted(decode.SUFFIXES))})" for p in other]
+        skipped += [_why_not(p) for p in other]
     if not clips:
         raise LibraryError(f"{root}: no label folders with audio files (expected {root}/<label>/<files>)")
     return Library(clips, skipped, _merged(named))
