@@ -45,7 +45,8 @@ VARIABLES = {v.name: v for v in (
     Variable("GENRE_CORS_ORIGIN", "*", "the `Access-Control-Allow-Origin` answered"),
     Variable("YTDLP_COOKIES", "", "path to a cookies.txt (Netscape format) of a signed-in browser, for YouTube's "
                                   "bot check; `deploy.sh` sets it from `YTDLP_COOKIES_SECRET`", deployed=False),
-    Variable("YTDLP_PROXY", "", "a proxy URL for yt-dlp (e.g. a residential proxy)"),
+    Variable("YTDLP_PROXY", "", "an http(s) proxy URL (e.g. a residential proxy): links are resolved and their "
+                                "audio fetched through it"),
     Variable("GENRE_DEV_ALLOW_LOOPBACK_LINKS", "", "`1` lets links reach this machine (127.0.0.1, ::1): for local "
                                                    "development and the tests; **`deploy.sh` refuses it**",
              deployed=False),
@@ -56,7 +57,7 @@ MAX_NUMBER = 1e6  # the largest number a setting takes (seconds, minutes, MB): l
 SITE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")  # a domain, IDNs as xn--
 BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")  # Cloud Storage's bucket names
 ORIGIN = re.compile(r"\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
-PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")  # what yt-dlp's proxy takes
+PROXY_SCHEMES = ("http", "https")  # yt-dlp's proxies and urllib3's (the media's fetch, inference/remote.py)
 
 
 class SettingError(ValueError):

@@ -168,6 +168,8 @@ def upstream_status(http_status: int) -> ClassifyError:
     redirect that leads nowhere: without a Location, or still one after the limit of them, a loop)."""
     if http_status < 400:
         return source_unreachable(f"the site answered HTTP {http_status}, a redirect that leads nowhere (a loop?)")
+    if http_status == 407:  # the function's own proxy, not the link
+        return source_unreachable("the function's proxy (YTDLP_PROXY) refused its credentials (HTTP 407)")
     if http_status < 500:
         return source_unavailable(f"the link answered HTTP {http_status}")
     return source_unreachable(f"the site answered HTTP {http_status}")

@@ -309,7 +309,7 @@ def _fetch(url, settings, genre_model, job: _Job, deadline, started, *, start, d
     if job.abandoned.is_set():
         raise ClientGone
     opened = storage.open_object(url, settings, deadline) if storage.is_gs(url) else \
-        remote.RemoteFile(found.media_url, settings, deadline, found.headers)
+        remote.RemoteFile(found.media_url, settings, deadline, found.headers, proxy=settings.proxy)
     with opened as media:
         job.media = media
         if job.abandoned.is_set():  # abandoned while the connection opened

@@ -13,7 +13,7 @@ A seek a little ahead of the open response reads on through it (READ_ON_BYTES), 
 starts BACK_BYTES before the seek, for the steps back that follow."""
 import io
 import time
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
 
@@ -35,9 +35,10 @@ class RemoteFile(io.RawIOBase):
     first request on (a server that answers Accept-Ranges only to a Range)."""
 
     def __init__(self, url: str, settings: Settings, deadline: float, headers: dict | None = None, *,
-                 check=urlpolicy.check, refused=errors.upstream_status, ranged: bool = False):
+                 check=urlpolicy.check, refused=errors.upstream_status, ranged: bool = False,
+                 proxy: str | None = None):
         super().__init__()
-        self.url, self.settings, self.deadline = url, settings, deadline
+        self.url, self.settings, self.deadline, self.proxy = url, settings, deadline, proxy
         self.headers = dict(headers or {})
         self.check, self.refused, self.ranged_first = check, refused, ranged
         self.position, self.fetched, self.size, self.ranges = 0, 0, None, False
@@ -87,14 +88,17 @@ class RemoteFile(io.RawIOBase):
         host, port, address = self.check(url, self.settings)
         timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT_S, self._remaining()), read=self._remaining())
         parts = urlsplit(url)
-        if parts.scheme == "https":
+        headers = {"User-Agent": USER_AGENT, **self.headers, "Accept-Encoding": "identity"}
+        if self.proxy:  # the host is the proxy's to reach: a site may serve its media to the address that asked
+            pool, path = _proxied(self.proxy, timeout), url
+        elif parts.scheme == "https":
             pool = urllib3.HTTPSConnectionPool(address, port, timeout=timeout, retries=False,
                                                server_hostname=host, assert_hostname=host)
         else:
             pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = {"User-Agent": USER_AGENT, **self.headers,
-                   "Host": parts.netloc.rsplit("@", 1)[-1], "Accept-Encoding": "identity"}
+        if not self.proxy:
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            headers["Host"] = parts.netloc.rsplit("@", 1)[-1]
         if offset or self.ranged_first:
             headers["Range"] = f"bytes={offset}-"
         try:
@@ -214,3 +218,13 @@ class RemoteFile(io.RawIOBase):
         self._release()
         self._spans = {}
         super().close()
+
+
+def _proxied(proxy: str, timeout: urllib3.Timeout) -> urllib3.ProxyManager:
+    """A pool through the proxy (YTDLP_PROXY, http or https), its user:password@ as Proxy-Authorization."""
+    parts = urlsplit(proxy)
+    auth = {"proxy_basic_auth": f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"} \
+        if parts.username is not None else {}
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    address = f"{parts.scheme}://{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    return urllib3.ProxyManager(address, proxy_headers=urllib3.make_headers(**auth), timeout=timeout, retries=False)

@@ -1,6 +1,8 @@
 """A throwaway HTTP server on 127.0.0.1 serving a folder, with byte-range support (like the CDNs
 yt-dlp hands us) unless told otherwise."""
+import base64
 import contextlib
+import http.client
 import http.server
 import json
 import re
@@ -104,6 +106,55 @@ class TokenEndpoint(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    """An HTTP proxy, as a residential one is reached (YTDLP_PROXY=http://user:secret@HOST:PORT): it takes
+    absolute-form GETs and HEADs for 127.0.0.1 only, with Basic user:secret (else 407), and notes each
+    (method, path, Range) it forwarded in `seen`."""
+    seen: list
+    credentials = base64.b64encode(b"user:secret").decode()
+
+    def do_GET(self):
+        self._forward()
+
+    def do_HEAD(self):
+        self._forward()
+
+    def _forward(self):
+        target = urllib.parse.urlsplit(self.path)
+        if self.headers.get("Proxy-Authorization") != f"Basic {self.credentials}" or target.hostname != "127.0.0.1":
+            self.send_response(407)
+            self.send_header("Proxy-Authenticate", 'Basic realm="test"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.seen.append((self.command, target.path, self.headers.get("Range")))
+        upstream = http.client.HTTPConnection("127.0.0.1", target.port, timeout=10)
+        upstream.request(self.command, target.path + (f"?{target.query}" if target.query else ""), headers={
+            k: v for k, v in self.headers.items() if k.lower() not in ("proxy-authorization", "proxy-connection")})
+        answer = upstream.getresponse()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in ("connection", "transfer-encoding", "keep-alive"):
+                self.send_header(name, value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        while chunk := answer.read(2**16):
+            self.wfile.write(chunk)
+        upstream.close()
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def proxy():
+    """`with proxy() as (url, seen):` a Proxy on 127.0.0.1, its URL with the credentials it asks for."""
+    seen = []
+    with serving(type("Seen", (Proxy,), {"seen": seen})) as url:
+        yield url.replace("http://", "http://user:secret@"), seen
 
 
 @contextlib.contextmanager

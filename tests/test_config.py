@@ -84,7 +84,7 @@ def test_a_cookies_file_yt_dlp_cannot_read_is_refused(environment, tmp_path, tex
         config.load()
 
 
-@pytest.mark.parametrize("value", ["notaurl", "socks9://proxy:1", "http://proxy:99999", "http://user:secret@"])
+@pytest.mark.parametrize("value", ["notaurl", "socks5://proxy:1080", "http://proxy:99999", "http://user:secret@"])
 def test_a_proxy_that_is_no_proxy_url_is_refused_without_its_value(environment, value):
     """Its value may hold a password: the message names the variable only."""
     environment(YTDLP_PROXY=value)

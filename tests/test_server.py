@@ -319,3 +319,21 @@ def test_the_page_and_get_answers_vary_by_accept_and_unparsable_requests_carry_c
     long_line = subprocess.run(["curl", "-sS", "-i", server.url + "?url=" + "a" * 9000], capture_output=True,
                                text=True, check=True).stdout
     assert long_line.startswith("HTTP/1.1 414") and "\nAccess-Control-Allow-Origin: *\n" in long_line
+
+
+def test_a_link_is_resolved_and_its_audio_fetched_through_the_proxy(model_path, media, served):
+    """YTDLP_PROXY: yt-dlp read the page through it, but the audio was fetched from this machine's own
+    address, which a site that ties its media links to the address that asked (YouTube) refuses."""
+    with local_http.proxy() as (proxy, seen):
+        env = dict(os.environ, GENRE_MODEL=str(model_path), GENRE_DEV_ALLOW_LOOPBACK_LINKS="1", YTDLP_PROXY=proxy)
+        done = subprocess.run([sys.executable, "-m", "inference", f"{served}/song.flac", "--duration", "6"], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["segments"] == 2
+        assert any(method == "GET" and path == "/song.flac" and ranged for method, path, ranged in seen), seen
+        wrong = dict(env, YTDLP_PROXY=proxy.replace("secret", "wrong"))
+        refused = subprocess.run([sys.executable, "-m", "inference", f"{served}/song.flac"], cwd=ROOT, env=wrong,
+                                 capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and json.loads(refused.stdout)["error"] == {
+        "code": "source_unreachable",
+        "message": "the function's proxy (YTDLP_PROXY) refused its credentials (HTTP 407)"}
