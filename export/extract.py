@@ -32,6 +32,7 @@ from inference.errors import ClassifyError
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "features"
 UNCAPPED = 2**62  # the local run reads whole files of any size (the upload cap guards the server)
+UNANSWERED_STOP = 8  # an --endpoint that answers none of the first this many clips stops the run
 
 
 def progress(items, what: str, total: int | None = None):
@@ -130,7 +131,7 @@ def features(library: Library, extractor: Extractor) -> tuple[list[Clip], list[n
         where = extractor.endpoint or f"this process ({extractor.jobs} at once)"
         print(f"features of {len(todo)} clips ({len(library.clips) - len(todo)} cached) from {where}", flush=True)
     rows = progress(batch.run(extractor.worker(), list(todo), extractor.jobs), "features", len(todo)) if todo else ()
-    for row in _until_refused(rows):
+    for row in _until_refused(rows, extractor.endpoint):
         clip = todo[row["input"]]
         array, why = _answered(row, extractor.features_id(), extractor.endpoint, most, width)
         if not why and not unchanged(clip):  # its features are not those of the bytes it is keyed by
@@ -221,10 +222,21 @@ def _written(path: Path, save):
         tmp.unlink(missing_ok=True)
 
 
-def _until_refused(rows):
-    """The rows; the run stopped (what is cached stays for the next) when the function refuses the token."""
+def _until_refused(rows, endpoint: str | None):
+    """The rows; the run stopped (what is cached stays for the next) when the function refuses the token,
+    or when an endpoint answered none of the first UNANSWERED_STOP clips (it is down, or not there: each
+    clip would wait out its retries, and the run end in "no labels")."""
+    answered, unanswered = False, 0
     try:
-        yield from rows
+        for row in rows:
+            if row.get("error", {}).get("code") == "unreachable" and not answered:
+                unanswered += 1
+                if endpoint and unanswered >= UNANSWERED_STOP:
+                    raise SystemExit(f"stopped: {endpoint} answered none of the first {unanswered} clips "
+                                     f"({row['error']['message']}): is it deployed, and is the URL right?")
+            else:
+                answered = True
+            yield row
     except tokens.Refused as exc:
         raise SystemExit(f"stopped: {exc}") from None
 

@@ -4,6 +4,7 @@ import io
 import math
 import os
 import shutil
+import socket
 import threading
 import zipfile
 
@@ -249,3 +250,19 @@ def test_local_extraction_waits_for_its_workers_never_busy(one_clip, short_windo
     threading.Timer(1.0, lambda: [slots.release() for _ in range(taken)]).start()
     row = worker(str(one_clip.parent / "song.flac"))
     assert "error" not in row and len(row["features"]["segments"]) == 2, row.get("error")
+
+
+def test_an_endpoint_that_answers_no_clip_stops_the_run_naming_it(gtzan, tmp_path):
+    """Each clip waited out its retries, and the run ended in "a classifier needs two labels or more; this
+    library has none"."""
+    rows = "".join(f"{p},{p.parent.name}\n" for g in ("rock", "jazz") for p in sorted((gtzan / g).glob("*.flac"))[:6])
+    (tmp_path / "m.csv").write_text("path,label\n" + rows)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{unused.getsockname()[1]}"  # bound, not listening: refused
+        extractor = extract.Extractor(config.DEFAULT_MODEL, dead, cache=tmp_path / "cache", jobs=2, retries=0)
+        with pytest.raises(SystemExit) as stopped:
+            extract.features(library.read(tmp_path / "m.csv"), extractor)
+    said = str(stopped.value)
+    assert said.startswith(f"stopped: {dead} answered none of the first {extract.UNANSWERED_STOP} clips (")
+    assert said.endswith("is it deployed, and is the URL right?")
