@@ -225,9 +225,12 @@ def run_crossval(args, family) -> dict:
         called = results["music"]["music_called_music"]
         print(f"== music, out of fold: {called:.1%} of the clips called music")
         if called < MUSIC_WARNING:
+            shipped = music.shipped(family.meta(labels).features_id)  # train answers with it too (music.for_library)
             print(f"warning: the music detector, fitted on this library's music, calls {1 - called:.0%} of its clips "
                   "not music when it has not seen their artists: the library is too small or too narrow for it "
-                  "(the answers' `music` and `uncertain` will be too), docs/music-detection.md", file=sys.stderr)
+                  + ("(the model also takes the shipped model's detector: a segment either calls music is music)"
+                     if shipped else "(the answers' `music` and `uncertain` will be too)")
+                  + ", docs/music-detection.md", file=sys.stderr)
     if "in_labels" in results:
         print(f"== in_labels, {results['in_labels']['protocol']}\n{outside.report(results['in_labels'])}")
         _warn_thin_labels(results["in_labels"]["inside_at_half_or_above_by_label"])
