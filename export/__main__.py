@@ -278,10 +278,10 @@ def _crossval_card(results: dict, found: library.Library, family, args) -> dict:
 
 
 def run_train(args, family) -> Path:
-    if args.out.is_dir() or args.out.suffix != ".onnx":  # found before the training, not after it
-        raise library.LibraryError(f"--out {args.out}: name the model's file, e.g. {args.out / 'mine.onnx'}"
-                                   if args.out.is_dir() or not args.out.suffix else
-                                   f"--out {args.out}: the model's file ends in .onnx")
+    if args.out.is_dir() or not args.out.suffix:  # found before the training, not after it
+        raise library.LibraryError(f"--out {args.out}: name the model's file, e.g. {args.out / 'mine.onnx'}")
+    if args.out.suffix != ".onnx":
+        raise library.LibraryError(f"--out {args.out}: the model's file ends in .onnx")
     started = time.monotonic()
     found, y, inputs = _inputs(args, family)
     path = Path(args.out)

@@ -45,13 +45,14 @@ class Model:
         data = _model_bytes(path)
         self.sha256 = hashlib.sha256(data).hexdigest()
         twin = contract.twin_path(path)
+        twinned = twin.exists()
         options = ort.SessionOptions()
         # onnxruntime's threads spin after each run by default, taking the cores from the FFT threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(_model_bytes(twin) if twin.exists() else data, options,
+        self.session = ort.InferenceSession(_model_bytes(twin) if twinned else data, options,
                                             providers=["CPUExecutionProvider"])
         self.meta = contract.ModelMeta.from_props(self.session.get_modelmeta().custom_metadata_map)
-        if twin.exists() and self.meta.source_sha256 != self.sha256:  # a twin left from another model
+        if twinned and self.meta.source_sha256 != self.sha256:  # a twin left from another model
             named = "another model" if self.meta.source_sha256 else "no model"
             raise contract.ContractError(f"its serving twin {twin} was not derived from it (the twin names {named}); "
                                          f"write the twin again: python -m export.to_onnx {path}")

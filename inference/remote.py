@@ -88,7 +88,9 @@ class RemoteFile(io.RawIOBase):
         host, port, address = self.check(url, self.settings)
         timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT_S, self._remaining()), read=self._remaining())
         parts = urlsplit(url)
-        headers = {"User-Agent": USER_AGENT, **self.headers, "Accept-Encoding": "identity"}
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {"User-Agent": USER_AGENT, **self.headers,
+                   "Host": parts.netloc.rsplit("@", 1)[-1], "Accept-Encoding": "identity"}
         if self.proxy:  # the host is the proxy's to reach: a site may serve its media to the address that asked
             pool, path = _proxied(self.proxy, timeout), url
         elif parts.scheme == "https":
@@ -96,9 +98,6 @@ class RemoteFile(io.RawIOBase):
                                                server_hostname=host, assert_hostname=host)
         else:
             pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False)
-        if not self.proxy:
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            headers["Host"] = parts.netloc.rsplit("@", 1)[-1]
         if offset or self.ranged_first:
             headers["Range"] = f"bytes={offset}-"
         try:
